@@ -1,0 +1,259 @@
+/* sio.c - see sio.h.  One buffered reader over read(2); zstd through the
+ * streaming ZSTD_DCtx API so memory stays at a few hundred KB whatever the
+ * input size.  The line reader keeps a growable line buffer only as large as
+ * the longest line seen. */
+#include "pipeline/sio.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#define INBUF (1 << 17)
+
+struct sio {
+    int fd, own_fd, zstd, eof_in, done;
+    char name[512];
+    char err[768];
+    unsigned char *in; size_t in_pos, in_len;   /* raw bytes from fd */
+    uint64_t off_in, off_out, lineno;
+    ZSTD_DCtx *dz; size_t zret;                 /* zret: hint from last decompressStream; 0 = at frame end */
+    unsigned char *out; size_t out_pos, out_len; /* decompressed bytes (zstd only) */
+    char *line; size_t line_cap;
+};
+
+static int fail(sio *r, const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    int k = snprintf(r->err, sizeof r->err, "%s: ", r->name);
+    vsnprintf(r->err + k, sizeof r->err - k, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fill_in(sio *r) {  /* refill raw buffer; returns bytes added, 0 at EOF, <0 error */
+    if (r->in_pos < r->in_len && r->in_pos > 0) {
+        memmove(r->in, r->in + r->in_pos, r->in_len - r->in_pos);
+        r->in_len -= r->in_pos; r->in_pos = 0;
+    } else if (r->in_pos == r->in_len) r->in_pos = r->in_len = 0;
+    if (r->eof_in) return 0;
+    for (;;) {
+        ssize_t k = read(r->fd, r->in + r->in_len, INBUF - r->in_len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return fail(r, "read error at byte %llu: %s", (unsigned long long)r->off_in, strerror(errno));
+        if (k == 0) r->eof_in = 1;
+        r->in_len += (size_t)k;
+        return (int)k;
+    }
+}
+
+sio *sio_open(const char *path, char *err, size_t errlen) {
+    sio *r = calloc(1, sizeof *r);
+    if (!r) { snprintf(err, errlen, "out of memory"); return NULL; }
+    if (!path || !strcmp(path, "-")) { r->fd = 0; snprintf(r->name, sizeof r->name, "<stdin>"); }
+    else {
+        r->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (r->fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); free(r); return NULL; }
+        r->own_fd = 1; snprintf(r->name, sizeof r->name, "%s", path);
+    }
+    r->in = malloc(INBUF);
+    if (!r->in) { snprintf(err, errlen, "out of memory"); sio_close(r); return NULL; }
+    while (r->in_len < 4 && !r->eof_in)
+        if (fill_in(r) < 0) { snprintf(err, errlen, "%s", r->err); sio_close(r); return NULL; }
+    static const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+    if (r->in_len >= 4 && (!memcmp(r->in, magic, 4) || ((r->in[0] & 0xF0) == 0x50 && r->in[1] == 0x2A && r->in[2] == 0x4D && r->in[3] == 0x18))) {
+        r->zstd = 1;
+        r->dz = ZSTD_createDCtx();
+        r->out = malloc(ZSTD_DStreamOutSize());
+        if (!r->dz || !r->out) { snprintf(err, errlen, "out of memory"); sio_close(r); return NULL; }
+        r->zret = 0;
+    }
+    return r;
+}
+
+/* Produce more decompressed bytes into r->out; returns >0 bytes, 0 at end, <0 error. */
+static long zfill(sio *r) {
+    r->out_pos = r->out_len = 0;
+    size_t cap = ZSTD_DStreamOutSize();
+    while (r->out_len == 0) {
+        if (r->in_pos == r->in_len && !r->eof_in && fill_in(r) < 0) return -1;
+        ZSTD_inBuffer ib = { r->in, r->in_len, r->in_pos };
+        ZSTD_outBuffer ob = { r->out, cap, 0 };
+        size_t prev = r->zret;
+        size_t ret = ZSTD_decompressStream(r->dz, &ob, &ib);
+        size_t used = ib.pos - r->in_pos;
+        r->off_in += used;
+        r->in_pos = ib.pos;
+        if (ZSTD_isError(ret))
+            return fail(r, "corrupt zstd stream near byte %llu: %s", (unsigned long long)r->off_in, ZSTD_getErrorName(ret));
+        r->out_len = ob.pos;
+        if (ob.pos == 0 && used == 0 && r->in_pos == r->in_len && r->eof_in) {
+            /* no progress at the end of input: complete only if the last
+             * call that did something finished a frame */
+            if (prev != 0)
+                return fail(r, "truncated zstd stream: input ends inside a frame at byte %llu", (unsigned long long)r->off_in);
+            return 0;
+        }
+        r->zret = ret;
+    }
+    return (long)r->out_len;
+}
+
+long sio_read(sio *r, void *buf, size_t n) {
+    if (r->done) return 0;
+    if (r->zstd) {
+        if (r->out_pos == r->out_len) {
+            long k = zfill(r);
+            if (k <= 0) { if (k == 0) r->done = 1; return k; }
+        }
+        size_t m = r->out_len - r->out_pos; if (m > n) m = n;
+        memcpy(buf, r->out + r->out_pos, m); r->out_pos += m; r->off_out += m;
+        return (long)m;
+    }
+    if (r->in_pos == r->in_len) {
+        int k = fill_in(r);
+        if (k < 0) return -1;
+        if (r->in_len == 0) { r->done = 1; return 0; }
+    }
+    size_t m = r->in_len - r->in_pos; if (m > n) m = n;
+    memcpy(buf, r->in + r->in_pos, m); r->in_pos += m; r->off_in += m; r->off_out += m;
+    return (long)m;
+}
+
+/* Current window of available bytes (without copying). */
+static int window(sio *r, const unsigned char **p, size_t *n) {
+    if (r->zstd) {
+        if (r->out_pos == r->out_len) { long k = zfill(r); if (k <= 0) return (int)k; }
+        *p = r->out + r->out_pos; *n = r->out_len - r->out_pos; return 1;
+    }
+    if (r->in_pos == r->in_len) { int k = fill_in(r); if (k < 0) return -1; if (r->in_len == 0) return 0; }
+    *p = r->in + r->in_pos; *n = r->in_len - r->in_pos; return 1;
+}
+static void consume(sio *r, size_t n) {
+    if (r->zstd) r->out_pos += n; else { r->in_pos += n; r->off_in += n; }
+    r->off_out += n;
+}
+
+int sio_getline(sio *r, const char **line, size_t *len) {
+    size_t have = 0;
+    if (r->done) return 0;
+    for (;;) {
+        const unsigned char *p = NULL; size_t n = 0;
+        int k = window(r, &p, &n);
+        if (k < 0) return -1;
+        if (k == 0) {
+            r->done = 1;
+            if (have == 0) return 0;
+            break;
+        }
+        const unsigned char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        if (have + take + 1 > r->line_cap) {
+            size_t cap = r->line_cap ? r->line_cap : 4096;
+            while (cap < have + take + 1) cap *= 2;
+            char *nb = realloc(r->line, cap);
+            if (!nb) return fail(r, "out of memory for a line of %zu bytes at line %llu", have + take, (unsigned long long)r->lineno + 1);
+            r->line = nb; r->line_cap = cap;
+        }
+        memcpy(r->line + have, p, take); have += take;
+        consume(r, take + (nl ? 1 : 0));
+        if (nl) break;
+    }
+    r->line[have] = 0;
+    r->lineno++;
+    *line = r->line; *len = have;
+    return 1;
+}
+
+uint64_t sio_lineno(const sio *r) { return r->lineno; }
+uint64_t sio_offset_in(const sio *r) { return r->off_in; }
+uint64_t sio_offset_out(const sio *r) { return r->off_out; }
+int sio_is_zstd(const sio *r) { return r->zstd; }
+const char *sio_name(const sio *r) { return r->name; }
+const char *sio_error(const sio *r) { return r->err; }
+
+void sio_close(sio *r) {
+    if (!r) return;
+    if (r->own_fd) close(r->fd);
+    ZSTD_freeDCtx(r->dz);
+    free(r->in); free(r->out); free(r->line); free(r);
+}
+
+/* ---- output ---- */
+struct sout {
+    int fd, level; char name[512]; char err[768];
+    ZSTD_CCtx *cz; unsigned char *zbuf; size_t zcap;
+    unsigned char *buf; size_t len, cap;
+};
+
+static int wfail(sout *w, const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    int k = snprintf(w->err, sizeof w->err, "%s: ", w->name);
+    vsnprintf(w->err + k, sizeof w->err - k, fmt, ap);
+    va_end(ap); return -1;
+}
+
+static int write_all(sout *w, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(w->fd, c, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return wfail(w, "write error: %s", strerror(errno));
+        c += k; n -= (size_t)k;
+    }
+    return 0;
+}
+
+sout *sout_fd(int fd, const char *name, int level, int threads, char *err, size_t errlen) {
+    sout *w = calloc(1, sizeof *w);
+    if (!w) { snprintf(err, errlen, "out of memory"); return NULL; }
+    w->fd = fd; w->level = level; snprintf(w->name, sizeof w->name, "%s", name ? name : "<stdout>");
+    w->cap = 1 << 17; w->buf = malloc(w->cap);
+    if (level > 0) {
+        w->cz = ZSTD_createCCtx();
+        w->zcap = ZSTD_CStreamOutSize(); w->zbuf = malloc(w->zcap);
+        if (!w->cz || !w->zbuf) { snprintf(err, errlen, "out of memory"); sout_free(w); return NULL; }
+        ZSTD_CCtx_setParameter(w->cz, ZSTD_c_compressionLevel, level);
+        if (threads > 0) ZSTD_CCtx_setParameter(w->cz, ZSTD_c_nbWorkers, threads);
+    }
+    if (!w->buf) { snprintf(err, errlen, "out of memory"); sout_free(w); return NULL; }
+    return w;
+}
+
+static int zpush(sout *w, const void *p, size_t n, ZSTD_EndDirective mode) {
+    ZSTD_inBuffer ib = { p, n, 0 };
+    for (;;) {
+        ZSTD_outBuffer ob = { w->zbuf, w->zcap, 0 };
+        size_t rem = ZSTD_compressStream2(w->cz, &ob, &ib, mode);
+        if (ZSTD_isError(rem)) return wfail(w, "zstd: %s", ZSTD_getErrorName(rem));
+        if (ob.pos && write_all(w, w->zbuf, ob.pos) < 0) return -1;
+        if (mode == ZSTD_e_end ? rem == 0 : ib.pos == ib.size) return 0;
+    }
+}
+
+static int flush_buf(sout *w) {
+    int rc = w->cz ? zpush(w, w->buf, w->len, ZSTD_e_continue) : write_all(w, w->buf, w->len);
+    w->len = 0; return rc;
+}
+
+int sout_write(sout *w, const void *p, size_t n) {
+    if (w->len + n > w->cap) {
+        if (flush_buf(w) < 0) return -1;
+        if (n >= w->cap) return w->cz ? zpush(w, p, n, ZSTD_e_continue) : write_all(w, p, n);
+    }
+    memcpy(w->buf + w->len, p, n); w->len += n;
+    return 0;
+}
+
+int sout_finish(sout *w) {
+    if (flush_buf(w) < 0) return -1;
+    if (w->cz) return zpush(w, "", 0, ZSTD_e_end);
+    return 0;
+}
+const char *sout_error(const sout *w) { return w->err; }
+void sout_free(sout *w) {
+    if (!w) return;
+    ZSTD_freeCCtx(w->cz); free(w->zbuf); free(w->buf); free(w);
+}

@@ -1,0 +1,21 @@
+# tests/lib.sh - helpers for shell tests (sourced).  Each check prints
+# "PASS name" or "FAIL name: why"; tests/run.sh counts those lines.
+# Environment from run.sh: BIN (built tools), TDIR (scratch dir), ROOT (repo).
+set -u
+: "${BIN:?BIN unset}" "${TDIR:?TDIR unset}" "${ROOT:?ROOT unset}"
+pass() { echo "PASS $1"; }
+fail() { n=$1; shift; echo "FAIL $n: $*"; }
+# ok NAME CMD...   : passes when CMD exits 0
+ok() { n=$1; shift; if "$@" >"$TDIR/.out" 2>&1; then pass "$n"; else fail "$n" "exit $? from: $* :: $(head -c 300 "$TDIR/.out")"; fi; }
+# nok NAME CMD...  : passes when CMD exits non-zero without crashing (no signal, no sanitizer report)
+nok() { n=$1; shift; "$@" >"$TDIR/.out" 2>&1; rc=$?
+  if [ $rc -eq 0 ]; then fail "$n" "expected failure, got exit 0: $*"
+  elif [ $rc -ge 128 ]; then fail "$n" "crashed (exit $rc): $*"
+  elif grep -q 'Sanitizer' "$TDIR/.out"; then fail "$n" "sanitizer report: $(grep -m1 Sanitizer "$TDIR/.out")"
+  else pass "$n"; fi; }
+# eq NAME GOT WANT
+eq() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'"; fi; }
+# grep_ok NAME PATTERN FILE
+grep_ok() { if grep -qE -- "$2" "$3"; then pass "$1"; else fail "$1" "'$2' not in $3: $(head -c 300 "$3")"; fi; }
+VOCAB=${SYMBERT_TEST_VOCAB:-$ROOT/../shared/vocab/bert-base-uncased-vocab.txt}
+PY=/usr/bin/python3

@@ -1,0 +1,191 @@
+/* pipeline_test.c - sio (plain, zstd, truncated, long lines), sha256, json
+ * scanner, token stream, atomic files. */
+#include "tests/t.h"
+#include "pipeline/sio.h"
+#include "pipeline/sha256.h"
+#include "pipeline/json.h"
+#include "pipeline/atomic.h"
+#include "pipeline/tokstream.h"
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+static void put(const char *path, const void *p, size_t n) { FILE *f = fopen(path, "wb"); fwrite(p, 1, n, f); fclose(f); }
+
+static void test_sha256_vectors(void) {
+    const char *in[] = { "", "abc", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq" };
+    const char *want[] = { "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" };
+    for (int i = 0; i < 3; i++) {
+        sha256_ctx c; unsigned char d[32]; char hx[65];
+        sha256_init(&c); sha256_update(&c, in[i], strlen(in[i])); sha256_final(&c, d); sha256_hex(d, hx);
+        CHECK(!strcmp(hx, want[i]), "vector %d: %s", i, hx);
+    }
+    /* a million 'a', fed in odd pieces */
+    sha256_ctx c; sha256_init(&c); char a[997]; memset(a, 'a', sizeof a);
+    size_t left = 1000000; while (left) { size_t k = left < sizeof a ? left : sizeof a; sha256_update(&c, a, k); left -= k; }
+    unsigned char d[32]; char hx[65]; sha256_final(&c, d); sha256_hex(d, hx);
+    CHECK(!strcmp(hx, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"), "million a: %s", hx);
+}
+
+static int read_lines(const char *path, char *joined, size_t cap, int *nlines, char *err) {
+    char e[512]; sio *r = sio_open(path, e, sizeof e);
+    if (!r) { strcpy(err, e); return -1; }
+    const char *l; size_t n; size_t k = 0; int rc; *nlines = 0;
+    while ((rc = sio_getline(r, &l, &n)) == 1) {
+        if (k + n + 1 < cap) { memcpy(joined + k, l, n); k += n; joined[k++] = '|'; }
+        (*nlines)++;
+    }
+    joined[k] = 0;
+    if (rc < 0) strcpy(err, sio_error(r));
+    sio_close(r);
+    return rc;
+}
+
+static void test_sio_plain_and_zstd(void) {
+    const char *text = "one\ntwo\n\nfour";
+    put("p.txt", text, strlen(text));
+    char buf[256], err[512] = ""; int n;
+    REQUIRE(read_lines("p.txt", buf, sizeof buf, &n, err) == 0, "%s", err);
+    CHECK(n == 4 && !strcmp(buf, "one|two||four|"), "got %d '%s'", n, buf);
+    /* two concatenated zstd frames */
+    char z[512]; size_t z1 = ZSTD_compress(z, sizeof z, "one\ntw", 6, 3);
+    size_t z2 = ZSTD_compress(z + z1, sizeof z - z1, "o\n\nfour", 7, 19);
+    put("p.zst", z, z1 + z2);
+    REQUIRE(read_lines("p.zst", buf, sizeof buf, &n, err) == 0, "%s", err);
+    CHECK(n == 4 && !strcmp(buf, "one|two||four|"), "zstd got %d '%s'", n, buf);
+    /* truncated */
+    put("t.zst", z, z1 + z2 - 3);
+    CHECK(read_lines("t.zst", buf, sizeof buf, &n, err) < 0, "truncated zstd must fail");
+    CHECK(strstr(err, "t.zst") && strstr(err, "byte"), "message names file and byte: %s", err);
+    /* corrupt */
+    z[z1 + 8] ^= 0x55; z[z1 + 9] ^= 0x55;
+    put("c.zst", z, z1 + z2);
+    CHECK(read_lines("c.zst", buf, sizeof buf, &n, err) < 0, "corrupt zstd must fail");
+    /* missing file */
+    char e[256]; sio *r = sio_open("nope.txt", e, sizeof e);
+    CHECK(!r && strstr(e, "nope.txt"), "missing file message: %s", e);
+}
+
+static void test_sio_long_line(void) {
+    size_t n = 5 << 20; char *big = malloc(n + 10);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+    memcpy(big + n, "\nx\n", 3);
+    put("long.txt", big, n + 3);
+    char e[256]; sio *r = sio_open("long.txt", e, sizeof e);
+    REQUIRE(r, "%s", e);
+    const char *l; size_t ln;
+    CHECK(sio_getline(r, &l, &ln) == 1 && ln == n && !memcmp(l, big, n), "5 MB line");
+    CHECK(sio_getline(r, &l, &ln) == 1 && ln == 1 && l[0] == 'x' && sio_lineno(r) == 2, "second line");
+    CHECK(sio_getline(r, &l, &ln) == 0, "end");
+    sio_close(r); free(big);
+}
+
+static void test_sout_zstd_roundtrip(void) {
+    char e[256];
+    int fd = open("o.zst", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    sout *w = sout_fd(fd, "o.zst", 3, 0, e, sizeof e);
+    REQUIRE(w, "%s", e);
+    for (int i = 0; i < 100000; i++) { char l[32]; int k = snprintf(l, sizeof l, "line %d\n", i); sout_write(w, l, (size_t)k); }
+    CHECK(sout_finish(w) == 0, "finish");
+    sout_free(w); close(fd);
+    sio *r = sio_open("o.zst", e, sizeof e);
+    REQUIRE(r, "%s", e);
+    CHECK(sio_is_zstd(r), "detected zstd");
+    const char *l; size_t ln; int i = 0, bad = 0;
+    while (sio_getline(r, &l, &ln) == 1) { char want[32]; snprintf(want, sizeof want, "line %d", i++); if (strcmp(l, want)) bad++; }
+    CHECK(i == 100000 && !bad, "lines %d bad %d", i, bad);
+    sio_close(r);
+}
+
+static void test_json_scan(void) {
+    js_path paths[] = { {{"content"}, 1}, {{"metadata", "harmful_pp"}, 2}, {{"metadata", "categories"}, 2}, {{"a", "b", "c"}, 3} };
+    js_val v[4]; char err[128];
+    const char *doc = "{\"metadata\": {\"harmful_pp\": 1.5e3, \"categories\": [\"adult\", \"x\\u0041\"]}, \"cont\\u0065nt\": \"h\\u00e9\\ud83d\\ude00\\n\", \"z\": [1, {\"content\": 3}]}";
+    REQUIRE(js_scan(doc, strlen(doc), paths, 4, v, err, sizeof err) == 0, "%s", err);
+    CHECK(v[0].type == JS_STRING, "content type %d", v[0].type);
+    char *b = NULL; size_t cap = 0; long n = js_string(&v[0], &b, &cap);
+    CHECK(n == 8 && !memcmp(b, "h\xc3\xa9\xf0\x9f\x98\x80\n", 8), "decoded %ld", n);
+    CHECK(v[1].type == JS_NUMBER && js_number(&v[1]) == 1500.0, "harmful_pp");
+    CHECK(v[2].type == JS_ARRAY, "categories");
+    size_t pos = 0; js_val el; int k = 0;
+    while (js_array_next(&v[2], &pos, &el)) {
+        if (k == 0) CHECK(js_string_eq(&el, "adult", 0), "el0");
+        if (k == 1) CHECK(js_string_eq(&el, "xa", 1) && !js_string_eq(&el, "xa", 0), "el1 case");
+        k++;
+    }
+    CHECK(k == 2, "two categories, got %d", k);
+    CHECK(v[3].type == JS_ABSENT, "absent path");
+    /* last duplicate wins, including for a whole repeated parent */
+    const char *dup = "{\"metadata\":{\"harmful_pp\":1},\"metadata\":{\"x\":null}}";
+    REQUIRE(js_scan(dup, strlen(dup), paths, 4, v, err, sizeof err) == 0, "%s", err);
+    CHECK(v[1].type == JS_ABSENT, "repeated parent resets");
+    const char *nan = "{\"metadata\":{\"harmful_pp\":NaN}}";
+    REQUIRE(js_scan(nan, strlen(nan), paths, 4, v, err, sizeof err) == 0, "%s", err);
+    CHECK(isnan(js_number(&v[1])), "NaN accepted as Python does");
+    free(b);
+}
+
+static void test_json_errors(void) {
+    const char *bad[] = { "", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":\"x\ty\"}", "{\"a\":1} x", "{\"a\":tru}",
+                          "{\"a\":\"\\x\"}", "{\"a\":1.}", "[1,2", "{\"a\" 1}", "{\"a\":-}", "{\"a\":\"\\u12g4\"}" };
+    js_path p = {{"a"}, 1}; js_val v; char err[128];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = js_scan(bad[i], strlen(bad[i]), &p, 1, &v, err, sizeof err);
+        CHECK(rc < 0 && !strncmp(err, "byte ", 5), "'%s' must be rejected with a byte offset (rc %d, %s)", bad[i], rc, err);
+    }
+    const char *good[] = { "{}", " {\"a\" : [ ] } ", "[]", "\"s\"", "-0.5E+3", "{\"a\":-Infinity}", "{\"a\":{\"b\":[[[]]]}}" };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CHECK(js_scan(good[i], strlen(good[i]), &p, 1, &v, err, sizeof err) == 0, "'%s' must be accepted: %s", good[i], err);
+    char deep[2000]; memset(deep, '[', 1000); memset(deep + 1000, ']', 1000);
+    CHECK(js_scan(deep, 2000, &p, 1, &v, err, sizeof err) < 0, "1000 levels of nesting rejected, not a stack overflow");
+}
+
+static void test_tokstream(void) {
+    ts_header h = { 30522, {0} }; h.vocab_sha256[0] = 7;
+    unsigned char hb[TS_HEADER_SIZE]; ts_header_pack(&h, hb);
+    FILE *f = fopen("s.bin", "wb");
+    uint16_t d1[] = {101, 2023, 102}; uint32_t n1 = 3;
+    fwrite(hb, 1, sizeof hb, f); fwrite(&n1, 4, 1, f); fwrite(d1, 2, 3, f);
+    fwrite(hb, 1, sizeof hb, f); fwrite(&n1, 4, 1, f); fwrite(d1, 2, 3, f);   /* concatenated */
+    fclose(f);
+    char e[256]; sio *in = sio_open("s.bin", e, sizeof e);
+    ts_reader *r = ts_reader_new(in, e, sizeof e);
+    REQUIRE(r, "%s", e);
+    const uint16_t *ids; uint32_t n; int docs = 0;
+    while (ts_next(r, &ids, &n) == 1) { CHECK(n == 3 && ids[1] == 2023, "doc"); docs++; }
+    CHECK(docs == 2, "two docs through a concatenated header, got %d (%s)", docs, ts_error(r));
+    ts_reader_free(r); sio_close(in);
+    truncate("s.bin", TS_HEADER_SIZE + 4 + 3);
+    in = sio_open("s.bin", e, sizeof e); r = ts_reader_new(in, e, sizeof e);
+    CHECK(ts_next(r, &ids, &n) < 0 && strstr(ts_error(r), "truncated"), "truncated record: %s", ts_error(r));
+    ts_reader_free(r); sio_close(in);
+}
+
+static void test_atomic(void) {
+    char e[256];
+    CHECK(mkdir_p("d1/d2/d3", e, sizeof e) == 0, "%s", e);
+    afile f; REQUIRE(afile_open(&f, "d1/d2/d3/out.txt", e, sizeof e) == 0, "%s", e);
+    afile_write(&f, "abc", 3, e, sizeof e);
+    struct stat st;
+    CHECK(stat("d1/d2/d3/out.txt", &st) < 0, "final name absent before commit");
+    CHECK(afile_commit(&f, e, sizeof e) == 0, "%s", e);
+    CHECK(stat("d1/d2/d3/out.txt", &st) == 0 && st.st_size == 3, "present after commit");
+    REQUIRE(afile_open(&f, "d1/gone.txt", e, sizeof e) == 0, "%s", e);
+    afile_abort(&f);
+    CHECK(stat("d1/gone.txt", &st) < 0 && stat(f.tmp, &st) < 0, "abort leaves nothing");
+}
+
+int main(void) {
+    T_RUN(test_sha256_vectors);
+    T_RUN(test_sio_plain_and_zstd);
+    T_RUN(test_sio_long_line);
+    T_RUN(test_sout_zstd_roundtrip);
+    T_RUN(test_json_scan);
+    T_RUN(test_json_errors);
+    T_RUN(test_tokstream);
+    T_RUN(test_atomic);
+    return T_DONE();
+}
