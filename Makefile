@@ -10,7 +10,8 @@
 # unit-test programs (TESTS) and fuzz targets (FUZZ). See mk/rules.mk.
 
 V ?= opt
-BUILD := build/$(V)
+BUILDROOT ?= build
+BUILD := $(BUILDROOT)/$(V)
 
 CC ?= cc
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror=implicit-function-declaration -I. -pthread -g

@@ -4,6 +4,7 @@
 # BUILD_DIR/tests/ and the shell tests tests/*_test.sh with BIN=BUILD_DIR/bin.
 # Counts "PASS"/"FAIL" lines; a program that dies or exits non-zero without a
 # FAIL line counts as one failure.  Last line: "N passed, N failed".
+# TESTS_MATCH=regex runs only the tests whose file name matches.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ROOT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
@@ -27,12 +28,14 @@ for B in "$@"; do
   export BIN="$B/bin" TBUILD="$B/tests" VARIANT="$v"
   for t in "$B"/tests/*; do
     [ -x "$t" ] || continue
+    [ -n "${TESTS_MATCH:-}" ] && ! basename "$t" | grep -qE "$TESTS_MATCH" && continue
     TDIR=$(mktemp -d); export TDIR
     run_one "$v/$(basename "$t")" sh -c 'cd "$TDIR" && exec "$0"' "$t"
     rm -rf "$TDIR"
   done
   for s in "$ROOT"/tests/*_test.sh; do
     [ -f "$s" ] || continue
+    [ -n "${TESTS_MATCH:-}" ] && ! basename "$s" | grep -qE "$TESTS_MATCH" && continue
     TDIR=$(mktemp -d); export TDIR
     run_one "$v/$(basename "$s")" sh -c 'cd "$TDIR" && exec bash "$0"' "$s"
     rm -rf "$TDIR"
