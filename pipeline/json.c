@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     const char *s, *end, *base;
@@ -53,6 +56,17 @@ static const char *string(scan *c, const char *p) {
     const char *e = c->end;
     p++;
     for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: stop at '"', '\\' or a byte < 0x20 */
+        const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'), lim = _mm_set1_epi8(0x1F);
+        while (e - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, lim), lim);   /* v <= 0x1F unsigned */
+            int m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)), ctl));
+            if (m) { p += __builtin_ctz((unsigned)m); break; }
+            p += 16;
+        }
+#endif
         while (p < e && !stop_tab[(unsigned char)*p]) p++;
         if (p >= e) { bad(c, p, "unterminated string"); return NULL; }
         if (*p == '"') return p + 1;

@@ -1,7 +1,8 @@
 /* sio.c - see sio.h.  One buffered reader over read(2); zstd through the
  * streaming ZSTD_DCtx API so memory stays at a few hundred KB whatever the
- * input size.  The line reader keeps a growable line buffer only as large as
- * the longest line seen. */
+ * input size.  A line that lies whole in the current buffer is returned in
+ * place (its '\n' overwritten by NUL); only a line that straddles buffers is
+ * copied into a growable line buffer, as large as the longest such line. */
 #include "pipeline/sio.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +151,14 @@ int sio_getline(sio *r, const char **line, size_t *len) {
         }
         const unsigned char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
+        if (nl && have == 0) {          /* whole line in the window: no copy */
+            unsigned char *w = (unsigned char *)p;
+            w[take] = 0;
+            consume(r, take + 1);
+            r->lineno++;
+            *line = (const char *)w; *len = take;
+            return 1;
+        }
         if (have + take + 1 > r->line_cap) {
             size_t cap = r->line_cap ? r->line_cap : 4096;
             while (cap < have + take + 1) cap *= 2;
