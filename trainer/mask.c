@@ -1,0 +1,26 @@
+/* mask.c - the MLM masking of Hugging Face's DataCollatorForLanguageModeling,
+ * drawn from a counter-based stream so that the mask of a sample depends
+ * only on (seed, step, sample, position): not on threads, micro-batch
+ * split or resume.  Draws per position t: 4t (chosen?), 4t+1 ([MASK]?),
+ * 4t+2 (random?), 4t+3 (which random id). */
+#include "trainer/model.h"
+
+int bt_mask_batch(uint64_t seed, uint64_t step, uint64_t sample_index, const uint16_t *ids, int seq_len,
+                  int vocab_size, int32_t *out_inputs, int32_t *out_labels) {
+    uint64_t key = bt_key(seed, BT_RNG_MASK, step, sample_index, 0);
+    int n = 0;
+    for (int t = 0; t < seq_len; t++) {
+        int id = ids[t];
+        uint64_t c = 4 * (uint64_t)t;
+        int special = id == BT_PAD_ID || id == BT_CLS_ID || id == BT_SEP_ID;
+        out_inputs[t] = id;
+        out_labels[t] = BT_IGNORE;
+        if (special || bt_uniform(key, c) >= BT_MLM_PROB) continue;
+        out_labels[t] = id;
+        n++;
+        if (bt_uniform(key, c + 1) < 0.8f) out_inputs[t] = BT_MASK_ID;
+        else if (bt_uniform(key, c + 2) < 0.5f)
+            out_inputs[t] = (int32_t)(((uint64_t)bt_rand32(key, c + 3) * (uint64_t)vocab_size) >> 32);
+    }
+    return n;
+}
