@@ -116,8 +116,9 @@ static int do_show(const char *dir, const char *nstr, int split, int ids_only, c
         if (load_vocab(vocab, &v)) { shard_set_close(s); return 1; }
         char hx[65]; sha256_hex(wp_vocab_sha256(v), hx);
         if (strcmp(hx, m->vocab_sha256)) {
+            die("the vocab (sha256 %s) is not the one these shards were made with (%s): pass --vocab FILE, or --ids", hx, m->vocab_sha256);
             wp_vocab_free(v); shard_set_close(s);
-            return die("the vocab (sha256 %s) is not the one these shards were made with (%s): pass --vocab FILE, or --ids", hx, m->vocab_sha256);
+            return 1;
         }
     }
     printf("%s sample %" PRIu64 " (%s), %u ids:\n", shard_split_name(split), n, where, m->seq_len);
@@ -183,9 +184,8 @@ int main(int argc, char **argv) {
     shard_opts o; memset(&o, 0, sizeof o);
     const char *verify = NULL, *show = NULL, *show_n = NULL, *vocab = NULL;
     int split = SHARD_TRAIN, ids_only = 0, quiet = 0, merge = 0;
-    char **files = calloc((size_t)argc + 1, sizeof *files);
+    char **files = argv;   /* file names are compacted into argv[0..nfiles), behind the parsing */
     int nfiles = 0;
-    if (!files) return die("out of memory");
     int i = 1;
     if (argc > 1 && !strcmp(argv[1], "merge")) { merge = 1; i = 2; }
     for (; i < argc; i++) {
@@ -225,9 +225,7 @@ int main(int argc, char **argv) {
     int rc;
     if (verify || show) {
         if (nfiles || o.dir || merge) return die("--verify and --show take a folder, not files or -o");
-        rc = verify ? do_verify(verify, vocab) : do_show(show, show_n, split, ids_only, vocab);
-        free(files);
-        return rc;
+        return verify ? do_verify(verify, vocab) : do_show(show, show_n, split, ids_only, vocab);
     }
     if (!o.dir) return die("no output folder: pass -o DIR (see --help)");
     struct sigaction sa; memset(&sa, 0, sizeof sa);
@@ -239,6 +237,5 @@ int main(int argc, char **argv) {
         if (shard_merge(&o, (const char *const *)files, (size_t)nfiles, &m, err, sizeof err) < 0) rc = die("%s", err);
         else { if (!quiet) summary(&m, o.dir); shard_manifest_free(&m); rc = 0; }
     } else rc = do_pack(&o, files, nfiles, quiet);
-    free(files);
     return rc;
 }
