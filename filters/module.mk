@@ -13,3 +13,9 @@ TESTS += filter_test
 filter_test_SRC := tests/filter_test.c
 filter_test_LIBS := filters pipeline
 filter_test_LDLIBS := $(FILTERS_LDLIBS)
+
+# The scanner and the rules against cJSON on every input (see the file's header).
+FUZZ += fuzz_filter
+fuzz_filter_SRC := tests/fuzz_filter.c
+fuzz_filter_LIBS := filters pipeline
+fuzz_filter_LDLIBS := -lcjson $(FILTERS_LDLIBS)
