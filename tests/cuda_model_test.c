@@ -1,0 +1,232 @@
+/* cuda_model_test.c - the CUDA model against the CPU reference (trainer/cpu.c),
+ * on a GPU (run by `make test-cuda` only).
+ *
+ * For tiny and small configs and the three attention variants, the same
+ * parameters, batch and masks go through bt_cpu_forward_backward and
+ * btc_forward_backward:
+ *   fp32 mode: loss and every parameter tensor's gradient within relative
+ *              error 1e-3 (||g - g_cpu|| / ||g_cpu||), dropout off and on
+ *              (both trainers draw the same dropout masks);
+ *   bf16 mode: loss within 1e-2 (relative) and each tensor's gradient with
+ *              cosine similarity >= 0.999 to the CPU's, dropout off.
+ * Also: gradient accumulation over micro-batches equals one big batch;
+ * one AdamW step equals bt_adamw_update; a GPU checkpoint
+ * (bt_st_write of the GPU's weights) loads on the CPU and back unchanged. */
+#include "tests/t.h"
+#include "trainer/cuda/gpu.h"
+#include "trainer/ckpt.h"
+#include <stdint.h>
+#include <unistd.h>
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) { double d = (double)a[i] - b[i]; num += d * d; den += (double)b[i] * b[i]; }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) { ab += (double)a[i] * b[i]; aa += (double)a[i] * a[i]; bb += (double)b[i] * b[i]; }
+    if (aa == 0 && bb == 0) return 1.0;
+    return ab / sqrt(aa * bb + 1e-300);
+}
+
+/* A batch like real data: [CLS] ... [SEP] with a [PAD] and repeated ids. */
+static void make_batch(int B, int T, int V, uint64_t seed, uint64_t step, int32_t *in, int32_t *lab, int *n) {
+    uint16_t ids[4096];
+    *n = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) ids[t] = (uint16_t)(1000 + bt_rand32(seed + 17, (uint64_t)(b * T + t)) % (uint32_t)(V - 1000));
+        ids[0] = BT_CLS_ID; ids[T - 1] = BT_SEP_ID; ids[T / 2] = BT_SEP_ID; ids[T / 2 + 1] = BT_CLS_ID;
+        ids[5] = BT_PAD_ID; ids[7] = ids[9];
+        *n += bt_mask_batch(seed, step, (uint64_t)b, ids, T, V, in + b * T, lab + b * T);
+    }
+}
+
+typedef struct { const char *preset; int B, T; } shape;
+
+static void compare(shape sh, bt_attn attn, int prec, int dropout) {
+    bt_config cfg; char err[512];
+    REQUIRE(bt_config_preset(sh.preset, &cfg) == 0, "preset %s", sh.preset);
+    cfg.attn = attn;
+    bt_layout L;
+    REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    const int B = sh.B, T = sh.T;
+    float *p = malloc(L.total * 4), *gc = calloc(L.total, 4), *gg = calloc(L.total, 4);
+    int32_t *in = malloc(B * T * 4), *lab = malloc(B * T * 4);
+    REQUIRE(p && gc && gg && in && lab, "out of host memory");
+    bt_params_init(&L, p, 1234);
+    /* LayerNorm weights/biases off 1/0 so that their gradients matter */
+    for (int i = 0; i < L.n; i++) if (L.t[i].init == BT_INIT_ONE || L.t[i].init == BT_INIT_ZERO) {
+        uint64_t key = bt_key(77, 9, (uint64_t)i, 0, 0);
+        for (size_t e = 0; e < L.t[i].numel; e++) p[L.t[i].offset + e] += 0.2f * (bt_uniform(key, e) - 0.5f);
+    }
+    int n;
+    make_batch(B, T, cfg.vocab_size, 5, 3, in, lab, &n);
+    REQUIRE(n > 0, "no masked position");
+    float scale = 1.0f / (float)n;
+    bt_batch bb = { B, T, in, lab, 3, 0 };
+    bt_cpu *cpu = bt_cpu_new(&L, B, T, err, sizeof err);
+    REQUIRE(cpu, "%s", err);
+    int nc = 0, ng = 0;
+    double lc = bt_cpu_forward_backward(cpu, p, gc, &bb, dropout, 99, scale, &nc, NULL);
+    btc_model *g = btc_new(&L, B, T, prec, BTC_ATTN_AUTO, err, sizeof err);
+    REQUIRE(g, "%s", err);
+    btc_set_params(g, p);
+    btc_zero_grads(g);
+    double lg = btc_forward_backward(g, &bb, 1, dropout, 99, scale, &ng);
+    btc_get_grads(g, gg);
+    CHECK(nc == ng && ng == n, "labels cpu %d gpu %d want %d", nc, ng, n);
+    double lrel = fabs(lg - lc) / fabs(lc);
+    double worst = 0, worst_cos = 1;
+    const char *wname = "", *cname = "";
+    for (int i = 0; i < L.n; i++) {
+        const bt_tensor *t = &L.t[i];
+        double r = rel_err(gg + t->offset, gc + t->offset, t->numel);
+        double cs = cosine(gg + t->offset, gc + t->offset, t->numel);
+        if (!(r <= worst)) { worst = r; wname = t->name; }
+        if (!(cs >= worst_cos)) { worst_cos = cs; cname = t->name; }
+        if (prec == BTC_FP32) CHECK(r <= 1e-3, "%s: gradient rel err %.3g", t->name, r);
+        else CHECK(cs >= 0.999, "%s: gradient cosine %.6f (rel err %.3g)", t->name, cs, r);
+    }
+    if (prec == BTC_FP32) CHECK(lrel <= 1e-3, "loss gpu %.7g cpu %.7g", lg, lc);
+    else CHECK(lrel <= 1e-2, "loss gpu %.7g cpu %.7g", lg, lc);
+    printf("  %-5s %-9s %s dropout %d attn %-9s: loss cpu %.6f gpu %.6f (rel %.2e); worst grad rel %.2e (%s); "
+           "min cosine %.6f (%s)\n", sh.preset, attn == 0 ? "original" : attn == 1 ? "symmetric" : "pairwise",
+           prec == BTC_FP32 ? "fp32" : "bf16", dropout, btc_attn_name(g), lc / n, lg / n, lrel, worst, wname,
+           worst_cos, cname);
+    btc_free(g);
+    bt_cpu_free(cpu);
+    bt_layout_free(&L);
+    free(p); free(gc); free(gg); free(in); free(lab);
+}
+
+static shape TINY = { "tiny", 2, 128 }, SMALL = { "small", 2, 128 };
+
+static void test_fp32_tiny(void) {
+    for (int a = 0; a < 3; a++) for (int d = 0; d < 2; d++) compare(TINY, (bt_attn)a, BTC_FP32, d);
+}
+static void test_fp32_small(void) {
+    for (int a = 0; a < 3; a++) compare(SMALL, (bt_attn)a, BTC_FP32, 1);
+}
+static void test_bf16_tiny(void) {
+    for (int a = 0; a < 3; a++) compare(TINY, (bt_attn)a, BTC_BF16, 0);
+}
+static void test_bf16_small(void) {
+    for (int a = 0; a < 3; a++) compare(SMALL, (bt_attn)a, BTC_BF16, 0);
+}
+
+/* Two micro-batches of one sample add up to the batch of two. */
+static void test_accumulation(void) {
+    bt_config cfg; char err[256];
+    bt_config_preset("tiny", &cfg); cfg.attn = BT_ATTN_PAIRWISE;
+    bt_layout L; REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    enum { B = 2, T = 64 };
+    float *p = malloc(L.total * 4), *g1 = malloc(L.total * 4), *g2 = malloc(L.total * 4);
+    int32_t in[B * T], lab[B * T];
+    int n;
+    bt_params_init(&L, p, 5);
+    make_batch(B, T, cfg.vocab_size, 8, 2, in, lab, &n);
+    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    REQUIRE(g, "%s", err);
+    btc_set_params(g, p);
+    bt_batch all = { B, T, in, lab, 2, 0 };
+    btc_zero_grads(g);
+    double la = btc_forward_backward(g, &all, 1, 1, 4, 1.0f / n, NULL);
+    btc_get_grads(g, g1);
+    btc_zero_grads(g);
+    double ls = 0;
+    for (int b = 0; b < B; b++) {
+        bt_batch one = { 1, T, in + b * T, lab + b * T, 2, (uint64_t)b };
+        ls += btc_forward_backward(g, &one, 1, 1, 4, 1.0f / n, NULL);
+    }
+    btc_get_grads(g, g2);
+    CHECK(fabs(la - ls) <= 1e-5 * fabs(la), "loss %g vs %g", la, ls);
+    double r = rel_err(g2, g1, L.total);
+    CHECK(r <= 1e-5, "accumulated gradients differ: rel %.3g", r);
+    btc_free(g);
+    bt_layout_free(&L);
+    free(p); free(g1); free(g2);
+}
+
+/* One AdamW update with clipping, on the GPU and with bt_adamw_update. */
+static void test_adamw(void) {
+    bt_config cfg; char err[256];
+    bt_config_preset("tiny", &cfg);
+    bt_layout L; REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    enum { B = 2, T = 64 };
+    size_t N = L.total;
+    float *p = malloc(N * 4), *g = calloc(N, 4), *m = calloc(N, 4), *v = calloc(N, 4), *pg = malloc(N * 4),
+          *mg = malloc(N * 4), *vg = malloc(N * 4);
+    int32_t in[B * T], lab[B * T];
+    int n;
+    bt_params_init(&L, p, 6);
+    make_batch(B, T, cfg.vocab_size, 9, 1, in, lab, &n);
+    bt_optim_cfg o; bt_optim_defaults(&o);
+    o.clip = 0.05f;   /* so that clipping happens */
+    btc_model *gm = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    REQUIRE(gm, "%s", err);
+    bt_batch bb = { B, T, in, lab, 1, 0 };
+    btc_set_params(gm, p);
+    btc_zero_grads(gm);
+    btc_forward_backward(gm, &bb, 1, 0, 0, 1.0f / n, NULL);
+    btc_get_grads(gm, g);
+    /* two updates, so that the moments are non-zero going into the second */
+    for (long t = 1; t <= 2; t++) {
+        double lr = 3e-4 * t;
+        double norm_gpu = btc_adamw_step(gm, &o, t, lr);
+        double norm = bt_grad_norm(g, N);
+        CHECK(fabs(norm_gpu - norm) <= 1e-5 * norm, "norm gpu %g cpu %g", norm_gpu, norm);
+        bt_adamw_update(&L, &o, p, g, m, v, t, lr, bt_clip_coef(&o, norm));
+    }
+    btc_get_params(gm, pg);
+    btc_get_moments(gm, mg, vg);
+    CHECK(rel_err(pg, p, N) <= 1e-6, "params rel %.3g", rel_err(pg, p, N));
+    CHECK(rel_err(mg, m, N) <= 1e-5, "m rel %.3g", rel_err(mg, m, N));
+    CHECK(rel_err(vg, v, N) <= 1e-5, "v rel %.3g", rel_err(vg, v, N));
+    btc_free(gm);
+    bt_layout_free(&L);
+    free(p); free(g); free(m); free(v); free(pg); free(mg); free(vg);
+}
+
+/* GPU weights -> safetensors -> CPU buffer -> GPU -> identical. */
+static void test_checkpoint_roundtrip(void) {
+    bt_config cfg; char err[512];
+    bt_config_preset("tiny", &cfg); cfg.attn = BT_ATTN_PAIRWISE;
+    bt_layout L; REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    size_t N = L.total;
+    float *p = malloc(N * 4), *q = malloc(N * 4), *r = malloc(N * 4);
+    bt_params_init(&L, p, 3);
+    btc_model *g = btc_new(&L, 1, 64, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+    REQUIRE(g, "%s", err);
+    btc_set_params(g, p);
+    btc_get_params(g, q);
+    CHECK(!memcmp(p, q, N * 4), "weights changed on the way to the GPU and back");
+    const char *pre[1] = { "" };
+    const float *bufs[1] = { q };
+    char path[] = "gpu_ckpt.safetensors";
+    REQUIRE(bt_st_write(path, &L, 1, pre, bufs, err, sizeof err) == 0, "%s", err);
+    REQUIRE(bt_st_read(path, &L, "", r, err, sizeof err) == 0, "%s", err);
+    CHECK(!memcmp(p, r, N * 4), "safetensors round trip changed the weights");
+    btc_set_params(g, r);
+    btc_get_params(g, q);
+    CHECK(!memcmp(p, q, N * 4), "CPU-loaded weights changed on the GPU");
+    unlink(path);
+    btc_free(g);
+    bt_layout_free(&L);
+    free(p); free(q); free(r);
+}
+
+int main(void) {
+    char err[256], name[256];
+    if (!btc_available(err, sizeof err)) { printf("FAIL cuda_model_test: %s\n", err); return 1; }
+    btc_device_name(name, sizeof name);
+    printf("device: %s\n", name);
+    T_RUN(test_fp32_tiny);
+    T_RUN(test_fp32_small);
+    T_RUN(test_bf16_tiny);
+    T_RUN(test_bf16_small);
+    T_RUN(test_accumulation);
+    T_RUN(test_adamw);
+    T_RUN(test_checkpoint_roundtrip);
+    return T_DONE();
+}

@@ -1,0 +1,56 @@
+# trainer/cuda.mk: the CUDA trainer (trainer/cuda/), built wherever nvcc
+# exists (CI included, which has nvcc but no GPU: it compiles, and the CPU
+# tests run).  Without nvcc this fragment says so once and adds nothing.
+#
+#   bin/bert-train-cuda        the trainer on one GPU (same flags as bert-train)
+#   bin/bert-train-cuda-bench  throughput, MFU, memory; GEMM and attention micro-benchmarks
+#   make test-cuda             builds and runs the GPU tests (tests/cuda_*), on a machine with a GPU
+#
+# Code: sm_90a machine code (Hopper) plus compute_90 PTX that the driver
+# compiles for other GPUs of compute capability >= 9.0.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCC_GENCODE := -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90
+NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-unused-function
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
+
+CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu trainer/cuda/bench_kernels.cu
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
+CUDA_LIB := $(BUILD)/lib/libcudatrain.a
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+$(CUDA_LIB): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+# GPU tests: built by `make` (so CI compiles them), run only by `make test-cuda`;
+# they live outside build/*/tests so that tests/run.sh of `make test` never sees them.
+CUDA_TESTDIR := $(BUILD)/cuda/tests
+CUDA_TESTS := cuda_model_test cuda_kernels_test
+$(CUDA_TESTDIR)/cuda_model_test: $(BUILD)/obj/tests/cuda_model_test.o $(CUDA_LIB) $(foreach l,$(TRAINER_LIBS),$(BUILD)/lib/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
+$(CUDA_TESTDIR)/cuda_kernels_test: $(BUILD)/obj/tests/cuda_kernels_test.cu.o $(CUDA_LIB) $(foreach l,$(TRAINER_LIBS),$(BUILD)/lib/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
+EXTRA_TOOLS += $(foreach t,$(CUDA_TESTS),$(CUDA_TESTDIR)/$(t))
+
+TOOLS += bert-train-cuda-bench
+bert-train-cuda-bench_SRC := trainer/cuda/bench.c
+bert-train-cuda-bench_LIBS := cudatrain $(TRAINER_LIBS)
+bert-train-cuda-bench_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
+
+test-cuda:
+	@$(MAKE) --no-print-directory V=opt tools
+	@mkdir -p $(CUDA_TESTDIR)/../ && ln -sfn ../bin build/opt/cuda/bin
+	@TESTS_MATCH='^cuda_' sh tests/run.sh build/opt/cuda
+else
+test-cuda:
+	@echo "test-cuda: nvcc not found (looked on PATH and in /usr/local/cuda/bin): the CUDA trainer is not built" >&2
+	@false
+endif

@@ -1,0 +1,138 @@
+/* attention.cuh - scaled dot-product attention with dropout, forward and
+ * backward, for all three variants of the paper through one code path:
+ *     scores = q k^T / sqrt(d);  A = softmax(scores);  o = dropout(A) v
+ * The caller chooses q and k: original passes (Q, K), symmetric (Q, Q),
+ * pairwise (Q S_h, Q) where Q S_h is a batched product done by the model.
+ * The gradients dq and dk come back separately; the model adds them where
+ * q and k are one tensor.
+ *
+ * Layout: q, k, v, o and their gradients are [B, T, ld] row-major with head
+ * h in columns h*d .. h*d+d-1 (the output of the projections as it is, no
+ * transposition).  Dropout of the probabilities uses model.h's stream for
+ * site BT_DROP_ATTN_PROBS, element e = (h*T + i)*T + j of sample b.
+ *
+ * Two implementations:
+ *   flash  (bf16, d = 64, T a multiple of 64): one kernel each way, tensor
+ *          cores through mma.sync, the T x T matrix never leaves the chip;
+ *          saves only the log-sum-exp per row.  attention_flash.cu.
+ *   ref    (fp32 or bf16, any d): cuBLAS strided-batched products and a
+ *          softmax kernel; saves the probabilities [B, NH, T, T].  This is
+ *          the fp32 mode's path (compared with the CPU trainer) and the
+ *          reference the flash kernels are tested against. */
+#ifndef SYMBERT_CUDA_ATTENTION_CUH
+#define SYMBERT_CUDA_ATTENTION_CUH
+#include "trainer/cuda/rng.cuh"
+#include "trainer/cuda/matmul.cuh"
+#include <float.h>
+
+struct AttnShape { int B, T, NH, d, ld; };
+
+/* ------------------------------------------------------------ flash (attention_flash.cu) */
+
+/* o [B,T,ld] bf16, lse [B,NH,T] fp32 (log2 domain, for the backward). */
+void flash_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s, DropCtx dc, int layer);
+/* dq_acc: fp32 scratch [B,T,ld]; dsum: fp32 scratch [B,NH,T]. */
+void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *dq_acc, float *dsum, const bf16 *dout, const bf16 *o,
+                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, AttnShape s, DropCtx dc, int layer);
+int flash_supported(AttnShape s);
+
+/* ------------------------------------------------------------ reference path */
+
+/* One warp per row of scores [B*NH*T rows, T]: A = softmax(row), saved;
+ * the row is overwritten with dropout(A). */
+template <typename T>
+__global__ void softmax_fwd_kernel(T *probs, T *scores, int nrows, int seq, int NH, DropCtx dc, int layer) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= nrows) return;
+    int b = row / (NH * seq), hi = row % (NH * seq);
+    uint64_t key = dc.on ? d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
+    T *s = scores + (size_t)row * seq;
+    T *p = probs + (size_t)row * seq;
+    float mx = -FLT_MAX;
+    for (int j = lane; j < seq; j += 32) mx = fmaxf(mx, to_f(s[j]));
+    mx = warp_max(mx);
+    float sm = 0.0f;
+    for (int j = lane; j < seq; j += 32) sm += expf(to_f(s[j]) - mx);
+    sm = warp_sum(sm);
+    float inv = 1.0f / sm;
+    for (int j = lane; j < seq; j += 32) {
+        float a = expf(to_f(s[j]) - mx) * inv;
+        p[j] = from_f<T>(a);
+        float ad = a;
+        if (dc.on) ad = d_keep(key, (uint64_t)hi * seq + j, dc.thr) ? a * dc.scale : 0.0f;
+        s[j] = from_f<T>(ad);
+    }
+}
+/* dpd: gradient of dropout(A) (in), overwritten with the gradient of the
+ * scores (without the 1/sqrt(d), which the products apply); ad receives
+ * dropout(A) again for the dv product. */
+template <typename T>
+__global__ void softmax_bwd_kernel(T *dpd, T *ad, const T *probs, int nrows, int seq, int NH, DropCtx dc, int layer) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= nrows) return;
+    int b = row / (NH * seq), hi = row % (NH * seq);
+    uint64_t key = dc.on ? d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
+    T *g = dpd + (size_t)row * seq;
+    T *o = ad + (size_t)row * seq;
+    const T *p = probs + (size_t)row * seq;
+    float dsum = 0.0f;
+    for (int j = lane; j < seq; j += 32) {
+        float a = to_f(p[j]), ga = to_f(g[j]);
+        if (dc.on) ga = d_keep(key, (uint64_t)hi * seq + j, dc.thr) ? ga * dc.scale : 0.0f;
+        dsum += ga * a;
+    }
+    dsum = warp_sum(dsum);
+    for (int j = lane; j < seq; j += 32) {
+        float a = to_f(p[j]), ga = to_f(g[j]);
+        bool kept = dc.on ? d_keep(key, (uint64_t)hi * seq + j, dc.thr) : true;
+        float sc = dc.on ? (kept ? dc.scale : 0.0f) : 1.0f;
+        g[j] = from_f<T>(a * (ga * sc - dsum));
+        o[j] = from_f<T>(a * sc);
+    }
+}
+
+/* probs: saved [B,NH,T,T]; scratch: [B,NH,T,T]. */
+template <typename T>
+static void attn_ref_forward(T *o, T *probs, T *scratch, const T *q, const T *k, const T *v, AttnShape s, DropCtx dc, int layer) {
+    cudaDataType_t ty = CuType<T>::id;
+    long long tt = (long long)s.T * s.T;
+    float scale = 1.0f / sqrtf((float)s.d);
+    for (int b = 0; b < s.B; b++) {
+        size_t off = (size_t)b * s.T * s.ld;
+        gemm(scratch + b * s.NH * tt, ty, s.T, k + off, s.ld, 1, q + off, s.ld, 0, ty, s.T, s.T, s.d, scale, 0.0f, NULL,
+             s.NH, s.d, s.d, tt);
+    }
+    int nrows = s.B * s.NH * s.T;
+    softmax_fwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(probs, scratch, nrows, s.T, s.NH, dc, layer);
+    LAUNCH_CHECK("softmax_fwd_kernel");
+    for (int b = 0; b < s.B; b++) {
+        size_t off = (size_t)b * s.T * s.ld;
+        gemm(o + off, ty, s.ld, v + off, s.ld, 0, scratch + b * s.NH * tt, s.T, 0, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL,
+             s.NH, s.d, tt, s.d);
+    }
+}
+
+template <typename T>
+static void attn_ref_backward(T *dq, T *dk, T *dv, T *scr1, T *scr2, const T *dout, const T *q, const T *k, const T *v,
+                              const T *probs, AttnShape s, DropCtx dc, int layer) {
+    cudaDataType_t ty = CuType<T>::id;
+    long long tt = (long long)s.T * s.T;
+    float scale = 1.0f / sqrtf((float)s.d);
+    for (int b = 0; b < s.B; b++) {   /* d(dropout(A)) = dout v^T */
+        size_t off = (size_t)b * s.T * s.ld;
+        gemm(scr1 + b * s.NH * tt, ty, s.T, v + off, s.ld, 1, dout + off, s.ld, 0, ty, s.T, s.T, s.d, 1.0f, 0.0f, NULL,
+             s.NH, s.d, s.d, tt);
+    }
+    int nrows = s.B * s.NH * s.T;
+    softmax_bwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(scr1, scr2, probs, nrows, s.T, s.NH, dc, layer);
+    LAUNCH_CHECK("softmax_bwd_kernel");
+    for (int b = 0; b < s.B; b++) {
+        size_t off = (size_t)b * s.T * s.ld;
+        const T *pd = scr2 + b * s.NH * tt, *ds = scr1 + b * s.NH * tt;
+        /* dv = dropout(A)^T dout;  dq = ds k / sqrt(d);  dk = ds^T q / sqrt(d) */
+        gemm(dv + off, ty, s.ld, dout + off, s.ld, 0, pd, s.T, 1, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL, s.NH, s.d, tt, s.d);
+        gemm(dq + off, ty, s.ld, k + off, s.ld, 0, ds, s.T, 0, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH, s.d, tt, s.d);
+        gemm(dk + off, ty, s.ld, q + off, s.ld, 0, ds, s.T, 1, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH, s.d, tt, s.d);
+    }
+}
+#endif

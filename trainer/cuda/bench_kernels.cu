@@ -1,0 +1,99 @@
+/* bench_kernels.cu - micro-benchmarks behind gpu.h's btc_bench_*: the
+ * ceilings (a large bf16 product through the same cuBLASLt wrapper the
+ * model uses, a device-to-device copy) and the attention implementations
+ * side by side at training shapes.  Inputs are random (never zeros), times
+ * are medians of CUDA-event-timed repetitions after a warm-up. */
+#include "trainer/cuda/gpu.h"
+#include "trainer/cuda/attention.cuh"
+#include <algorithm>
+#include <vector>
+
+__global__ static void fill_kernel(bf16 *x, size_t n, uint32_t seed, float amp) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        uint32_t h = (uint32_t)i * 0x9e3779b1u ^ seed;
+        h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+        x[i] = __float2bfloat16((h * (1.0f / 4294967296.0f) * 2.0f - 1.0f) * amp);
+    }
+}
+static bf16 *rand_bf16(size_t n, uint32_t seed, float amp, const char *what) {
+    bf16 *p = (bf16 *)cu_alloc(n * 2, what);
+    fill_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(p, n, seed, amp);
+    LAUNCH_CHECK("fill_kernel");
+    return p;
+}
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+/* Median milliseconds of fn over reps, after 3 warm-up calls. */
+template <typename F> static double time_ms(F fn, int reps) {
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    for (int i = 0; i < 3; i++) fn();
+    std::vector<double> t;
+    for (int i = 0; i < reps; i++) {
+        CUDA_CHECK(cudaEventRecord(a, g_stream));
+        fn();
+        CUDA_CHECK(cudaEventRecord(b, g_stream));
+        CUDA_CHECK(cudaEventSynchronize(b));
+        float ms;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+        t.push_back(ms);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return median(t);
+}
+
+static void ensure_init(void) {
+    static int done;
+    if (!done) { gemm_init(); done = 1; }
+}
+
+extern "C" double btc_bench_gemm(int m, int n, int k, int reps) {
+    ensure_init();
+    bf16 *A = rand_bf16((size_t)m * k, 1, 1.0f, "bench A"), *B = rand_bf16((size_t)k * n, 2, 1.0f, "bench B");
+    bf16 *D = (bf16 *)cu_alloc((size_t)m * n * 2, "bench D");
+    double ms = time_ms([&] { gemm(D, CUDA_R_16BF, m, A, k, 1, B, k, 0, CUDA_R_16BF, m, n, k, 1.0f, 0.0f, NULL, 1, 0, 0, 0); }, reps);
+    cu_free(A); cu_free(B); cu_free(D);
+    return 2.0 * m * n * k / (ms * 1e-3) / 1e12;
+}
+
+extern "C" double btc_bench_copy(size_t bytes, int reps) {
+    ensure_init();
+    bf16 *s = rand_bf16(bytes / 2, 3, 1.0f, "bench copy source");
+    void *d = cu_alloc(bytes, "bench copy destination");
+    double ms = time_ms([&] { CUDA_CHECK(cudaMemcpyAsync(d, s, bytes, cudaMemcpyDeviceToDevice, g_stream)); }, reps);
+    cu_free(s); cu_free(d);
+    return 2.0 * bytes / (ms * 1e-3) / 1e9;
+}
+
+extern "C" void btc_bench_attention(int B, int T, int NH, int impl, int reps, double *fwd_ms, double *bwd_ms) {
+    ensure_init();
+    AttnShape s = {B, T, NH, 64, NH * 64};
+    size_t n = (size_t)B * T * s.ld, tt = (size_t)B * NH * T * T;
+    bf16 *q = rand_bf16(n, 11, 2.0f, "bench q"), *k = rand_bf16(n, 12, 2.0f, "bench k"), *v = rand_bf16(n, 13, 1.0f, "bench v");
+    bf16 *dout = rand_bf16(n, 14, 1.0f, "bench dout");
+    bf16 *o = (bf16 *)cu_alloc(n * 2, "bench o"), *dq = (bf16 *)cu_alloc(n * 2, "bench dq");
+    bf16 *dk = (bf16 *)cu_alloc(n * 2, "bench dk"), *dv = (bf16 *)cu_alloc(n * 2, "bench dv");
+    DropCtx dc = drop_ctx(1, 2, 0, 0.1f);
+    if (impl == BTC_ATTN_FLASH) {
+        float *lse = (float *)cu_alloc((size_t)B * NH * T * 4, "bench lse");
+        float *dsum = (float *)cu_alloc((size_t)B * NH * T * 4, "bench dsum");
+        float *acc = (float *)cu_alloc(n * 4, "bench dq acc");
+        *fwd_ms = time_ms([&] { flash_forward(o, lse, q, k, v, s, dc, 0); }, reps);
+        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, s, dc, 0); }, reps);
+        cu_free(lse); cu_free(dsum); cu_free(acc);
+    } else {
+        bf16 *probs = (bf16 *)cu_alloc(tt * 2, "bench probs"), *s1 = (bf16 *)cu_alloc(tt * 2, "bench scratch");
+        bf16 *s2 = (bf16 *)cu_alloc(tt * 2, "bench scratch");
+        *fwd_ms = time_ms([&] { attn_ref_forward<bf16>(o, probs, s1, q, k, v, s, dc, 0); }, reps);
+        *bwd_ms = time_ms([&] { attn_ref_backward<bf16>(dq, dk, dv, s1, s2, dout, q, k, v, probs, s, dc, 0); }, reps);
+        cu_free(probs); cu_free(s1); cu_free(s2);
+    }
+    cu_free(q); cu_free(k); cu_free(v); cu_free(dout); cu_free(o); cu_free(dq); cu_free(dk); cu_free(dv);
+}

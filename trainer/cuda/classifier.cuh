@@ -1,0 +1,90 @@
+/* classifier.cuh - cross-entropy of the MLM head, fused with its gradient.
+ *
+ * The head runs only on the masked positions (about 15% of the tokens), so
+ * logits is [n, ld] with n the number of masked positions of the
+ * micro-batch and ld the vocabulary rounded up to 16 bytes.  One block per
+ * row: max and sum of exponentials in one pass, then the row is overwritten
+ * with the gradient (softmax - onehot(label)) * grad_scale (llm.c's fused
+ * classifier), the padding columns with 0 (unless write_grad is 0: loss
+ * only, logits kept).  loss[i] = logsumexp - logit[label]. */
+#ifndef SYMBERT_CUDA_CLASSIFIER_CUH
+#define SYMBERT_CUDA_CLASSIFIER_CUH
+#include "trainer/cuda/matmul.cuh"
+#include <float.h>
+
+template <typename T>
+__global__ void ce_kernel(T *logits, float *loss, const int32_t *labels, int V, int ld, float grad_scale, int write_grad) {
+    constexpr int P = Pack16<T>::N;
+    __shared__ float smax[32], ssum[32];
+    int row = blockIdx.x, lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
+    T *x = logits + (size_t)row * ld;
+    float mx = -FLT_MAX, sm = 0.0f;
+    for (int c0 = threadIdx.x * P; c0 < ld; c0 += blockDim.x * P) {
+        Pack16<T> a = ld16(x + c0);
+#pragma unroll
+        for (int i = 0; i < P; i++) {
+            if (c0 + i >= V) break;
+            float v = to_f(a.v[i]);
+            if (v > mx) { sm *= __expf(mx - v); mx = v; }
+            sm += __expf(v - mx);
+        }
+    }
+    /* combine (max, sum) pairs: warp, then block */
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, mx, o), s2 = __shfl_xor_sync(0xffffffffu, sm, o);
+        float m = fmaxf(mx, m2);
+        sm = sm * __expf(mx - m) + s2 * __expf(m2 - m);
+        mx = m;
+    }
+    if (lane == 0) { smax[w] = mx; ssum[w] = sm; }
+    __syncthreads();
+    mx = -FLT_MAX; sm = 0.0f;
+    for (int i = 0; i < nw; i++) {
+        float m = fmaxf(mx, smax[i]);
+        sm = sm * __expf(mx - m) + ssum[i] * __expf(smax[i] - m);
+        mx = m;
+    }
+    float lse = mx + logf(sm);
+    int label = labels[row];
+    if (threadIdx.x == 0) loss[row] = lse - to_f(x[label]);
+    if (!write_grad) return;
+    __syncthreads();   /* x[label] read before it is overwritten */
+    for (int c0 = threadIdx.x * P; c0 < ld; c0 += blockDim.x * P) {
+        Pack16<T> a = ld16(x + c0), o;
+#pragma unroll
+        for (int i = 0; i < P; i++) {
+            int c = c0 + i;
+            float g = 0.0f;
+            if (c < V) g = (__expf(to_f(a.v[i]) - lse) - (c == label ? 1.0f : 0.0f)) * grad_scale;
+            o.v[i] = from_f<T>(g);
+        }
+        st16(x + c0, o);
+    }
+}
+template <typename T>
+static void cross_entropy(T *logits, float *loss, const int32_t *labels, int n, int V, int ld, float grad_scale,
+                          int write_grad) {
+    if (n <= 0) return;
+    ce_kernel<T><<<n, 512, 0, g_stream>>>(logits, loss, labels, V, ld, grad_scale, write_grad);
+    LAUNCH_CHECK("ce_kernel");
+}
+
+/* out[0] = sum of x[0..n) in one block, deterministic (fixed order). */
+__global__ static void sum_kernel(float *out, const float *x, int n) {
+    __shared__ double part[32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int i = 0; i < (int)blockDim.x / 32; i++) t += part[i];
+        out[0] = (float)t;
+    }
+}
+static void sum_floats(float *out, const float *x, int n) {
+    sum_kernel<<<1, 1024, 0, g_stream>>>(out, x, n);
+    LAUNCH_CHECK("sum_kernel");
+}
+#endif

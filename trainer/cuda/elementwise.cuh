@@ -1,0 +1,169 @@
+/* elementwise.cuh - the small memory-bound kernels: GELU and its gradient,
+ * column sums (bias gradients), the backward of the embedding sum, adds and
+ * conversions.  All move 16 bytes per thread access where shapes allow. */
+#ifndef SYMBERT_CUDA_ELEMENTWISE_CUH
+#define SYMBERT_CUDA_ELEMENTWISE_CUH
+#include "trainer/cuda/common.cuh"
+#include "trainer/cuda/matmul.cuh"
+
+/* GELU, erf form (as BERT and PyTorch's default). */
+__device__ __forceinline__ float gelu_f(float u) { return 0.5f * u * (1.0f + erff(u * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_grad_f(float u) {
+    return 0.5f * (1.0f + erff(u * 0.70710678118654752f)) + u * 0.39894228040143268f * __expf(-0.5f * u * u);
+}
+
+/* g[n] = gelu(u[n]); n a multiple of 16 / sizeof(T). */
+template <typename T> __global__ void gelu_fwd_kernel(T *g, const T *u, size_t n) {
+    constexpr int V = Pack16<T>::N;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= n) return;
+    Pack16<T> a = ld16(u + i), o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(gelu_f(to_f(a.v[k])));
+    st16(g + i, o);
+}
+/* du[n] = dg[n] * gelu'(u[n]) (du may alias dg). */
+template <typename T> __global__ void gelu_bwd_kernel(T *du, const T *dg, const T *u, size_t n) {
+    constexpr int V = Pack16<T>::N;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= n) return;
+    Pack16<T> a = ld16(u + i), d = ld16(dg + i), o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(d.v[k]) * gelu_grad_f(to_f(a.v[k])));
+    st16(du + i, o);
+}
+template <typename T> static void gelu_forward(T *g, const T *u, size_t n) {
+    gelu_fwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(g, u, n);
+    LAUNCH_CHECK("gelu_fwd_kernel");
+}
+template <typename T> static void gelu_backward(T *du, const T *dg, const T *u, size_t n) {
+    gelu_bwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(du, dg, u, n);
+    LAUNCH_CHECK("gelu_bwd_kernel");
+}
+
+/* out[n] (+)= a[n] (+ b[n]): out = a + b, or out += a when b is NULL and
+ * accumulate is set.  Used to sum the two gradients of a shared query. */
+template <typename T> __global__ void add_kernel(T *out, const T *a, const T *b, size_t n) {
+    constexpr int V = Pack16<T>::N;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= n) return;
+    Pack16<T> x = ld16(a + i), y = ld16(b + i), o;
+#pragma unroll
+    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(x.v[k]) + to_f(y.v[k]));
+    st16(out + i, o);
+}
+template <typename T> static void add_into(T *out, const T *a, const T *b, size_t n) {
+    add_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(out, a, b, n);
+    LAUNCH_CHECK("add_kernel");
+}
+
+/* out[n] = (T) in[n] (fp32 to T), n any. */
+template <typename T> __global__ void convert_kernel(T *out, const float *in, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = from_f<T>(in[i]);
+}
+template <typename T> static void convert_from_f32(T *out, const float *in, size_t n) {
+    convert_kernel<T><<<ceil_div(n, 256), 256, 0, g_stream>>>(out, in, n);
+    LAUNCH_CHECK("convert_kernel");
+}
+
+/* Column sums: sum[c] += sum over rows r < M of x[r * ld + c], c < N.
+ * ld is a multiple of 16 / sizeof(T); columns in [N, ld) are read (they
+ * must hold finite numbers) but not summed into sum.  Block 32 x 8 threads:
+ * x walks 16-byte column packs, y walks rows; partials meet in shared memory
+ * and leave with one atomicAdd per column per block. */
+template <typename T> __global__ void colsum_kernel(float *sum, const T *x, int M, int N, int ld, int rows_per_block) {
+    constexpr int V = Pack16<T>::N;
+    __shared__ float part[8][32 * V];
+    int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
+    int r0 = blockIdx.y * rows_per_block, r1 = min(M, r0 + rows_per_block);
+    float acc[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) acc[k] = 0.0f;
+    if (c0 < ld)
+        for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+            Pack16<T> a = ld16(x + (size_t)r * ld + c0);
+#pragma unroll
+            for (int k = 0; k < V; k++) acc[k] += to_f(a.v[k]);
+        }
+#pragma unroll
+    for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
+    __syncthreads();
+    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
+        float s = 0.0f;
+#pragma unroll
+        for (int y = 0; y < 8; y++) s += part[y][j];
+        int c = blockIdx.x * 32 * V + j;
+        if (c < N) atomicAdd(&sum[c], s);
+    }
+}
+template <typename T> static void colsum(float *sum, const T *x, int M, int N, int ld, int nsm) {
+    constexpr int V = Pack16<T>::N;
+    if (ld % V) cu_fail("colsum", "colsum", "leading dimension not a multiple of 16 bytes", __FILE__, __LINE__);
+    unsigned gx = ceil_div(ld, 32 * V);
+    int target = 4 * nsm / (int)gx + 1;
+    int rpb = (M + target - 1) / target;
+    if (rpb < 64) rpb = 64;
+    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
+    colsum_kernel<T><<<grid, block, 0, g_stream>>>(sum, x, M, N, ld, rpb);
+    LAUNCH_CHECK("colsum_kernel");
+}
+
+/* Embedding backward, word part: dwte[id] += dx[row] for every row whose id
+ * is not the pad id (as in HF, the pad row gets no gradient from the input
+ * side; it still gets one through the tied decoder).  One warp per row. */
+template <typename T> __global__ void embed_word_bwd_kernel(float *dwte, const T *dx, const int32_t *ids, int M, int C, int pad) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= M) return;
+    int id = ids[row];
+    if (id == pad) return;
+    for (int c = lane; c < C; c += 32) atomicAdd(&dwte[(size_t)id * C + c], to_f(dx[(size_t)row * C + c]));
+}
+/* Position part: dwpe[t][c] += sum over b of dx[b, t, c]; also sum_t into
+ * tmp (fp32 [seq][C]) for the token-type row (summed by colsum after). */
+template <typename T> __global__ void embed_pos_bwd_kernel(float *dwpe, float *tmp, const T *dx, int B, int seq, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)seq * C) return;
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) s += to_f(dx[(size_t)b * seq * C + i]);
+    dwpe[i] += s;
+    tmp[i] = s;
+}
+template <typename T> static void embed_backward(float *dwte, float *dwpe, float *dwtt, float *tmp, const T *dx,
+                                                 const int32_t *ids, int B, int seq, int C, int pad, int nsm) {
+    int M = B * seq;
+    embed_word_bwd_kernel<T><<<ceil_div(M, 8), 256, 0, g_stream>>>(dwte, dx, ids, M, C, pad);
+    LAUNCH_CHECK("embed_word_bwd_kernel");
+    embed_pos_bwd_kernel<T><<<ceil_div((size_t)seq * C, 256), 256, 0, g_stream>>>(dwpe, tmp, dx, B, seq, C);
+    LAUNCH_CHECK("embed_pos_bwd_kernel");
+    colsum<float>(dwtt, tmp, seq, C, C, nsm);
+}
+
+/* Row gather / scatter: out[i] = x[idx[i]] (rows of C), for the masked
+ * positions that the MLM head works on. */
+template <typename T> __global__ void gather_rows_kernel(T *out, const T *x, const int32_t *idx, int n, int C) {
+    constexpr int V = Pack16<T>::N;
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= n) return;
+    const T *src = x + (size_t)idx[row] * C;
+    for (int c = lane * V; c < C; c += 32 * V) st16(out + (size_t)row * C + c, ld16(src + c));
+}
+/* dx[idx[i]] = dout[i]; the other rows of dx must be zero beforehand. */
+template <typename T> __global__ void scatter_rows_kernel(T *dx, const T *dout, const int32_t *idx, int n, int C) {
+    constexpr int V = Pack16<T>::N;
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= n) return;
+    T *dst = dx + (size_t)idx[row] * C;
+    for (int c = lane * V; c < C; c += 32 * V) st16(dst + c, ld16(dout + (size_t)row * C + c));
+}
+template <typename T> static void gather_rows(T *out, const T *x, const int32_t *idx, int n, int C) {
+    if (n <= 0) return;
+    gather_rows_kernel<T><<<ceil_div(n, 8), 256, 0, g_stream>>>(out, x, idx, n, C);
+    LAUNCH_CHECK("gather_rows_kernel");
+}
+template <typename T> static void scatter_rows(T *dx, const T *dout, const int32_t *idx, int n, int C) {
+    if (n <= 0) return;
+    scatter_rows_kernel<T><<<ceil_div(n, 8), 256, 0, g_stream>>>(dx, dout, idx, n, C);
+    LAUNCH_CHECK("scatter_rows_kernel");
+}
+#endif

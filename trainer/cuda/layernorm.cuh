@@ -1,0 +1,228 @@
+/* layernorm.cuh - LayerNorm with what surrounds it in a post-LN BERT.
+ *
+ * Forward, one warp per row of C values (the row lives in registers):
+ *   residual mode   r = x + dropout(y)    (attention / FFN output; r = x when y is NULL)
+ *   embedding mode  r = word[id] + pos[t] + type[0]
+ *   out = LN(r) * gamma + beta, then dropout(out) in embedding mode.
+ * r is stored for the backward pass together with the row's mean and
+ * 1/std (fp32).  Dropout draws come from model.h's streams: element
+ * e = t*C + c of sample b, key (seed, step, sample0 + b, layer, site).
+ *
+ * Backward, one warp per row: from dout (the gradient of the output), the
+ * gradient of r (dr), optionally dr after the dropout of y (dy, the
+ * gradient of the sublayer output), and dgamma/dbeta accumulated in fp32
+ * (partial sums per block, then one atomicAdd per column and block).
+ *
+ * A row is held in P packs of 16 bytes per lane (P a template parameter
+ * chosen from C at launch), so C is at most 8 * 32 * (16 / sizeof(T))
+ * (2048 in bf16, 1024 in fp32) and a multiple of 16 / sizeof(T). */
+#ifndef SYMBERT_CUDA_LAYERNORM_CUH
+#define SYMBERT_CUDA_LAYERNORM_CUH
+#include "trainer/cuda/rng.cuh"
+
+
+struct LnDrop {       /* which dropout applies where in a LayerNorm call */
+    DropCtx dc;
+    int layer;        /* model.h layer of the stream (-1: embeddings) */
+    int site;         /* BT_DROP_*, or -1 for none */
+};
+
+template <typename T, int LN_MAXP>
+__global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out,
+                              const T *x, const T *y,
+                              const int32_t *ids, const T *wte, const T *wpe, const T *wtt,
+                              const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
+    constexpr int V = Pack16<T>::N;
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    int row = blockIdx.x * warps + threadIdx.x / 32;
+    if (row >= M) return;
+    int t = row % seq, b = row / seq, npk = C / V;
+    const bool emb = ids != NULL;
+    const bool dk = drop.site >= 0 && drop.dc.on;
+    uint64_t key = 0;
+    if (dk)
+        key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
+    float v[LN_MAXP][V];
+    float sum = 0.0f;
+    int id = emb ? ids[row] : 0;
+#pragma unroll
+    for (int p = 0; p < LN_MAXP; p++) {
+        int pk = lane + 32 * p;
+        if (pk >= npk) break;
+        int c0 = pk * V;
+        if (emb) {
+            Pack16<T> a = ld16(wte + (size_t)id * C + c0), bb = ld16(wpe + (size_t)t * C + c0), cc = ld16(wtt + c0);
+#pragma unroll
+            for (int i = 0; i < V; i++) v[p][i] = to_f(a.v[i]) + to_f(bb.v[i]) + to_f(cc.v[i]);
+        } else {
+            Pack16<T> a = ld16(x + (size_t)row * C + c0), bb;
+            if (y) bb = ld16(y + (size_t)row * C + c0);
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                float yy = y ? to_f(bb.v[i]) : 0.0f;
+                if (dk) yy = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? yy * drop.dc.scale : 0.0f;
+                v[p][i] = to_f(a.v[i]) + yy;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < V; i++) sum += v[p][i];
+    }
+    float mean = warp_sum(sum) / C;
+    float var = 0.0f;
+#pragma unroll
+    for (int p = 0; p < LN_MAXP; p++) {
+        if (lane + 32 * p >= npk) break;
+#pragma unroll
+        for (int i = 0; i < V; i++) { float d = v[p][i] - mean; var += d * d; }
+    }
+    var = warp_sum(var) / C;
+    float rstd = 1.0f / sqrtf(var + eps);
+    if (lane == 0) { mean_out[row] = mean; rstd_out[row] = rstd; }
+#pragma unroll
+    for (int p = 0; p < LN_MAXP; p++) {
+        int pk = lane + 32 * p;
+        if (pk >= npk) break;
+        int c0 = pk * V;
+        Pack16<T> ro, o;
+#pragma unroll
+        for (int i = 0; i < V; i++) {
+            ro.v[i] = from_f<T>(v[p][i]);
+            float n = (v[p][i] - mean) * rstd * gamma[c0 + i] + beta[c0 + i];
+            if (emb && dk) n = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? n * drop.dc.scale : 0.0f;
+            o.v[i] = from_f<T>(n);
+        }
+        st16(r_out + (size_t)row * C + c0, ro);
+        st16(out + (size_t)row * C + c0, o);
+    }
+}
+
+/* dout: gradient of the LN output.  Writes dr (gradient of r) and, when dy
+ * is not NULL, dy = dr through the dropout of y.  In embedding mode
+ * (out_dropout), dout first goes back through the output dropout. */
+template <typename T, int LN_MAXP>
+__global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta,
+                              const T *dout, const T *r, const float *mean, const float *rstd,
+                              const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
+    constexpr int V = Pack16<T>::N;
+    extern __shared__ float sh[];          /* [2][C] block partials */
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    int npk = C / V;
+    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
+    __syncthreads();
+    float dg[LN_MAXP][V], db[LN_MAXP][V];
+#pragma unroll
+    for (int p = 0; p < LN_MAXP; p++)
+#pragma unroll
+        for (int i = 0; i < V; i++) { dg[p][i] = 0.0f; db[p][i] = 0.0f; }
+    for (int row = blockIdx.x * warps + w; row < M; row += gridDim.x * warps) {
+        int t = row % seq, b = row / seq;
+        const bool dk = drop.site >= 0 && drop.dc.on;
+        uint64_t key = 0;
+        if (dk)
+            key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
+        float m = mean[row], rs = rstd[row];
+        float s1 = 0.0f, s2 = 0.0f;
+#pragma unroll
+        for (int p = 0; p < LN_MAXP; p++) {
+            int pk = lane + 32 * p;
+            if (pk >= npk) break;
+            int c0 = pk * V;
+            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                float gg = to_f(a.v[i]);
+                if (out_dropout && dk) gg = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? gg * drop.dc.scale : 0.0f;
+                float xx = (to_f(rr.v[i]) - m) * rs;
+                dg[p][i] += gg * xx;
+                db[p][i] += gg;
+                float gx = gg * gamma[c0 + i];
+                s1 += gx; s2 += gx * xx;
+            }
+        }
+        s1 = warp_sum(s1) / C;
+        s2 = warp_sum(s2) / C;
+        /* second pass: the row again (from L1), now producing dr */
+#pragma unroll
+        for (int p = 0; p < LN_MAXP; p++) {
+            int pk = lane + 32 * p;
+            if (pk >= npk) break;
+            int c0 = pk * V;
+            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
+            Pack16<T> o, oy;
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                bool kept = true;
+                if (dk) kept = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr);
+                float gg = to_f(a.v[i]);
+                if (out_dropout && dk) gg = kept ? gg * drop.dc.scale : 0.0f;
+                float xx = (to_f(rr.v[i]) - m) * rs;
+                float d = rs * (gg * gamma[c0 + i] - s1 - xx * s2);
+                o.v[i] = from_f<T>(d);
+                if (dy) oy.v[i] = from_f<T>(!out_dropout && dk ? (kept ? d * drop.dc.scale : 0.0f) : d);
+            }
+            st16(dr + (size_t)row * C + c0, o);
+            if (dy) st16(dy + (size_t)row * C + c0, oy);
+        }
+    }
+#pragma unroll
+    for (int p = 0; p < LN_MAXP; p++) {
+        int pk = lane + 32 * p;
+        if (pk >= npk) break;
+#pragma unroll
+        for (int i = 0; i < V; i++) {
+            atomicAdd(&sh[pk * V + i], dg[p][i]);
+            atomicAdd(&sh[C + pk * V + i], db[p][i]);
+        }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        atomicAdd(&dgamma[c], sh[c]);
+        atomicAdd(&dbeta[c], sh[C + c]);
+    }
+}
+
+/* The number of 16-byte packs per lane for a row of C values. */
+template <typename T> static int ln_packs(int C) {
+    int v = 16 / sizeof(T), need = (C / v + 31) / 32;
+    if (C % v) cu_fail("LayerNorm", "ln_packs", "hidden size is not a multiple of 16 bytes", __FILE__, __LINE__);
+    if (need > 8) cu_fail("LayerNorm", "ln_packs", "hidden size too large for the LayerNorm kernels", __FILE__, __LINE__);
+    return need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
+}
+template <typename T>
+static void layernorm_forward(T *out, T *r_out, float *mean, float *rstd, const T *x, const T *y,
+                              const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
+    switch (ln_packs<T>(C)) {
+#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, x, y, NULL, NULL, \
+        NULL, NULL, gamma, beta, M, C, seq, eps, drop); break;
+    L_(1) L_(2) L_(4) L_(8)
+#undef L_
+    }
+    LAUNCH_CHECK("ln_fwd_kernel");
+}
+template <typename T>
+static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int32_t *ids, const T *wte, const T *wpe,
+                          const T *wtt, const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
+    switch (ln_packs<T>(C)) {
+#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, NULL, NULL, ids, \
+        wte, wpe, wtt, gamma, beta, M, C, seq, eps, drop); break;
+    L_(1) L_(2) L_(4) L_(8)
+#undef L_
+    }
+    LAUNCH_CHECK("ln_fwd_kernel(embeddings)");
+}
+template <typename T>
+static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, const T *dout, const T *r,
+                               const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
+                               LnDrop drop, int out_dropout, int nsm) {
+    int blocks = 2 * nsm;
+    if (blocks > (int)ceil_div(M, 8)) blocks = ceil_div(M, 8);
+    size_t shb = 2 * C * sizeof(float);
+    switch (ln_packs<T>(C)) {
+#define L_(P) case P: ln_bwd_kernel<T, P><<<blocks, 256, shb, g_stream>>>(dr, dy, dgamma, dbeta, dout, r, mean, rstd, \
+        gamma, M, C, seq, drop, out_dropout); break;
+    L_(1) L_(2) L_(4) L_(8)
+#undef L_
+    }
+    LAUNCH_CHECK("ln_bwd_kernel");
+}
+#endif

@@ -1,0 +1,550 @@
+/* model.cu - the MLM model on the GPU: buffers, forward, backward, AdamW.
+ * The interface is gpu.h; the kernels live in one header per family.
+ *
+ * Shapes: M = B*T token rows, C hidden, F FFN, NH heads of d, n masked
+ * positions of the micro-batch, V vocab (Vp: V rounded up to 8 so the
+ * logits rows stay 16-byte aligned).  Activations are [rows, features]
+ * row-major in the activation type T (bf16 or fp32).
+ *
+ * Saved per layer for the backward pass: q, k (original), q S_h (pairwise),
+ * v, attention output o, the attention's log-sum-exp (flash) or its
+ * probabilities (reference path), r1 = x + dropout(attn) with its LayerNorm
+ * statistics, h1 = LN1(r1), u = h1 W1^T + b1, g = gelu(u), r2 and its
+ * statistics, h2 = LN2(r2) (the next layer's input).  Dropout masks are not
+ * stored: they are recomputed from model.h's counter-based streams.
+ *
+ * Backward, per layer, with `cur` the gradient of h2:
+ *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
+ *   (through the FFN-output dropout); FFN2 weight/bias/input products; GELU
+ *   back; FFN1 products, the input gradient accumulated onto dres (beta 1);
+ *   LN1 back -> cur (gradient of the layer input through the residual) and
+ *   dy; output projection; attention back; the q/k/v products accumulate
+ *   their input gradients onto cur.  Symmetric adds dk into dq; pairwise
+ *   turns d(Q S_h) into dQ with S_h^T (accumulated onto dk) and dS_h.
+ * All weight gradients accumulate in fp32 (beta 1 in cuBLASLt, atomics in
+ * the reductions), so micro-batches simply add up. */
+#include "trainer/cuda/gpu.h"
+#include "trainer/cuda/common.cuh"
+#include "trainer/cuda/matmul.cuh"
+#include "trainer/cuda/layernorm.cuh"
+#include "trainer/cuda/elementwise.cuh"
+#include "trainer/cuda/attention.cuh"
+#include "trainer/cuda/classifier.cuh"
+#include "trainer/cuda/adamw.cuh"
+#include <math.h>
+#include <string.h>
+
+struct LayerBuf {
+    void *q, *k, *qs, *v, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
+    float *lse, *mean1, *rstd1, *mean2, *rstd2;
+};
+
+#define NSLOTS 4
+
+struct btc_model {
+    const bt_layout *L;
+    bt_config c;
+    int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm;
+    size_t np, esz;
+    float *p, *grad, *m1, *m2;
+    void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
+    int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
+    int32_t *h_slot[NSLOTS];        /* pinned staging for those */
+    cudaEvent_t ev_slot[NSLOTS];
+    int slot;
+    void *x0, *r0;
+    float *mean0, *rstd0;
+    LayerBuf *lay;
+    int cap;                        /* head rows allocated */
+    void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
+    float *hmean, *hrstd, *lossrow;
+    void *cur, *dres, *dy, *dq, *dk, *dv, *dO, *du, *scr1, *scr2;
+    float *dqacc, *dsum, *embtmp;
+    double *lossacc;
+    double *h_loss;
+    float *normclip, *h_norm;
+    AdamChunk *chunks;
+    int nchunks;
+    float *partials;
+    int last_n;
+};
+
+static int g_inited;
+
+extern "C" int btc_available(char *err, size_t errlen) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        snprintf(err, errlen, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        cudaGetLastError();
+        return 0;
+    }
+    return 1;
+}
+
+extern "C" void btc_device_name(char *buf, size_t cap) {
+    cudaDeviceProp pr;
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDeviceProperties(&pr, dev));
+    snprintf(buf, cap, "%s, %d SMs, %.1f GiB, compute %d.%d", pr.name, pr.multiProcessorCount,
+             pr.totalGlobalMem / 1073741824.0, pr.major, pr.minor);
+}
+
+extern "C" size_t btc_memory_used(void) { return cu_allocated_bytes(); }
+extern "C" size_t btc_memory_device(void) {
+    size_t fr = 0, tot = 0;
+    CUDA_CHECK(cudaMemGetInfo(&fr, &tot));
+    return tot - fr;
+}
+extern "C" void btc_sync(void) { CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
+
+static void *alloc_t(btc_model *m, size_t n, const char *what) { return cu_alloc(n * m->esz, what); }
+
+static void alloc_head(btc_model *m, int cap) {
+    cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
+    cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
+    m->cap = cap;
+    m->hm = alloc_t(m, (size_t)cap * m->C, "MLM head input rows");
+    m->hu = alloc_t(m, (size_t)cap * m->C, "MLM head pre-GELU");
+    m->hg = alloc_t(m, (size_t)cap * m->C, "MLM head GELU output");
+    m->hn = alloc_t(m, (size_t)cap * m->C, "MLM head LayerNorm output");
+    m->dh1 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
+    m->dh2 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
+    m->logits = alloc_t(m, (size_t)cap * m->Vp, "MLM logits (masked positions x vocab)");
+    m->hmean = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
+    m->hrstd = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
+    m->lossrow = (float *)cu_alloc((size_t)cap * 4, "per-position losses");
+}
+
+extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int attn_impl, char *err, size_t errlen) {
+    const bt_config *c = &L->cfg;
+    if (maxB < 1 || T < 1 || T > c->max_pos) {
+        snprintf(err, errlen, "sequence length %d not in 1..%d (or empty batch)", T, c->max_pos);
+        return NULL;
+    }
+    size_t esz = prec == BTC_FP32 ? 4 : 2;
+    if ((c->hidden * esz) % 16 || (c->ffn * esz) % 16 || ((c->hidden / c->heads) * esz) % 16) {
+        snprintf(err, errlen, "hidden (%d), FFN (%d) and head sizes must be multiples of %zu for the CUDA trainer",
+                 c->hidden, c->ffn, 16 / esz);
+        return NULL;
+    }
+    if (!g_inited) { gemm_init(); g_inited = 1; }
+    btc_model *m = (btc_model *)calloc(1, sizeof *m);
+    m->L = L; m->c = *c; m->maxB = maxB; m->T = T; m->prec = prec; m->esz = esz;
+    m->C = c->hidden; m->F = c->ffn; m->NH = c->heads; m->d = c->hidden / c->heads;
+    m->V = c->vocab_size; m->Vp = (c->vocab_size + 7) / 8 * 8;
+    m->np = L->total;
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&m->nsm, cudaDevAttrMultiProcessorCount, dev));
+    AttnShape as = {maxB, T, m->NH, m->d, m->C};
+    m->flash = prec == BTC_BF16 && attn_impl != BTC_ATTN_REF && flash_supported(as);
+    if (attn_impl == BTC_ATTN_FLASH && !m->flash) {
+        snprintf(err, errlen, "the flash attention kernels need bf16, head size 64 and a sequence length multiple of 64");
+        free(m);
+        return NULL;
+    }
+    size_t M = (size_t)maxB * T, C = m->C, F = m->F;
+    m->p = (float *)cu_alloc(m->np * 4, "fp32 master weights");
+    m->grad = (float *)cu_alloc(m->np * 4, "fp32 gradients");
+    m->m1 = (float *)cu_alloc(m->np * 4, "AdamW first moments");
+    m->m2 = (float *)cu_alloc(m->np * 4, "AdamW second moments");
+    CUDA_CHECK(cudaMemset(m->p, 0, m->np * 4));
+    CUDA_CHECK(cudaMemset(m->grad, 0, m->np * 4));
+    CUDA_CHECK(cudaMemset(m->m1, 0, m->np * 4));
+    CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
+    m->pc = prec == BTC_FP32 ? (void *)m->p : cu_alloc(m->np * 2, "bf16 copy of the weights");
+    m->d_in = (int32_t *)cu_alloc(3 * M * 4, "input ids, masked positions and labels");
+    for (int s = 0; s < NSLOTS; s++) {
+        CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
+        CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
+    }
+    m->x0 = alloc_t(m, M * C, "embedding output");
+    m->r0 = alloc_t(m, M * C, "embedding sum");
+    m->mean0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
+    m->rstd0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
+    m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
+    for (int l = 0; l < c->layers; l++) {
+        LayerBuf *b = &m->lay[l];
+        b->q = alloc_t(m, M * C, "activations: query");
+        if (c->attn == BT_ATTN_ORIGINAL) b->k = alloc_t(m, M * C, "activations: key");
+        if (c->attn == BT_ATTN_PAIRWISE) b->qs = alloc_t(m, M * C, "activations: Q S_h");
+        b->v = alloc_t(m, M * C, "activations: value");
+        b->o = alloc_t(m, M * C, "activations: attention output");
+        if (m->flash) b->lse = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention log-sum-exp");
+        else b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
+        b->r1 = alloc_t(m, M * C, "activations: residual 1");
+        b->h1 = alloc_t(m, M * C, "activations: LayerNorm 1 output");
+        b->u = alloc_t(m, M * F, "activations: FFN pre-GELU");
+        b->g = alloc_t(m, M * F, "activations: FFN GELU output");
+        b->r2 = alloc_t(m, M * C, "activations: residual 2");
+        b->h2 = alloc_t(m, M * C, "activations: layer output");
+        b->mean1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
+        b->rstd1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
+        b->mean2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
+        b->rstd2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
+    }
+    int cap = (int)(M / 4) + 256;
+    if ((size_t)cap > M) cap = (int)M;
+    alloc_head(m, cap);
+    m->cur = alloc_t(m, M * C, "gradient scratch");
+    m->dres = alloc_t(m, M * C, "gradient scratch");
+    m->dy = alloc_t(m, M * C, "gradient scratch");
+    m->dq = alloc_t(m, M * C, "gradient scratch (query)");
+    m->dk = alloc_t(m, M * C, "gradient scratch (key)");
+    m->dv = alloc_t(m, M * C, "gradient scratch (value)");
+    m->dO = alloc_t(m, M * C, "gradient scratch (attention output)");
+    m->du = alloc_t(m, M * F, "gradient scratch (FFN)");
+    if (m->flash) {
+        m->dqacc = (float *)cu_alloc(M * C * 4, "attention dQ accumulator (fp32)");
+        m->dsum = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention backward row sums");
+    } else {
+        m->scr1 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
+        m->scr2 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
+    }
+    m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
+    m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
+    CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
+    m->normclip = (float *)cu_alloc(2 * sizeof(float), "gradient norm");
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_norm, 2 * sizeof(float)));
+    /* AdamW chunks: never across two tensors */
+    int nch = 0;
+    for (int i = 0; i < L->n; i++) nch += (int)((L->t[i].numel + ADAM_CHUNK - 1) / ADAM_CHUNK);
+    AdamChunk *hc = (AdamChunk *)malloc(nch * sizeof *hc);
+    nch = 0;
+    for (int i = 0; i < L->n; i++)
+        for (size_t o = 0; o < L->t[i].numel; o += ADAM_CHUNK) {
+            size_t len = L->t[i].numel - o;
+            hc[nch].off = L->t[i].offset + o;
+            hc[nch].len = (int)(len < ADAM_CHUNK ? len : ADAM_CHUNK);
+            hc[nch].decay = L->t[i].decay;
+            nch++;
+        }
+    m->nchunks = nch;
+    m->chunks = (AdamChunk *)cu_alloc(nch * sizeof *hc, "AdamW chunk table");
+    CUDA_CHECK(cudaMemcpy(m->chunks, hc, nch * sizeof *hc, cudaMemcpyHostToDevice));
+    free(hc);
+    m->partials = (float *)cu_alloc(nch * 4, "gradient norm partials");
+    return m;
+}
+
+extern "C" void btc_free(btc_model *m) {
+    if (!m) return;
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    for (int s = 0; s < NSLOTS; s++) { cudaFreeHost(m->h_slot[s]); cudaEventDestroy(m->ev_slot[s]); }
+    cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm);
+    /* device memory: freed wholesale; the process usually ends here */
+    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
+                    m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dq,
+                    m->dk, m->dv, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
+                    m->normclip, m->chunks, m->partials};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
+    if (m->pc != m->p) cu_free(m->pc);
+    for (int l = 0; l < m->c.layers; l++) {
+        LayerBuf *b = &m->lay[l];
+        void *lb[] = {b->q, b->k, b->qs, b->v, b->o, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->probs, b->lse,
+                      b->mean1, b->rstd1, b->mean2, b->rstd2};
+        for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
+    }
+    free(m->lay);
+    free(m);
+}
+
+extern "C" const char *btc_attn_name(const btc_model *m) { return m->flash ? "flash" : "reference"; }
+
+static void refresh_copy(btc_model *m) {
+    if (m->prec == BTC_BF16) convert_from_f32<bf16>((bf16 *)m->pc, m->p, m->np);
+}
+extern "C" void btc_set_params(btc_model *m, const float *params) {
+    CUDA_CHECK(cudaMemcpy(m->p, params, m->np * 4, cudaMemcpyHostToDevice));
+    refresh_copy(m);
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+}
+extern "C" void btc_get_params(btc_model *m, float *params) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    CUDA_CHECK(cudaMemcpy(params, m->p, m->np * 4, cudaMemcpyDeviceToHost));
+}
+extern "C" void btc_get_grads(btc_model *m, float *grads) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    CUDA_CHECK(cudaMemcpy(grads, m->grad, m->np * 4, cudaMemcpyDeviceToHost));
+}
+extern "C" void btc_set_moments(btc_model *m, const float *a, const float *b) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    if (a) CUDA_CHECK(cudaMemcpy(m->m1, a, m->np * 4, cudaMemcpyHostToDevice));
+    else CUDA_CHECK(cudaMemset(m->m1, 0, m->np * 4));
+    if (b) CUDA_CHECK(cudaMemcpy(m->m2, b, m->np * 4, cudaMemcpyHostToDevice));
+    else CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
+}
+extern "C" void btc_get_moments(btc_model *m, float *a, float *b) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    if (a) CUDA_CHECK(cudaMemcpy(a, m->m1, m->np * 4, cudaMemcpyDeviceToHost));
+    if (b) CUDA_CHECK(cudaMemcpy(b, m->m2, m->np * 4, cudaMemcpyDeviceToHost));
+}
+extern "C" void btc_zero_grads(btc_model *m) { CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream)); }
+
+/* ------------------------------------------------------------ the pass */
+
+__global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
+    __shared__ double part[32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int i = 0; i < (int)blockDim.x / 32; i++) t += part[i];
+        acc[0] += t;
+    }
+}
+
+template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
+    size_t o = bt_off(m->L, k, l);
+    return o == (size_t)-1 ? NULL : (T *)m->pc + o;
+}
+static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + bt_off(m->L, k, l); }
+static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + bt_off(m->L, k, l); }
+
+template <typename T>
+static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
+    const bt_config *c = &m->c;
+    const int T_ = m->T, C = m->C, F = m->F, NH = m->NH, d = m->d, M = B * T_;
+    const int32_t *inputs = m->d_in, *pos = m->d_in + M, *lab = m->d_in + 2 * M;
+    const float eps = c->ln_eps;
+    const DropCtx hd = drop_ctx(dc.seed, dc.step, dc.sample0, dc.on ? c->hidden_dropout : 0.0f);
+    const DropCtx ad = drop_ctx(dc.seed, dc.step, dc.sample0, dc.on ? c->attn_dropout : 0.0f);
+    const int orig = c->attn == BT_ATTN_ORIGINAL, pair = c->attn == BT_ATTN_PAIRWISE;
+    AttnShape as = {B, T_, NH, d, C};
+    cudaDataType_t ty = CuType<T>::id;
+
+    /* embeddings */
+    LnDrop emb_drop = {hd, -1, BT_DROP_EMB};
+    embed_forward<T>((T *)m->x0, (T *)m->r0, m->mean0, m->rstd0, inputs, W<T>(m, BT_T_WORD_EMB, 0),
+                     W<T>(m, BT_T_POS_EMB, 0), W<T>(m, BT_T_TYPE_EMB, 0), PF(m, BT_T_EMB_LN_W, 0),
+                     PF(m, BT_T_EMB_LN_B, 0), M, C, T_, eps, emb_drop);
+    for (int l = 0; l < c->layers; l++) {
+        LayerBuf *b = &m->lay[l];
+        const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
+        linear_fwd<T>((T *)b->q, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, C, C);
+        if (orig) linear_fwd<T>((T *)b->k, x, W<T>(m, BT_T_K_W, l), W<T>(m, BT_T_K_B, l), M, C, C);
+        linear_fwd<T>((T *)b->v, x, W<T>(m, BT_T_V_W, l), W<T>(m, BT_T_V_B, l), M, C, C);
+        if (pair)   /* qs_h = q_h S_h, all heads in one batched product */
+            gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, b->q, C, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
+                 (long long)d * d, d, d);
+        const T *qa = pair ? (const T *)b->qs : (const T *)b->q;
+        const T *ka = orig ? (const T *)b->k : (const T *)b->q;
+        if (m->flash)
+            flash_forward((bf16 *)b->o, b->lse, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)b->v, as, ad, l);
+        else
+            attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, (const T *)b->v, as, ad, l);
+        linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
+        LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
+        layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_ALN_W, l),
+                             PF(m, BT_T_ALN_B, l), M, C, T_, eps, d1);
+        linear_fwd<T>((T *)b->u, (const T *)b->h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), M, F, C);
+        gelu_forward<T>((T *)b->g, (const T *)b->u, (size_t)M * F);
+        linear_fwd<T>((T *)m->dy, (const T *)b->g, W<T>(m, BT_T_FFN2_W, l), W<T>(m, BT_T_FFN2_B, l), M, C, F);
+        LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
+        layernorm_forward<T>((T *)b->h2, (T *)b->r2, b->mean2, b->rstd2, (const T *)b->h1, (const T *)m->dy,
+                             PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), M, C, T_, eps, d2);
+    }
+    const T *xL = (const T *)m->lay[c->layers - 1].h2;
+    if (n == 0) return;   /* nothing masked: no loss, no gradient (as the CPU trainer) */
+
+    /* MLM head at the n masked positions */
+    LnDrop none = {hd, -1, -1};
+    gather_rows<T>((T *)m->hm, xL, pos, n, C);
+    linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), n, C, C);
+    gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)n * C);
+    layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, PF(m, BT_T_HEAD_LN_W, 0),
+                         PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
+    /* logits^T [V, n] (ld Vp) = word [V, C] . hn^T + bias */
+    const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
+    gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->V, n, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    m->last_n = n;
+    if (!backward) {   /* loss only: cross_entropy writes gradients, so keep the logits for btc_get_logits */
+        cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
+        loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
+        LAUNCH_CHECK("loss_accum_kernel");
+        return;
+    }
+    cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
+    loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
+    LAUNCH_CHECK("loss_accum_kernel");
+
+    /* ---------------- backward: head */
+    /* dword += dlogits^T hn: D [C, V] (ld C) = hn^T-view (C x n) . dlogits-view^T (n x V) */
+    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->V, n, 1.0f, 1.0f, NULL,
+         1, 0, 0, 0);
+    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, n, m->V, m->Vp, m->nsm);
+    /* dhn [n, C] = dlogits [n, V] . word [V, C] */
+    gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, n, m->V, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), (const T *)m->dh1,
+                          (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
+    gelu_backward<T>((T *)m->dh2, (const T *)m->dh2, (const T *)m->hu, (size_t)n * C);
+    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, n, C, C);
+    colsum<T>(GR(m, BT_T_HEAD_B, 0), (const T *)m->dh2, n, C, C, m->nsm);
+    linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), n, C, C, 0.0f);
+    CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
+    scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+
+    /* ---------------- backward: layers */
+    for (int l = c->layers - 1; l >= 0; l--) {
+        LayerBuf *b = &m->lay[l];
+        const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
+        LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
+        layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), (const T *)m->cur,
+                              (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2, 0, m->nsm);
+        linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
+        colsum<T>(GR(m, BT_T_FFN2_B, l), (const T *)m->dy, M, C, C, m->nsm);
+        linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
+        gelu_backward<T>((T *)m->du, (const T *)m->du, (const T *)b->u, (size_t)M * F);
+        linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
+        colsum<T>(GR(m, BT_T_FFN1_B, l), (const T *)m->du, M, F, F, m->nsm);
+        linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
+        LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
+        layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), (const T *)m->dres,
+                              (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1, 0, m->nsm);
+        linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
+        colsum<T>(GR(m, BT_T_AO_B, l), (const T *)m->dy, M, C, C, m->nsm);
+        linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
+        const T *qa = pair ? (const T *)b->qs : (const T *)b->q;
+        const T *ka = orig ? (const T *)b->k : (const T *)b->q;
+        if (m->flash)
+            flash_backward((bf16 *)m->dq, (bf16 *)m->dk, (bf16 *)m->dv, m->dqacc, m->dsum, (const bf16 *)m->dO,
+                           (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)b->v, b->lse, as, ad, l);
+        else
+            attn_ref_backward<T>((T *)m->dq, (T *)m->dk, (T *)m->dv, (T *)m->scr1, (T *)m->scr2, (const T *)m->dO, qa, ka,
+                                 (const T *)b->v, (const T *)b->probs, as, ad, l);
+        T *dQ = (T *)m->dq;
+        if (c->attn == BT_ATTN_SYMMETRIC) add_into<T>((T *)m->dq, (const T *)m->dq, (const T *)m->dk, (size_t)M * C);
+        if (pair) {
+            /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ = dk + d(QS)_h S_h^T */
+            gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dq, C, 0, b->q, C, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
+                 d, d, (long long)d * d);
+            gemm(m->dk, ty, C, W<T>(m, BT_T_PAIR, l), d, 1, m->dq, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
+                 (long long)d * d, d, d);
+            dQ = (T *)m->dk;
+        }
+        /* projections; their input gradients accumulate onto cur (the residual's) */
+        linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dQ, x, M, C, C);
+        colsum<T>(GR(m, BT_T_Q_B, l), dQ, M, C, C, m->nsm);
+        linear_bwd_x<T>((T *)m->cur, dQ, W<T>(m, BT_T_Q_W, l), M, C, C, 1.0f);
+        if (orig) {
+            linear_bwd_w<T>(GR(m, BT_T_K_W, l), (const T *)m->dk, x, M, C, C);
+            colsum<T>(GR(m, BT_T_K_B, l), (const T *)m->dk, M, C, C, m->nsm);
+            linear_bwd_x<T>((T *)m->cur, (const T *)m->dk, W<T>(m, BT_T_K_W, l), M, C, C, 1.0f);
+        }
+        linear_bwd_w<T>(GR(m, BT_T_V_W, l), (const T *)m->dv, x, M, C, C);
+        colsum<T>(GR(m, BT_T_V_B, l), (const T *)m->dv, M, C, C, m->nsm);
+        linear_bwd_x<T>((T *)m->cur, (const T *)m->dv, W<T>(m, BT_T_V_W, l), M, C, C, 1.0f);
+    }
+    /* embeddings: output dropout, LayerNorm, then the three tables */
+    layernorm_backward<T>((T *)m->dres, NULL, GR(m, BT_T_EMB_LN_W, 0), GR(m, BT_T_EMB_LN_B, 0), (const T *)m->cur,
+                          (const T *)m->r0, m->mean0, m->rstd0, PF(m, BT_T_EMB_LN_W, 0), M, C, T_, emb_drop, 1, m->nsm);
+    embed_backward<T>(GR(m, BT_T_WORD_EMB, 0), GR(m, BT_T_POS_EMB, 0), GR(m, BT_T_TYPE_EMB, 0), m->embtmp,
+                      (const T *)m->dres, inputs, B, T_, C, c->pad_id, m->nsm);
+}
+
+extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int backward, int dropout, uint64_t seed,
+                                           float scale, int *n_labels) {
+    int B = b->B, M = B * m->T;
+    if (B < 1 || B > m->maxB || b->T != m->T)
+        cu_fail("btc", "btc_forward_backward", "micro-batch larger than allocated or wrong sequence length", __FILE__, __LINE__);
+    /* stage inputs, masked positions and their labels in a pinned slot */
+    int s = m->slot;
+    m->slot = (s + 1) % NSLOTS;
+    CUDA_CHECK(cudaEventSynchronize(m->ev_slot[s]));
+    int32_t *h = m->h_slot[s];
+    int n = 0;
+    for (int i = 0; i < M; i++) {
+        h[i] = b->inputs[i];
+        if (b->labels[i] != BT_IGNORE) { h[M + n] = i; h[2 * M + n] = b->labels[i]; n++; }
+    }
+    if (n_labels) *n_labels = n;
+    if (n > m->cap) {   /* rare: more masked positions than planned for */
+        CUDA_CHECK(cudaStreamSynchronize(g_stream));
+        alloc_head(m, n + n / 4 > M ? M : n + n / 4);
+    }
+    /* the three arrays at their offsets (pos at M, labels at 2M) */
+    CUDA_CHECK(cudaMemcpyAsync(m->d_in, h, (size_t)M * 4, cudaMemcpyHostToDevice, g_stream));
+    CUDA_CHECK(cudaMemcpyAsync(m->d_in + M, h + M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
+    CUDA_CHECK(cudaMemcpyAsync(m->d_in + 2 * M, h + 2 * M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
+    CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
+    DropCtx dc = drop_ctx(seed, b->step, (int)b->sample0, dropout ? 1.0f : 0.0f);
+    dc.on = dropout != 0;
+    if (m->prec == BTC_FP32) run_pass<float>(m, B, n, backward, dc, scale);
+    else run_pass<bf16>(m, B, n, backward, dc, scale);
+}
+
+extern "C" double btc_loss_wait(btc_model *m) {
+    CUDA_CHECK(cudaMemcpyAsync(m->h_loss, m->lossacc, sizeof(double), cudaMemcpyDeviceToHost, g_stream));
+    CUDA_CHECK(cudaMemsetAsync(m->lossacc, 0, sizeof(double), g_stream));
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    return *m->h_loss;
+}
+
+extern "C" double btc_forward_backward(btc_model *m, const bt_batch *b, int backward, int dropout, uint64_t seed,
+                                       float scale, int *n_labels) {
+    btc_loss_wait(m);   /* start from zero */
+    btc_forward_backward_async(m, b, backward, dropout, seed, scale, n_labels);
+    return btc_loss_wait(m);
+}
+
+/* logits of the last pass (only meaningful after a pass without backward,
+ * whose cross-entropy leaves the logits in place) */
+template <typename T> __global__ void logits_out_kernel(float *out, const T *lg, int n, int V, int ld) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n * V) return;
+    out[i] = to_f(lg[(i / V) * ld + i % V]);
+}
+extern "C" void btc_get_logits(btc_model *m, float *logits, int n) {
+    float *tmp = (float *)cu_alloc((size_t)n * m->V * 4, "logits copy");
+    if (m->prec == BTC_FP32)
+        logits_out_kernel<float><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const float *)m->logits, n, m->V, m->Vp);
+    else
+        logits_out_kernel<bf16><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const bf16 *)m->logits, n, m->V, m->Vp);
+    LAUNCH_CHECK("logits_out_kernel");
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    CUDA_CHECK(cudaMemcpy(logits, tmp, (size_t)n * m->V * 4, cudaMemcpyDeviceToHost));
+    cu_free(tmp);
+}
+
+extern "C" void btc_allreduce_grads(btc_model *m) {
+    /* Data parallelism: an ncclAllReduce(m->grad, m->grad, m->np, ncclFloat, ncclSum, comm, g_stream) goes
+     * here, before the norm.  The loss normaliser (scale) must then count the masked positions of the
+     * global batch, as it already counts those of the whole update across micro-batches. */
+    (void)m;
+}
+
+__global__ static void clip_kernel(float *normclip, float clip) {
+    /* clip factor exactly as bt_clip_coef: min(1, clip / (norm + 1e-6)) in double, 1 when clip <= 0 */
+    double norm = normclip[0];
+    double cf = clip > 0.0f ? (double)clip / (norm + 1e-6) : 1.0;
+    normclip[1] = cf < 1.0 ? (float)cf : 1.0f;
+}
+
+extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {
+    sumsq_kernel<<<m->nchunks, 256, 0, g_stream>>>(m->partials, m->grad, m->chunks);
+    LAUNCH_CHECK("sumsq_kernel");
+    norm_kernel<<<1, 1024, 0, g_stream>>>(m->normclip, m->partials, m->nchunks, 0.0f);
+    LAUNCH_CHECK("norm_kernel");
+    clip_kernel<<<1, 1, 0, g_stream>>>(m->normclip, o->clip);
+    LAUNCH_CHECK("clip_kernel");
+    const double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+    AdamHyper h;
+    h.b1 = o->beta1; h.b2 = o->beta2; h.eps = o->eps;
+    h.step = (float)(lr / bc1);
+    h.bc2_sqrt = (float)sqrt(bc2);
+    h.decay = (float)(1.0 - lr * o->weight_decay);
+    if (m->prec == BTC_BF16)
+        adamw_kernel<bf16><<<m->nchunks, 256, 0, g_stream>>>(m->p, (bf16 *)m->pc, m->m1, m->m2, m->grad, m->chunks, m->normclip, h);
+    else
+        adamw_kernel<float><<<m->nchunks, 256, 0, g_stream>>>(m->p, (float *)NULL, m->m1, m->m2, m->grad, m->chunks, m->normclip, h);
+    LAUNCH_CHECK("adamw_kernel");
+    CUDA_CHECK(cudaMemcpyAsync(m->h_norm, m->normclip, 2 * sizeof(float), cudaMemcpyDeviceToHost, g_stream));
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    return m->h_norm[0];
+}
