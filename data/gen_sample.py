@@ -16,8 +16,9 @@ subdomains, a url prefix, an expression).  Others sit just inside the bounds
 or carry a category that is not blocked, and are kept.
 
 Written besides the sample: data/sample/expected_kept.txt, the warc-record-ids
-that the paper's rules plus data/ut1 keep, in order, computed here with the
-rules stated independently of oscar-filter (tests/pipe_test.sh compares).
+that the paper's rules plus data/ut1 keep, in order, and expected_stats.json,
+the count of documents each rule drops, both computed here with the rules
+stated independently of oscar-filter (tests/pipe_test.sh compares).
 
 --bench-bytes writes a large corpus of the same shape fast (a pool of
 sentences drawn once, then documents assembled from it, with made-up rare
@@ -397,6 +398,22 @@ def ut1_matches(url, cats):
     return False
 
 
+def drop_reasons(doc, url):
+    """Each rule that drops the document (the sample's cases trip one each)."""
+    meta = doc.get("metadata", {})
+    pp = meta.get("harmful_pp")
+    out = []
+    if any(c in BLOCKED for c in meta.get("categories") or []):
+        out.append("categories")
+    if not (5.0 < (100000.0 if pp is None else pp) < 100000.0):
+        out.append("harmful_pp")
+    if meta.get("quality_warnings"):
+        out.append("quality_warnings")
+    if ut1_matches(url, BLOCKED):
+        out.append("ut1")
+    return out
+
+
 def paper_keeps(doc):
     """The three rules of the paper (PAPER.md, Data), as the authors' script reads them."""
     meta = doc.get("metadata", {})
@@ -456,6 +473,7 @@ def generate_sample(outdir, ut1dir, ndocs=400):
     slots = rng.sample(range(ndocs), len(cases))
     special = dict(zip(slots, cases))
     lines, kept = [], []
+    counts = {"categories": 0, "harmful_pp": 0, "quality_warnings": 0, "ut1": 0}
     for i in range(ndocs):
         topic = topics[i % len(topics)] if i % 5 else rng.choice(topics)
         kind, kw = special.get(i, ("plain", {}))
@@ -467,6 +485,8 @@ def generate_sample(outdir, ut1dir, ndocs=400):
         doc, line = make_doc(rng, content, url, harmful_pp=pp, key_order=i % 7 % 3 if i % 7 < 3 else 0,
                              ascii_only=(i % 4 == 1), **kw)
         lines.append(line)
+        for reason in drop_reasons(doc, url):
+            counts[reason] += 1
         if paper_keeps(doc) and not ut1_matches(url, BLOCKED):
             kept.append(doc["warc_headers"]["warc-record-id"])
         elif kind in ("plain", "keep"):
@@ -478,6 +498,9 @@ def generate_sample(outdir, ut1dir, ndocs=400):
         f.write(zstandard.ZstdCompressor(level=19).compress(data))
     with open(os.path.join(outdir, "expected_kept.txt"), "w") as f:
         f.write("\n".join(kept) + "\n")
+    with open(os.path.join(outdir, "expected_stats.json"), "w") as f:
+        json.dump({"documents": ndocs, "kept": len(kept), "dropped": ndocs - len(kept), "dropped_by": counts}, f)
+        f.write("\n")
     for cat, lists in UT1.items():
         d = os.path.join(ut1dir, cat)
         os.makedirs(d, exist_ok=True)
