@@ -9,3 +9,8 @@ TOOLS += oscar-fetch
 oscar-fetch_SRC := pipeline/fetch_main.c
 oscar-fetch_LIBS := fetch pipeline
 oscar-fetch_LDLIBS := $(FETCH_LDLIBS)
+
+TESTS += fetch_test
+fetch_test_SRC := tests/fetch_test.c
+fetch_test_LIBS := fetch pipeline
+fetch_test_LDLIBS := $(FETCH_LDLIBS)
