@@ -58,8 +58,11 @@ static void on_skip(void *ud, const char *msg) {
     fprintf(stderr, "oscar-filter: skipped %s\n", msg);
 }
 
+static flt_rules rules;   /* global only so that every exit path can free it */
+
 static int usage_error(const char *msg) {
     fprintf(stderr, "oscar-filter: %s (see --help)\n", msg);
+    flt_rules_free(&rules);
     return 2;
 }
 
@@ -80,7 +83,6 @@ int main(int argc, char **argv) {
         { "ut1-categories", required_argument, 0, O_UT1CATS }, { "stats", required_argument, 0, O_STATS },
         { "skip-malformed", no_argument, 0, O_SKIP }, { "quiet", no_argument, 0, 'q' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    flt_rules rules;
     flt_rules_default(&rules);
     const char *outpath = NULL, *statspath = NULL, *ut1dir = NULL, *ut1cats = NULL;
     int level = 0, threads = 1, quiet = 0, ok, c;
@@ -100,7 +102,7 @@ int main(int argc, char **argv) {
         case O_STATS: statspath = optarg; break;
         case O_SKIP: ro.skip_malformed = 1; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(USAGE, stdout); return 0;
+        case 'h': fputs(USAGE, stdout); flt_rules_free(&rules); return 0;
         default: return usage_error("unknown option");
         }
     }
@@ -108,8 +110,7 @@ int main(int argc, char **argv) {
     if (outpath && !strcmp(outpath, "-")) outpath = NULL;
     if (optind == argc && isatty(0)) return usage_error("no input: give FILE arguments or pipe documents in");
     if (level && !outpath && isatty(1)) {
-        fprintf(stderr, "oscar-filter: refusing to write compressed data to a terminal (use -o FILE or a pipe)\n");
-        return 2;
+        return usage_error("refusing to write compressed data to a terminal (use -o FILE or a pipe)");
     }
 
     int rc = 1;
@@ -127,10 +128,9 @@ int main(int argc, char **argv) {
             for (int i = 0; i < rules.ncats; i++) ut1names.cats[i] = strdup(rules.cats[i]);
         } else if (!spec) {
             for (int i = 0; flt_paper_categories[i]; i++) ut1names.cats[ut1names.ncats++] = strdup(flt_paper_categories[i]);
-        } else if (flt_set_categories(&ut1names, spec, err, sizeof err) < 0 || !ut1names.cat_on) {
-            fprintf(stderr, "oscar-filter: --ut1-categories: %s\n", ut1names.cat_on ? err : "want a list of names");
+        } else if (!strcmp(spec, "off") || flt_set_categories(&ut1names, spec, err, sizeof err) < 0) {
             flt_rules_free(&ut1names);
-            return 2;
+            return usage_error("--ut1-categories wants comma-separated category names");
         }
         double tl = now();
         ut1 = ut1_load(ut1dir, (const char *const *)ut1names.cats, ut1names.ncats, err, sizeof err);
