@@ -24,7 +24,7 @@ $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
-$(CUDA_LIB): $(CUDA_OBJ)
+$(CUDA_LIB): $(CUDA_OBJ) $(BUILD)/obj/trainer/cuda/train_cuda.o
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
@@ -39,6 +39,11 @@ $(CUDA_TESTDIR)/cuda_kernels_test: $(BUILD)/obj/tests/cuda_kernels_test.cu.o $(C
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
 EXTRA_TOOLS += $(foreach t,$(CUDA_TESTS),$(CUDA_TESTDIR)/$(t))
+
+TOOLS += bert-train-cuda
+bert-train-cuda_SRC := trainer/cuda/main.c
+bert-train-cuda_LIBS := cudatrain $(TRAINER_LIBS)
+bert-train-cuda_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
 
 TOOLS += bert-train-cuda-bench
 bert-train-cuda-bench_SRC := trainer/cuda/bench.c

@@ -1,0 +1,249 @@
+/* main.c - bin/bert-train-cuda: bert-train's flags (trainer/main.c) for
+ * the CUDA trainer, plus --precision and --attention-impl.  The work is
+ * bt_train_cuda (train_cuda.c).  See docs/bert-train-cuda.md. */
+#include "trainer/cuda/train_cuda.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *o) {
+    fprintf(o,
+"usage: bert-train-cuda --data SHARDS --out RUN [options]      train from scratch on the GPU\n"
+"       bert-train-cuda --resume RUN|CHECKPOINT [--steps N] ...   continue a run (from either trainer)\n"
+"       bert-train-cuda --count-params [--config C] [--attention A]\n"
+"\n"
+"model\n"
+"  --config tiny|small|base|FILE.json   preset or Hugging Face BertConfig JSON (base)\n"
+"  --attention original|symmetric|pairwise   (vanilla = original; default original,\n"
+"                                       or the JSON's plpi_affinity_function)\n"
+"  --count-params                       print the number of parameters and exit\n"
+"training (defaults: the paper's recipe)\n"
+"  --data DIR           shard-pack folder (manifest.json + .npy shards)\n"
+"  --out DIR            run folder: checkpoint-STEP/, latest, metrics.jsonl\n"
+"  --steps N            length of the schedule, the rate reaches 0 there (200000)\n"
+"  --stop-at N          stop after step N with a checkpoint (continue with --resume)\n"
+"  --batch N            sequences per update (256)\n"
+"  --micro-batch N      sequences per forward/backward; gradients accumulate (= batch)\n"
+"  --lr X               peak learning rate (1e-4)\n"
+"  --warmup N           linear warm-up steps (5%% of --steps: 10000 for 200000)\n"
+"  --weight-decay X     AdamW weight decay, not on biases and LayerNorm (0.01)\n"
+"  --adam-eps X         AdamW epsilon (1e-12)\n"
+"  --clip X             clip the global gradient norm at X, 0: off (1.0)\n"
+"  --seed N             weights, sample order, masks, dropout (42)\n"
+"  --no-dropout         turn every dropout off\n"
+"  --device cuda        this binary trains on GPU 0 (CUDA_VISIBLE_DEVICES picks it)\n"
+"  --precision bf16|fp32   bf16 tensor-core compute with fp32 master weights (bf16),\n"
+"                       or fp32 everywhere, slow, for checking against the CPU\n"
+"  --attention-impl auto|flash|reference   fused attention kernels (bf16, head size 64)\n"
+"                       or cuBLAS products + softmax (auto: flash where it applies)\n"
+"  --threads N          ignored (accepted for bert-train compatibility)\n"
+"evaluation, logging, checkpoints\n"
+"  --eval-every N       validation loss every N steps, 0: never (250)\n"
+"  --eval-samples N     validation samples used, 0: all (0)\n"
+"  --eval-seed N        seed of the fixed validation masks (0)\n"
+"  --save-every N       checkpoint every N steps, 0: only at the end (1000)\n"
+"  --keep N             keep the newest N checkpoints, 0: all (0)\n"
+"  --log-every N        a metrics.jsonl row every N steps (1)\n"
+"  --verify-data        check every shard's sha256 and token ids before training\n"
+"  --quiet              no progress lines\n"
+"SIGINT/SIGTERM: the last whole step is saved, then exit status 3.  Out of GPU memory:\n"
+"the message names the buffer; use a smaller --micro-batch (gradients accumulate).\n"
+"Exit status: 0 done, 1 error, 2 usage, 3 interrupted (checkpoint saved).\n");
+}
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static int quiet;
+static void describe(void *ctx, const char *device, const char *attention, int micro, size_t bytes) {
+    (void)ctx;
+    if (!quiet) fprintf(stderr, "device %s; attention %s; micro-batch %d; %.2f GB of GPU memory\n", device, attention, micro, bytes / 1e9);
+}
+static void progress(void *ctx, const bt_progress *p) {
+    (void)ctx;
+    if (quiet) return;
+    if (p->saved) { fprintf(stderr, "step %ld: saved %s\n", p->step, p->saved); return; }
+    long s = (long)p->elapsed;
+    char line[256];
+    int k = snprintf(line, sizeof line, "step %ld/%ld", p->step, p->total);
+    if (!isnan(p->loss)) k += snprintf(line + k, sizeof line - (size_t)k, "  loss %.4f", p->loss);
+    if (!isnan(p->eval_loss)) k += snprintf(line + k, sizeof line - (size_t)k, "  eval %.4f", p->eval_loss);
+    if (!isnan(p->lr)) k += snprintf(line + k, sizeof line - (size_t)k, "  lr %.2e  |g| %.3g  %.0f tok/s", p->lr, p->grad_norm, p->tokens_per_s);
+    snprintf(line + k, sizeof line - (size_t)k, "  %ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    fprintf(stderr, "%s\n", line);
+}
+
+static int num(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end; errno = 0;
+    double d = strtod(s, &end);
+    if (errno || end == s || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "bert-train-cuda: %s %s: expected a number in [%g, %g]\n", flag, s, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+static int whole(const char *flag, const char *s, double lo, double hi, long *out) {
+    double d;
+    if (num(flag, s, lo, hi, &d)) return -1;
+    if (d != floor(d)) { fprintf(stderr, "bert-train-cuda: %s %s: expected a whole number\n", flag, s); return -1; }
+    *out = (long)d;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *config = NULL, *attn = NULL, *resume = NULL, *device = "cuda";
+    btc_options co = { BTC_BF16, BTC_ATTN_AUTO, describe };
+    int count = 0, verify = 0, threads = 0;
+    long stop_at = 0;
+    bt_opts o; bt_opts_defaults(&o);
+    int warmup_given = 0;
+    /* options that fix the trajectory of a run: refused with --resume */
+    const char *fixed_given = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long w; double d;
+#define NEED() do { if (!val) { fprintf(stderr, "bert-train-cuda: %s needs a value\n", a); return 2; } i++; } while (0)
+#define FIXED() (fixed_given = fixed_given ? fixed_given : a)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--count-params")) count = 1;
+        else if (!strcmp(a, "--verify-data")) verify = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--no-dropout")) { o.dropout = 0; FIXED(); }
+        else if (!strcmp(a, "--config")) { NEED(); config = val; FIXED(); }
+        else if (!strcmp(a, "--attention")) { NEED(); attn = val; FIXED(); }
+        else if (!strcmp(a, "--data")) { NEED(); snprintf(o.data, sizeof o.data, "%s", val); }
+        else if (!strcmp(a, "--out")) { NEED(); snprintf(o.out, sizeof o.out, "%s", val); FIXED(); }
+        else if (!strcmp(a, "--resume")) { NEED(); resume = val; }
+        else if (!strcmp(a, "--device")) { NEED(); device = val; }
+        else if (!strcmp(a, "--precision")) {
+            NEED();
+            if (!strcmp(val, "bf16")) co.precision = BTC_BF16;
+            else if (!strcmp(val, "fp32")) co.precision = BTC_FP32;
+            else { fprintf(stderr, "bert-train-cuda: --precision %s: not bf16 or fp32\n", val); return 2; }
+        } else if (!strcmp(a, "--attention-impl")) {
+            NEED();
+            if (!strcmp(val, "auto")) co.attn_impl = BTC_ATTN_AUTO;
+            else if (!strcmp(val, "flash")) co.attn_impl = BTC_ATTN_FLASH;
+            else if (!strcmp(val, "reference")) co.attn_impl = BTC_ATTN_REF;
+            else { fprintf(stderr, "bert-train-cuda: --attention-impl %s: not auto, flash or reference\n", val); return 2; }
+        }
+        else if (!strcmp(a, "--steps")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; o.optim.total = w; }
+        else if (!strcmp(a, "--stop-at")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; stop_at = w; }
+        else if (!strcmp(a, "--batch")) { NEED(); if (whole(a, val, 1, 1 << 20, &w)) return 2; o.batch = (int)w; FIXED(); }
+        else if (!strcmp(a, "--micro-batch")) { NEED(); if (whole(a, val, 1, 1 << 20, &w)) return 2; o.micro_batch = (int)w; FIXED(); }
+        else if (!strcmp(a, "--lr")) { NEED(); if (num(a, val, 0, 10, &d)) return 2; o.optim.lr = (float)d; FIXED(); }
+        else if (!strcmp(a, "--warmup")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.optim.warmup = w; warmup_given = 1; FIXED(); }
+        else if (!strcmp(a, "--weight-decay")) { NEED(); if (num(a, val, 0, 1, &d)) return 2; o.optim.weight_decay = (float)d; FIXED(); }
+        else if (!strcmp(a, "--adam-eps")) { NEED(); if (num(a, val, 0, 1, &d)) return 2; o.optim.eps = (float)d; FIXED(); }
+        else if (!strcmp(a, "--clip")) { NEED(); if (num(a, val, 0, 1e9, &d)) return 2; o.optim.clip = (float)d; FIXED(); }
+        else if (!strcmp(a, "--seed")) { NEED(); if (whole(a, val, 0, 9007199254740992.0, &w)) return 2; o.seed = (uint64_t)w; FIXED(); }
+        else if (!strcmp(a, "--eval-seed")) { NEED(); if (whole(a, val, 0, 9007199254740992.0, &w)) return 2; o.eval_seed = (uint64_t)w; FIXED(); }
+        else if (!strcmp(a, "--eval-every")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.eval_every = w; }
+        else if (!strcmp(a, "--eval-samples")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.eval_samples = w; }
+        else if (!strcmp(a, "--save-every")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.save_every = w; }
+        else if (!strcmp(a, "--log-every")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; o.log_every = w; }
+        else if (!strcmp(a, "--keep")) { NEED(); if (whole(a, val, 0, 1e6, &w)) return 2; o.keep = (int)w; }
+        else if (!strcmp(a, "--threads")) { NEED(); if (whole(a, val, 1, 1024, &w)) return 2; threads = (int)w; }
+        else { fprintf(stderr, "bert-train-cuda: unknown option %s (see --help)\n", a); return 2; }
+#undef NEED
+#undef FIXED
+    }
+    char err[2048];
+    bt_run r;
+    memset(&r, 0, sizeof r);
+    if (strcmp(device, "cuda")) {
+        fprintf(stderr, "bert-train-cuda: --device %s: this is the CUDA trainer; use bert-train for --device cpu\n", device);
+        return 2;
+    }
+
+    if (count || !resume) {
+        bt_config *cfg = &r.cfg;
+        const char *c = config ? config : "base";
+        if (bt_config_preset(c, cfg)) {
+            if (!strchr(c, '/') && !strstr(c, ".json")) {
+                fprintf(stderr, "bert-train-cuda: --config %s: not tiny, small, base or a .json file\n", c);
+                return 2;
+            }
+            if (bt_config_load_json(c, cfg, err, sizeof err)) { fprintf(stderr, "bert-train-cuda: %s\n", err); return 2; }
+        }
+        if (attn && bt_attn_parse(attn, &cfg->attn)) {
+            fprintf(stderr, "bert-train-cuda: --attention %s: not original, symmetric or pairwise\n", attn);
+            return 2;
+        }
+        if (count) {
+            size_t n = bt_param_count(cfg);
+            if (!n) { bt_config_check(cfg, err, sizeof err); fprintf(stderr, "bert-train-cuda: %s\n", err); return 2; }
+            printf("%zu\n", n);
+            return 0;
+        }
+    }
+
+    char ckpt[4200];
+    if (resume) {
+        if (fixed_given) {
+            fprintf(stderr, "bert-train-cuda: %s cannot change when resuming: the run keeps its own (see RUN/checkpoint-*/trainer_state.json)\n", fixed_given);
+            return 2;
+        }
+        if (bt_ckpt_find(resume, ckpt, sizeof ckpt, err, sizeof err)) { fprintf(stderr, "bert-train-cuda: %s\n", err); return 1; }
+        bt_opts saved; bt_state st;
+        bt_opts_defaults(&saved);
+        if (bt_ckpt_load_meta(ckpt, &r.cfg, &saved, &st, err, sizeof err)) { fprintf(stderr, "bert-train-cuda: %s\n", err); return 1; }
+        /* what may change: the schedule length, where to stop, evaluation, logging and saving cadence, the data path */
+        bt_opts given = o;
+        o = saved;
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (!strcmp(a, "--steps")) o.optim.total = given.optim.total;
+            else if (!strcmp(a, "--eval-every")) o.eval_every = given.eval_every;
+            else if (!strcmp(a, "--eval-samples")) o.eval_samples = given.eval_samples;
+            else if (!strcmp(a, "--save-every")) o.save_every = given.save_every;
+            else if (!strcmp(a, "--log-every")) o.log_every = given.log_every;
+            else if (!strcmp(a, "--keep")) o.keep = given.keep;
+            else if (!strcmp(a, "--data")) snprintf(o.data, sizeof o.data, "%s", given.data);
+        }
+        /* the run folder is the checkpoint's parent */
+        if (strlen(ckpt) >= sizeof o.out) { fprintf(stderr, "bert-train-cuda: %s: path too long\n", ckpt); return 2; }
+        memcpy(o.out, ckpt, strlen(ckpt) + 1);
+        char *slash = strrchr(o.out, '/');
+        if (slash && slash != o.out) *slash = 0; else snprintf(o.out, sizeof o.out, ".");
+        if (st.step >= (stop_at > 0 ? stop_at : o.optim.total)) {
+            fprintf(stderr, "bert-train-cuda: %s is at step %ld already; pass --steps N (N > %ld) to train further\n", ckpt, st.step, st.step);
+            return 2;
+        }
+        r.resume = ckpt;
+    } else {
+        if (!o.data[0] || !o.out[0]) { fprintf(stderr, "bert-train-cuda: --data and --out are required (see --help)\n"); return 2; }
+        if (!warmup_given) o.optim.warmup = o.optim.total / 20;
+        char latest[2200]; struct stat sb;
+        snprintf(latest, sizeof latest, "%s/latest", o.out);
+        if (stat(latest, &sb) == 0) {
+            fprintf(stderr, "bert-train-cuda: %s already holds a run; continue it with --resume %s, or choose another --out\n", o.out, o.out);
+            return 2;
+        }
+        if (stop_at > o.optim.total) { fprintf(stderr, "bert-train-cuda: --stop-at %ld is beyond --steps %ld\n", stop_at, o.optim.total); return 2; }
+    }
+    snprintf(o.device, sizeof o.device, "cuda");
+    (void)threads;
+    r.opts = o;
+    r.stop_at = stop_at;
+    r.verify_data = verify;
+    r.stop = &stop_flag;
+    r.progress = progress;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = bt_train_cuda(&r, &co, err, sizeof err);
+    if (rc < 0) { fprintf(stderr, "bert-train-cuda: %s\n", err); return 1; }
+    if (rc == 1) { fprintf(stderr, "bert-train-cuda: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
+    return 0;
+}
