@@ -42,9 +42,10 @@ static int is_white_space(uint32_t cp) {   /* the White_Space property (Rust's c
 }
 
 static int hf_is_other(uint32_t cp) {
+    /* Hugging Face's "other" is Cc Cf Co Cs: unassigned code points stay */
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
-    int o = c == UTF8PROC_CATEGORY_CN || c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF ||
-            c == UTF8PROC_CATEGORY_CS || c == UTF8PROC_CATEGORY_CO;
+    int o = c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CS ||
+            c == UTF8PROC_CATEGORY_CO;
     return o ^ in_ranges(wp_hf_other_flip, wp_hf_other_flip_n, cp);
 }
 
@@ -70,6 +71,10 @@ static uint32_t hf_lower(uint32_t cp) {
         else return wp_hf_lower[mid][1];
     }
     return (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
+}
+
+int wp_cp_pretok_class(uint32_t cp) {
+    return is_white_space(cp) ? 'W' : hf_is_punct(cp) ? 'P' : 'L';
 }
 
 static int is_cjk(uint32_t cp) {   /* BertNormalizer's ranges, 0x2B920 included */
@@ -98,6 +103,7 @@ void wp_cpinfo_compute(uint32_t cp, wp_cpinfo *ci) {
     for (utf8proc_ssize_t k = 0; k < nd; k++) {
         uint32_t x = (uint32_t)d[k];
         uint32_t ccc = utf8proc_get_property(d[k])->combining_class;
+        if (ccc && in_ranges(wp_hf_ccc0, wp_hf_ccc0_n, x)) ccc = 0;
         if (hf_is_mn(x)) {
             if (ccc == 0 && ci->n < WP_CP_MAXITEMS) ci->item[ci->n++] = x | WP_ITEM_BARRIER;
             continue;
@@ -141,16 +147,18 @@ enum { A_WORD = 0, A_SPACE, A_DROP, A_PUNCT, A_BRACKET };
 #define FNV_INIT 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
 
-typedef struct { uint32_t tag; uint32_t id; } slot;
-
 struct wp_tokenizer {
     const wp_vocab *v;
     uint32_t unk, cls, sep;
     uint8_t acls[128];
     unsigned char lower[128];
     int32_t ascii_single[128];       /* id of the one-character word, -1 if none */
-    slot *tab; uint32_t mask;        /* hash of the token's bytes -> id */
-    const char **tok; uint32_t *toklen;
+    /* hash table of the tokens: a slot is tag << idbits | id, all ones when
+     * empty; 2^k slots for at least twice as many tokens (256 KB for
+     * bert-base-uncased), so that the slots of frequent words stay cached */
+    uint32_t *tab, mask, idbits, idmask;
+    uint32_t *meta;                  /* per id: offset in arena << 8 | length */
+    unsigned char *arena;            /* token bytes, each followed by NUL, then 16 bytes of padding */
     uint64_t h_cont;                 /* FNV state after "##" */
     int nspecial;
     struct { const char *s; size_t n; uint32_t id; } special[5];
@@ -162,32 +170,50 @@ static inline uint64_t fmix(uint64_t h) {
     return h;
 }
 
+static inline uint64_t load8(const unsigned char *p) { uint64_t x; memcpy(&x, p, 8); return x; }
+
+/* a[0..n) == b[0..n); both may be read up to 7 bytes past n */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t n) {
+    while (n >= 8) {
+        if (load8(a) != load8(b)) return 0;
+        a += 8; b += 8; n -= 8;
+    }
+    if (!n) return 1;
+    uint64_t m = (1ull << (8 * n)) - 1;   /* little-endian: the first n bytes */
+    return ((load8(a) ^ load8(b)) & m) == 0;
+}
+
 static void tab_insert(wp_tokenizer *t, uint64_t state, uint32_t id) {
     uint64_t h = fmix(state);
-    uint32_t i = (uint32_t)h & t->mask, tag = (uint32_t)(h >> 32);
+    uint32_t i = (uint32_t)h & t->mask, tag = (uint32_t)(h >> 32) << t->idbits;
+    uint32_t len = t->meta[id] & 0xFF;
+    const unsigned char *tok = t->arena + (t->meta[id] >> 8);
     for (;; i = (i + 1) & t->mask) {
-        slot *s = &t->tab[i];
-        if (s->id == UINT32_MAX) { s->tag = tag; s->id = id; return; }
-        if (s->tag == tag && t->toklen[s->id] == t->toklen[id] && !memcmp(t->tok[s->id], t->tok[id], t->toklen[id])) {
-            s->id = id;   /* a duplicate token: the later line wins, as in Hugging Face */
+        uint32_t s = t->tab[i];
+        if (s == UINT32_MAX) { t->tab[i] = tag | id; return; }
+        uint32_t sid = s & t->idmask;
+        if ((s & ~t->idmask) == tag && (t->meta[sid] & 0xFF) == len && !memcmp(t->arena + (t->meta[sid] >> 8), tok, len)) {
+            t->tab[i] = tag | id;   /* a duplicate token: the later line wins, as in Hugging Face */
             return;
         }
     }
 }
 
 /* The id of the piece s[0..n) (with "##" before it when cont), -1 if absent;
- * state is the FNV state after hashing exactly those bytes. */
+ * state is the FNV state after hashing exactly those bytes.  s may be read
+ * up to 7 bytes past n. */
 static inline int64_t tab_find(const wp_tokenizer *t, uint64_t state, const unsigned char *s, size_t n, int cont) {
     uint64_t h = fmix(state);
-    uint32_t i = (uint32_t)h & t->mask, tag = (uint32_t)(h >> 32);
-    size_t want = n + (cont ? 2 : 0);
+    uint32_t i = (uint32_t)h & t->mask, tag = (uint32_t)(h >> 32) << t->idbits;
+    uint32_t want = (uint32_t)n + (cont ? 2 : 0);
     for (;; i = (i + 1) & t->mask) {
-        const slot *sl = &t->tab[i];
-        if (sl->id == UINT32_MAX) return -1;
-        if (sl->tag == tag && t->toklen[sl->id] == want) {
-            const char *tk = t->tok[sl->id];
-            if (cont ? (tk[0] == '#' && tk[1] == '#' && !memcmp(tk + 2, s, n)) : !memcmp(tk, s, n)) return sl->id;
-        }
+        uint32_t sl = t->tab[i];
+        if (sl == UINT32_MAX) return -1;
+        if ((sl & ~t->idmask) != tag) continue;
+        uint32_t id = sl & t->idmask, m = t->meta[id];
+        if ((m & 0xFF) != want) continue;
+        const unsigned char *tk = t->arena + (m >> 8);
+        if (cont ? (tk[0] == '#' && tk[1] == '#' && same_bytes(tk + 2, s, n)) : same_bytes(tk, s, n)) return id;
     }
 }
 
@@ -214,26 +240,41 @@ wp_tokenizer *wp_new(const wp_vocab *v, char *err, size_t errlen) {
         else if (b < 32 || b == 127) t->acls[b] = A_DROP;
         else t->acls[b] = b == '[' ? A_BRACKET : A_PUNCT;
     }
+    size_t total = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        size_t len = strlen(wp_vocab_token(v, id));
+        if (len > 255) { wp_free(t); snprintf(err, errlen, "vocab token %u is longer than 255 bytes", id); return NULL; }
+        total += len + 1;
+    }
+    if (total >= (1u << 24) || n >= (1u << 30)) { wp_free(t); snprintf(err, errlen, "vocab too large"); return NULL; }
     uint32_t tsize = 1024;
-    while (tsize < 4 * n) tsize <<= 1;
+    while (tsize < 2 * n) tsize <<= 1;
+    t->idbits = 1;
+    while ((1u << t->idbits) < n + 1) t->idbits++;
+    t->idmask = (1u << t->idbits) - 1;
     t->tab = malloc(sizeof *t->tab * tsize);
-    t->tok = malloc(sizeof *t->tok * (n ? n : 1));
-    t->toklen = malloc(sizeof *t->toklen * (n ? n : 1));
+    t->meta = malloc(sizeof *t->meta * (n ? n : 1));
+    t->arena = calloc(total + 16, 1);
     t->bmp = malloc(sizeof *t->bmp * 65536);
-    if (!t->tab || !t->tok || !t->toklen || !t->bmp) { wp_free(t); snprintf(err, errlen, "out of memory"); return NULL; }
+    if (!t->tab || !t->meta || !t->arena || !t->bmp) { wp_free(t); snprintf(err, errlen, "out of memory"); return NULL; }
     t->mask = tsize - 1;
     memset(t->tab, 0xff, sizeof *t->tab * tsize);
     t->h_cont = ((FNV_INIT ^ '#') * FNV_PRIME ^ '#') * FNV_PRIME;
+    size_t off = 0;
     for (uint32_t id = 0; id < n; id++) {
-        t->tok[id] = wp_vocab_token(v, id);
-        t->toklen[id] = (uint32_t)strlen(t->tok[id]);
+        const char *tok = wp_vocab_token(v, id);
+        size_t len = strlen(tok);
+        memcpy(t->arena + off, tok, len);
+        t->meta[id] = (uint32_t)off << 8 | (uint32_t)len;
+        off += len + 1;
         uint64_t h = FNV_INIT;
-        for (uint32_t k = 0; k < t->toklen[id]; k++) h = (h ^ (unsigned char)t->tok[id][k]) * FNV_PRIME;
+        for (size_t k = 0; k < len; k++) h = (h ^ (unsigned char)tok[k]) * FNV_PRIME;
         tab_insert(t, h, id);
     }
     for (int b = 0; b < 128; b++) {
         unsigned char c = (unsigned char)b;
-        t->ascii_single[b] = (int32_t)tab_find(t, (FNV_INIT ^ c) * FNV_PRIME, &c, 1, 0);
+        unsigned char pad[8] = { c };
+        t->ascii_single[b] = (int32_t)tab_find(t, (FNV_INIT ^ c) * FNV_PRIME, pad, 1, 0);
     }
     for (uint32_t cp = 0; cp < 65536; cp++) wp_cpinfo_compute(cp, &t->bmp[cp]);
     return t;
@@ -241,7 +282,7 @@ wp_tokenizer *wp_new(const wp_vocab *v, char *err, size_t errlen) {
 
 void wp_free(wp_tokenizer *t) {
     if (!t) return;
-    free(t->tab); free(t->tok); free(t->toklen); free(t->bmp); free(t);
+    free(t->tab); free(t->meta); free(t->arena); free(t->bmp); free(t);
 }
 
 uint32_t wp_id_cls(const wp_tokenizer *t) { return t->cls; }
@@ -261,26 +302,27 @@ static int grow(wp_out *o, size_t need) {
 }
 
 /* Cuts the current word into pieces (greedy longest match first). */
-static int flush_word(const wp_tokenizer *t, wp_out *o) {
+/* words: called by wp_words (report the word) rather than wp_encode; a
+ * constant, so that the compiler makes a copy of each function for each. */
+static inline __attribute__((always_inline)) int flush_word(const wp_tokenizer *t, wp_out *o, const int words) {
     size_t wn = o->wn;
     uint32_t chars = o->wchars;
     o->wn = 0; o->wchars = 0; o->run_n = 0;
     if (chars == 0) return 0;
+    if (words) { o->word_fn(o->word_ctx, o->w, wn, chars); return 0; }
     if (grow(o, chars + 1) < 0) return -1;
     if (chars > WP_MAX_WORD_CHARS) { o->ids[o->n++] = t->unk; return 0; }
     const unsigned char *w = o->w;
     int ascii = chars == wn;
     /* the whole word, hashed once: the common case */
     uint64_t h = FNV_INIT;
-    for (size_t k = 0; k < wn; k++) { h = (h ^ w[k]) * FNV_PRIME; o->ph[k + 1] = h; }
+    for (size_t k = 0; k < wn; k++) h = (h ^ w[k]) * FNV_PRIME;
     int64_t id = tab_find(t, h, w, wn, 0);
     if (id >= 0) { o->ids[o->n++] = (uint32_t)id; return 0; }
     size_t first = o->n, start = 0;
     while (start < wn) {
-        if (start > 0) {
-            h = t->h_cont;
-            for (size_t k = start; k < wn; k++) { h = (h ^ w[k]) * FNV_PRIME; o->ph[k + 1] = h; }
-        }
+        h = start ? t->h_cont : FNV_INIT;    /* the hash of every prefix of w[start..] */
+        for (size_t k = start; k < wn; k++) { h = (h ^ w[k]) * FNV_PRIME; o->ph[k + 1] = h; }
         id = -1;
         size_t end = start == 0 ? wn - 1 : wn;   /* the whole word was tried above */
         for (; end > start; end--) {
@@ -329,14 +371,14 @@ static void word_add(wp_out *o, uint32_t cp, uint32_t ccc) {
     for (uint32_t j = 0; j < o->run_n; j++) put_utf8(o, o->run_cp[j]);
 }
 
-static int add_items(const wp_tokenizer *t, wp_out *o, const wp_cpinfo *ci) {
+static inline __attribute__((always_inline)) int add_items(const wp_tokenizer *t, wp_out *o, const wp_cpinfo *ci, const int words) {
     for (int k = 0; k < ci->n; k++) {
         uint32_t it = ci->item[k];
         if (it & WP_ITEM_BARRIER) { o->run_n = 0; continue; }
         if (it & WP_ITEM_PUNCT) {
-            if (flush_word(t, o) < 0) return -1;
+            if (flush_word(t, o, words) < 0) return -1;
             word_add(o, WP_ITEM_CP(it), 0);
-            if (flush_word(t, o) < 0) return -1;
+            if (flush_word(t, o, words) < 0) return -1;
             continue;
         }
         word_add(o, WP_ITEM_CP(it), WP_ITEM_CCC(it));
@@ -344,7 +386,7 @@ static int add_items(const wp_tokenizer *t, wp_out *o, const wp_cpinfo *ci) {
     return 0;
 }
 
-int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
+static inline __attribute__((always_inline)) int encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o, const int words) {
     const unsigned char *p = (const unsigned char *)text;
     o->n = 0; o->wn = 0; o->wchars = 0; o->run_n = 0;
     if (grow(o, 2) < 0) return -1;
@@ -369,7 +411,7 @@ int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
                 continue;
             }
             case A_SPACE:
-                if (o->wchars && flush_word(t, o) < 0) return -1;
+                if (o->wchars && flush_word(t, o, words) < 0) return -1;
                 i++;
                 continue;
             case A_DROP:
@@ -378,7 +420,8 @@ int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
             case A_BRACKET:
                 for (int k = 0; k < t->nspecial; k++) {
                     if (len - i >= t->special[k].n && !memcmp(p + i, t->special[k].s, t->special[k].n)) {
-                        if (flush_word(t, o) < 0 || grow(o, 1) < 0) return -1;
+                        if (flush_word(t, o, words) < 0 || grow(o, 1) < 0) return -1;
+                        if (words) o->word_fn(o->word_ctx, (const unsigned char *)t->special[k].s, t->special[k].n, 0);
                         o->ids[o->n++] = t->special[k].id;
                         i += t->special[k].n;
                         goto next;
@@ -387,8 +430,9 @@ int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
                 /* a plain '[' */
                 /* fall through */
             default:   /* A_PUNCT */
-                if (o->wchars && flush_word(t, o) < 0) return -1;
+                if (o->wchars && flush_word(t, o, words) < 0) return -1;
                 if (grow(o, 1) < 0) return -1;
+                if (words) { unsigned char c = (unsigned char)b; o->word_fn(o->word_ctx, &c, 1, 1); }
                 o->ids[o->n++] = t->ascii_single[b] >= 0 ? (uint32_t)t->ascii_single[b] : t->unk;
                 i++;
                 continue;
@@ -400,17 +444,30 @@ int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
             const wp_cpinfo *ci = cp < 65536 ? &t->bmp[cp] : (wp_cpinfo_compute(cp, &tmp), &tmp);
             switch (ci->kind) {
             case WP_CP_DROP: break;
-            case WP_CP_SPACE: if (flush_word(t, o) < 0) return -1; break;
+            case WP_CP_SPACE: if (flush_word(t, o, words) < 0) return -1; break;
             case WP_CP_CJK:
-                if (flush_word(t, o) < 0 || add_items(t, o, ci) < 0 || flush_word(t, o) < 0) return -1;
+                if (flush_word(t, o, words) < 0 || add_items(t, o, ci, words) < 0 || flush_word(t, o, words) < 0) return -1;
                 break;
             default:
-                if (add_items(t, o, ci) < 0) return -1;
+                if (add_items(t, o, ci, words) < 0) return -1;
             }
         }
     next:;
     }
-    if (flush_word(t, o) < 0 || grow(o, 1) < 0) return -1;
+    if (flush_word(t, o, words) < 0 || grow(o, 1) < 0) return -1;
     o->ids[o->n++] = t->sep;
     return 0;
+}
+
+int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o) {
+    o->word_fn = NULL; o->word_ctx = NULL;
+    return encode(t, text, len, o, 0);
+}
+
+int wp_words(const wp_tokenizer *t, const char *text, size_t len, wp_out *o,
+             void (*fn)(void *ctx, const unsigned char *w, size_t n, uint32_t nchars), void *ctx) {
+    o->word_fn = fn; o->word_ctx = ctx;
+    int r = encode(t, text, len, o, 1);
+    o->word_fn = NULL; o->word_ctx = NULL;
+    return r;
 }

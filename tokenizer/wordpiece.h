@@ -64,12 +64,21 @@ typedef struct wp_out {
     uint32_t run_cp[WP_MAX_WORD_CHARS + 2];
     uint8_t run_ccc[WP_MAX_WORD_CHARS + 2];
     uint64_t ph[WP_WORD_BYTES + 1];
+    void (*word_fn)(void *ctx, const unsigned char *w, size_t n, uint32_t nchars);
+    void *word_ctx;
 } wp_out;
 
 /* Tokenises one document of len bytes into o->ids, [CLS] ... [SEP].
  * Returns 0, or -1 when out of memory. */
 int wp_encode(const wp_tokenizer *t, const char *text, size_t len, wp_out *o);
 void wp_out_free(wp_out *o);
+
+/* Steps 1-5 only, for tests and inspection: calls fn for each word, in
+ * order, with its normalised UTF-8 bytes and its number of characters
+ * (101 for a word longer than 100 characters, whose bytes are then cut; 0
+ * for a special token, whose bytes are then its text).  Returns 0 or -1. */
+int wp_words(const wp_tokenizer *t, const char *text, size_t len, wp_out *o,
+             void (*fn)(void *ctx, const unsigned char *w, size_t n, uint32_t nchars), void *ctx);
 
 /* ---- What steps 2-5 do with one code point (exposed for tests) ---- */
 enum { WP_CP_KEEP = 0,    /* part of a word: items are what it becomes */
@@ -86,6 +95,9 @@ enum { WP_CP_KEEP = 0,    /* part of a word: items are what it becomes */
 typedef struct { uint8_t kind, n; uint32_t item[WP_CP_MAXITEMS]; } wp_cpinfo;
 /* Fills ci for any cp < 0x110000 (surrogates: dropped). */
 void wp_cpinfo_compute(uint32_t cp, wp_cpinfo *ci);
+/* What the pre-tokenizer alone does with cp: 'W' splits (white space),
+ * 'P' isolates (punctuation), 'L' keeps it in the word. */
+int wp_cp_pretok_class(uint32_t cp);
 
 /* Decodes the code point at s[*i] (i < n) and advances *i; an invalid or
  * truncated sequence yields 0xFFFD and advances by one byte. */
