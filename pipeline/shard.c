@@ -670,7 +670,7 @@ static int cmp_idx(const void *a, const void *b, void *ctx) {
 int shard_packer_finish(shard_packer *p, shard_manifest *out) {
     if (out) memset(out, 0, sizeof *out);
     if (p->finished) return perr(p, "shard_packer_finish called twice");
-    uint64_t samples = p->nsample + p->n_split[SHARD_VALIDATION];
+    uint64_t samples = p->n_split[SHARD_TRAIN] + p->n_split[SHARD_VALIDATION] + p->res_n;
     uint64_t tail = p->cur_n;
     if (samples == 0)
         return perr(p, "no complete sample: the input holds %" PRIu64 " tokens in %" PRIu64 " documents, fewer than --seq-len %u",
@@ -883,6 +883,39 @@ static int same_file(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
+/* merge --link: every input shard hard-linked to its pending name in the output */
+static int merge_link(shard_packer *p, const char *const *dirs, const shard_manifest *ms, size_t ndirs, char *err, size_t errlen) {
+    unsigned num[2] = { 0, 0 };
+    uint64_t most = 0;
+    for (int split = 0; split < 2; split++)
+        for (size_t i = 0; i < ndirs; i++) {
+            for (size_t k = 0; k < ms[i].nshards; k++) {
+                const shard_entry *se = &ms[i].shards[k];
+                if (se->split != split) continue;
+                char src[4200], dst[4200], e[1024];
+                snprintf(src, sizeof src, "%s/%s", dirs[i], se->name);
+                shard_npy a;
+                if (shard_npy_open(&a, src, e, sizeof e) < 0) return errf(err, errlen, "merge: %s", e);
+                int shape_ok = a.rows == se->samples && a.cols == p->o.seq_len;
+                shard_npy_close(&a);
+                if (!shape_ok) return errf(err, errlen, "merge: %s: shape differs from its manifest.json", src);
+                if (num[split] >= SHARD_MAX_SHARDS) return errf(err, errlen, "merge: more than %d %s shards", SHARD_MAX_SHARDS, shard_split_name(split));
+                shard_entry ne = *se;
+                snprintf(ne.name, sizeof ne.name, "%s-%05u.npy", shard_split_name(split), num[split]++);
+                pending_path(p, ne.name, dst, sizeof dst);
+                if (link(src, dst) < 0)
+                    return errf(err, errlen, "merge --link: %s -> %s: %s%s", src, dst, strerror(errno),
+                                errno == EXDEV ? " (inputs and output must be on one file system; merge without --link copies)" : "");
+                if (shard_manifest_add(&p->m, &ne) < 0) { unlink(dst); return errf(err, errlen, "out of memory"); }
+                p->n_split[split] += se->samples;
+                if (se->samples > most) most = se->samples;
+            }
+        }
+    for (size_t i = 0; i < ndirs; i++) shard_packer_count(p, ms[i].t.documents, ms[i].t.dropped_tail_tokens);
+    p->m.shard_samples = most;      /* the largest shard */
+    return 0;
+}
+
 int shard_merge(const shard_opts *o, const char *const *dirs, size_t ndirs, shard_manifest *out, char *err, size_t errlen) {
     if (out) memset(out, 0, sizeof *out);
     if (!ndirs) return errf(err, errlen, "merge: no input folders");
@@ -906,6 +939,7 @@ int shard_merge(const shard_opts *o, const char *const *dirs, size_t ndirs, shar
         sscanf(ms[0].vocab_sha256 + 2 * k, "%1x%1x", &hi, &lo);
         po.vocab_sha256[k] = (unsigned char)(hi << 4 | lo);
     }
+    if (o->link && o->val_samples) { errf(err, errlen, "merge --link cannot draw validation samples (it copies nothing): draw them per part, or merge without --link"); goto done; }
     if (!(p = shard_packer_open(&po, err, errlen))) goto done;
     p->m.sources = calloc(ndirs, sizeof *p->m.sources);
     if (!p->m.sources) { errf(err, errlen, "out of memory"); goto done; }
@@ -914,6 +948,12 @@ int shard_merge(const shard_opts *o, const char *const *dirs, size_t ndirs, shar
         p->m.nsources++;
     }
     size_t L = po.seq_len;
+    if (o->link) {
+        if (merge_link(p, dirs, ms, ndirs, err, errlen) < 0) goto done;
+        if (shard_packer_finish(p, out) < 0) { errf(err, errlen, "merge: %s", shard_packer_error(p)); goto done; }
+        rc = 0;
+        goto done;
+    }
     for (size_t i = 0; i < ndirs; i++) {
         for (int split = 0; split < 2; split++)
             for (size_t k = 0; k < ms[i].nshards; k++) {

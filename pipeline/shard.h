@@ -114,6 +114,7 @@ typedef struct {
     uint64_t val_samples;
     uint64_t seed;
     int force;                  /* replace a folder that holds shards */
+    int link;                   /* merge: hard-link the input shards instead of copying them */
     uint32_t vocab_size;        /* from the token stream header; 1..65536 */
     unsigned char vocab_sha256[32];
 } shard_opts;
@@ -175,7 +176,11 @@ long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_repo
  * stay validation, and o->val_samples more are drawn from the merged train
  * samples by the reservoir.  The folders must share seq_len and vocab; each
  * input shard's sha256 is checked as it is read.  Totals add up
- * (documents, tokens, dropped tails).  o->vocab_* are taken from the inputs. */
+ * (documents, tokens, dropped tails).  o->vocab_* are taken from the inputs.
+ * With o->link, nothing is copied: each input shard is hard-linked into the
+ * output under its new name (same file system; the inputs stay valid; the
+ * shards keep their sizes, so all but the last of a split may be short) and
+ * o->val_samples must be 0.  Input shards are then checked for shape only. */
 int shard_merge(const shard_opts *o, const char *const *dirs, size_t ndirs, shard_manifest *out,
                 char *err, size_t errlen);
 

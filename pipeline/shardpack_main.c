@@ -36,6 +36,8 @@ static const char usage[] =
 "                         own validation samples\n"
 "  --seed N               seed of the validation draw (0)\n"
 "  --force                replace the shards of a folder that holds some\n"
+"  --link                 merge: hard-link the input shards, copy nothing (same\n"
+"                         file system; no --val-samples)\n"
 "  --split train|validation   split for --show (train)\n"
 "  --ids                  --show prints ids, not text (no vocab needed)\n"
 "  --vocab FILE           vocab for --show / --verify ($SYMBERT_VOCAB or the\n"
@@ -204,6 +206,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--val-samples")) U64(o.val_samples);
         else if (!strcmp(a, "--seed")) U64(o.seed);
         else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "--link") && merge) o.link = 1;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--verify")) { NEED(); verify = val; }
         else if (!strcmp(a, "--show")) {

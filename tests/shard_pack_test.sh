@@ -166,6 +166,10 @@ rows = {r.tobytes() for r in both}
 assert all(r.tobytes() in rows for r in tr) and all(r.tobytes() in rows for r in va)
 assert not ({r.tobytes() for r in tr} & {r.tobytes() for r in va})
 EOF
+ok merge_link "$SP" merge --link -o linked pa pb
+ok merge_link_verify "$SP" --verify linked
+eq merge_link_is_link "$(stat -c %i linked/train-00000.npy)" "$(stat -c %i pa/train-00000.npy)"
+eq merge_link_same_train "$(cat linked/train-*.npy | wc -c)" "$(cat pa/train-*.npy pb/train-*.npy | wc -c)"
 nok merge_into_input "$SP" merge -o pa pa pb --force
 grep_ok merge_into_input_msg "also an input" "$TDIR/.out"
 ok merge_input_intact "$SP" --verify pa

@@ -477,8 +477,24 @@ static void test_merge(void) {
     REQ(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
     CHECK(mm.t.validation_samples == 7 && mm.t.train_samples == n1 + n2 - 5 && mm.val_requested == 5, "draw: %llu val", (unsigned long long)mm.t.validation_samples);
     shard_manifest_free(&mm);
+    /* --link: the same samples, nothing copied, inputs intact */
+    mo = opts("ml", 0, 0, 0, 0); mo.link = 1;
+    REQ(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
+    CHECK(mm.nshards == m1.nshards + m2.nshards && mm.t.train_samples == n1 + n2 && mm.t.validation_samples == 2, "link: %zu shards", mm.nshards);
+    CHECK(mm.t.documents == 350 && mm.t.tokens == c1.n + c2.n, "link totals");
+    shard_manifest_free(&mm);
+    t = read_split("ml", SHARD_TRAIN, &n, NULL);
+    CHECK(t && n == n1 + n2, "link read");
+    uint16_t *t1b = read_split("m1", SHARD_TRAIN, &n1, NULL);
+    CHECK(t && t1b && !memcmp(t, t1b, n1 * 32), "link: train starts with m1's");
+    free(t); free(t1b);
+    struct stat st1, st2;
+    CHECK(stat("ml/train-00000.npy", &st1) == 0 && stat("m1/train-00000.npy", &st2) == 0 && st1.st_ino == st2.st_ino, "not a hard link");
+    CHECK(shard_verify("ml", NULL, keep_report, NULL) == 0 && shard_verify("m1", NULL, keep_report, NULL) == 0, "link verify: %s", last_line);
+    mo.dir = "ml2"; mo.val_samples = 3;
+    CHECK(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) < 0 && strstr(err, "--link cannot draw"), "%s", err);
     /* refusals */
-    mo.dir = "m1"; mo.val_samples = 0; mo.force = 1;
+    mo = opts("m1", 0, 50, 0, 0); mo.force = 1;
     CHECK(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) < 0 && strstr(err, "also an input"), "%s", err);
     CHECK(shard_verify("m1", NULL, keep_report, NULL) == 0, "input damaged by a refused merge");
     shard_manifest_free(&m1);
