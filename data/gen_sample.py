@@ -527,7 +527,7 @@ def generate_bench(out, nbytes, seed=7):
     pool = {}
     for t in topics:
         sents = []
-        for _ in range(1500):
+        for _ in range(25000):   # a pool larger than zstd's window, so that the ratio stays near real text's
             s = fill(rng, rng.choice(TOPICS[t]["sentences"]), TOPICS[t]["fill"])
             if rng.random() < 0.35:   # a long tail of rare words, as on the web
                 w = s.split(" ")
