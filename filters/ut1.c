@@ -48,8 +48,8 @@ static uint64_t hash(const char *s, size_t n) {
 
 static int arena_reserve(ut1_lists *l, size_t more) {
     if (l->alen + more <= l->acap) return 0;
-    size_t cap = l->acap ? l->acap : 1 << 20;
-    while (cap < l->alen + more) cap *= 2;
+    size_t cap = l->acap ? l->acap * 2 : 1 << 20;
+    if (cap < l->alen + more) cap = l->alen + more;
     if (cap > (size_t)UINT32_MAX) return -1;
     char *a = realloc(l->arena, cap);
     if (!a) return -1;
@@ -61,11 +61,14 @@ static const char *entry_key(const ut1_lists *l, uint64_t s) { return l->arena +
 static char *entry_val(const ut1_lists *l, uint64_t s) { return l->arena + (uint32_t)(s - 1); }
 
 /* The slot index comes from the high half of the hash, the half the slot
- * keeps as its tag, so that growing the table needs no access to the keys. */
+ * keeps as its tag, scaled to any capacity (multiply-shift), so that the
+ * table can be sized exactly and resized without access to the keys. */
+static size_t slot_of(uint32_t tag, size_t cap) { return (size_t)(((uint64_t)tag * cap) >> 32); }
+
 static const uint64_t *tab_find(const ut1_lists *l, const htab *t, const char *k, size_t n, uint64_t h) {
     if (!t->cap) return NULL;
-    size_t m = t->cap - 1, i = (size_t)(h >> 32) & m;
     uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = slot_of(tag, t->cap);
     for (;;) {
         uint64_t s = t->slot[i];
         if (!s) return NULL;
@@ -73,22 +76,25 @@ static const uint64_t *tab_find(const ut1_lists *l, const htab *t, const char *k
             const char *e = entry_key(l, s & 0xFFFFFFFFu);
             if (!memcmp(e, k, n) && e[n] == 0) return &t->slot[i];
         }
-        i = (i + 1) & m;
+        if (++i == t->cap) i = 0;
     }
 }
 
-static int tab_grow(htab *t) {
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    uint64_t *ns = calloc(cap, sizeof *ns);
+/* Makes room for `more` further keys at a load of at most 3/4. */
+static int tab_reserve(htab *t, size_t more) {
+    size_t need = (t->count + more) / 3 * 4 + 4;
+    if (need <= t->cap) return 0;
+    if (need < 1024) need = 1024;
+    uint64_t *ns = calloc(need, sizeof *ns);
     if (!ns) return -1;
     for (size_t j = 0; j < t->cap; j++) {
         uint64_t s = t->slot[j];
         if (!s) continue;
-        size_t i = (size_t)(s >> 32) & (cap - 1);
-        while (ns[i]) i = (i + 1) & (cap - 1);
+        size_t i = slot_of((uint32_t)(s >> 32), need);
+        while (ns[i]) if (++i == need) i = 0;
         ns[i] = s;
     }
-    free(t->slot); t->slot = ns; t->cap = cap;
+    free(t->slot); t->slot = ns; t->cap = need;
     return 0;
 }
 
@@ -98,15 +104,15 @@ static char *tab_put(ut1_lists *l, htab *t, const char *k, size_t n, uint32_t in
     uint64_t h = hash(k, n);
     const uint64_t *f = tab_find(l, t, k, n, h);
     if (f) return entry_val(l, *f & 0xFFFFFFFFu);
-    if ((t->count + 1) * 4 > t->cap * 3 && tab_grow(t) < 0) return NULL;
+    if ((t->count + 1) * 4 > t->cap * 3 && tab_reserve(t, t->count + 1) < 0) return NULL;   /* doubles */
     if (arena_reserve(l, n + 5) < 0) return NULL;
     uint32_t off = (uint32_t)l->alen;
     memcpy(l->arena + off, &init, 4);
     memcpy(l->arena + off + 4, k, n);
     l->arena[off + 4 + n] = 0;
     l->alen += n + 5;
-    size_t m = t->cap - 1, i = (size_t)(h >> 32) & m;
-    while (t->slot[i]) i = (i + 1) & m;
+    size_t i = slot_of((uint32_t)(h >> 32), t->cap);
+    while (t->slot[i]) if (++i == t->cap) i = 0;
     t->slot[i] = (h >> 32 << 32) | ((uint64_t)off + 1);
     t->count++;
     return l->arena + off;
@@ -251,6 +257,26 @@ static int add_expr(ut1_lists *l, int cat, char *s, size_t n, const char *file, 
     return 0;
 }
 
+/* Counts the lines and bytes of a list, so that the table and the arena are
+ * sized once (no doubling: loading stays near the final memory). */
+static int count_lines(const char *path, size_t *lines, size_t *bytes, char *err, size_t errlen) {
+    sio *r = sio_open(path, err, errlen);
+    if (!r) return -1;
+    char *buf = malloc(1 << 16);
+    if (!buf) { sio_close(r); snprintf(err, errlen, "out of memory"); return -1; }
+    long k;
+    *lines = 0; *bytes = 0;
+    while ((k = sio_read(r, buf, 1 << 16)) > 0) {
+        for (const char *p = buf, *e = buf + k; (p = memchr(p, '\n', (size_t)(e - p))); p++) (*lines)++;
+        *bytes += (size_t)k;
+    }
+    if (k < 0) snprintf(err, errlen, "%s", sio_error(r));
+    sio_close(r);
+    free(buf);
+    (*lines)++;        /* a last line without '\n' */
+    return k < 0 ? -1 : 0;
+}
+
 /* Feeds every entry of one list file to fn.  Returns 1 when the file was
  * read, 0 when it does not exist, -1 on error. */
 static int load_list(ut1_lists *l, const char *path, int cat, line_fn fn, char *err, size_t errlen) {
@@ -258,11 +284,6 @@ static int load_list(ut1_lists *l, const char *path, int cat, line_fn fn, char *
     if (stat(path, &st) != 0) {
         if (errno == ENOENT) return 0;
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    /* reserve arena room once for the whole file, instead of doubling */
-    if (st.st_size > 0 && arena_reserve(l, (size_t)st.st_size + (size_t)st.st_size / 2) < 0) {
-        snprintf(err, errlen, "%s: out of memory (%lld bytes)", path, (long long)st.st_size);
         return -1;
     }
     sio *r = sio_open(path, err, errlen);
@@ -299,6 +320,8 @@ ut1_lists *ut1_load(const char *dir, const char *const *cats, int ncats, char *e
     l->jit_all = 1;
     static const char *names[3] = { "domains", "urls", "expressions" };
     line_fn fns[3] = { add_domain, add_url, add_expr };
+    /* first pass: check the folders, count lines, size the tables once */
+    size_t nlines[2] = { 0, 0 }, nbytes = 0;
     for (int c = 0; c < ncats; c++) {
         char cd[4096];
         snprintf(cd, sizeof cd, "%s/%s", dir, cats[c]);
@@ -311,15 +334,28 @@ ut1_lists *ut1_load(const char *dir, const char *const *cats, int ncats, char *e
         for (int k = 0; k < 3; k++) {
             char path[4200];
             snprintf(path, sizeof path, "%s/%s", cd, names[k]);
-            int rc = load_list(l, path, c, fns[k], err, errlen);
-            if (rc < 0) { ut1_free(l); return NULL; }
-            found += rc;
+            if (stat(path, &st) != 0) continue;
+            found++;
+            if (k == 2) continue;
+            size_t lines, bytes;
+            if (count_lines(path, &lines, &bytes, err, errlen) < 0) { ut1_free(l); return NULL; }
+            nlines[k] += lines; nbytes += bytes + 6 * lines;
         }
         if (!found) {
             snprintf(err, errlen, "%s: holds none of domains, urls, expressions", cd);
             ut1_free(l); return NULL;
         }
     }
+    if (arena_reserve(l, nbytes) < 0 || tab_reserve(&l->dom, nlines[0]) < 0 || tab_reserve(&l->url, nlines[1]) < 0) {
+        snprintf(err, errlen, "%s: out of memory for %zu list lines", dir, nlines[0] + nlines[1]);
+        ut1_free(l); return NULL;
+    }
+    for (int c = 0; c < ncats; c++)
+        for (int k = 0; k < 3; k++) {
+            char path[8200];
+            snprintf(path, sizeof path, "%s/%s/%s", dir, cats[c], names[k]);
+            if (load_list(l, path, c, fns[k], err, errlen) < 0) { ut1_free(l); return NULL; }
+        }
     /* give back the arena's unused reserve */
     if (l->alen && l->alen < l->acap) {
         char *a = realloc(l->arena, l->alen);
