@@ -54,7 +54,7 @@ static void *hasher_main(void *arg) {
     unsigned char *buf = malloc(CHUNK);
     sha256_ctx c;
     sha256_init(&c);
-    uint64_t pos = 0;
+    uint64_t pos = 0, synced = 0;
     pthread_mutex_lock(&h->mu);
     unsigned mygen = h->gen;
     int failed = 0;
@@ -64,7 +64,7 @@ static void *hasher_main(void *arg) {
             pthread_cond_wait(&h->cv, &h->mu);
         if (h->cancel) break;
         if (h->gen != mygen) {                /* truncated: start over */
-            mygen = h->gen; pos = 0; sha256_init(&c); failed = 0; h->io_errno = 0;
+            mygen = h->gen; pos = synced = 0; sha256_init(&c); failed = 0; h->io_errno = 0;
             continue;
         }
         if (pos >= h->written && h->writer_done) {
@@ -87,7 +87,16 @@ static void *hasher_main(void *arg) {
         size_t want = avail < CHUNK ? (size_t)avail : CHUNK;
         ssize_t k = pread(h->fd, buf, want, (off_t)pos);
         int e = errno;
-        if (k > 0) { sha256_update(&c, buf, (size_t)k); pos += (uint64_t)k; }
+        if (k > 0) {
+            sha256_update(&c, buf, (size_t)k);
+            pos += (uint64_t)k;
+            /* Start writing hashed bytes to disk now, so that the fdatasync
+             * before the rename has little left to do. */
+            if (h->sync && pos - synced >= (16u << 20)) {
+                sync_file_range(h->fd, (off_t)synced, (off_t)(pos - synced), SYNC_FILE_RANGE_WRITE);
+                synced = pos;
+            }
+        }
         pthread_mutex_lock(&h->mu);
         if (h->gen != mygen) continue;        /* the bytes may be stale: loop resets */
         if (k < 0 && e == EINTR) continue;
