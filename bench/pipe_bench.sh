@@ -8,6 +8,7 @@
 #   wordpiece    wordpiece -j 1 / -j NPROC FILTERED > /dev/null
 #   shard-pack   shard-pack TOKENS -o DIR (shards written and fsynced)
 #   pipe         oscar-filter INPUT --ut1 | wordpiece -j NPROC | shard-pack -o DIR
+#   then         shard-pack --verify, merge (copy) and merge --link of the pipe's folder
 # and for each process (/usr/bin/time -v) its CPU time, CPU use and peak RSS.
 # Throughputs are in MB/s of the uncompressed input JSONL that the stage
 # stands for (so they compare directly); the stage with the lowest one alone
@@ -43,17 +44,19 @@ echo "pipe_bench: preparing the inputs of the later stages"
 "$BIN/wordpiece" --vocab "$VOCAB" -j "$JOBS" -o "$TOK" "$FILT" || die "wordpiece failed"
 T="$W/times"; rm -rf "$T"; mkdir -p "$T"
 
-# timed NAME RUN CMD... : wall time and /usr/bin/time -v of one command
+# timed NAME RUN CMD... : /usr/bin/time -v of one command, its stdout discarded.
+# (Never "-o /dev/null": a tool that writes -o FILE atomically would rename a
+# regular file over the device.)
 timed() {
   local name=$1 run=$2; shift 2
-  sync; /usr/bin/time -v -o "$T/$name.$run.time" "$@" || die "$name failed: $*"
+  sync; /usr/bin/time -v -o "$T/$name.$run.time" "$@" > /dev/null || die "$name failed: $*"
 }
 for r in $(seq 1 "$RUNS"); do
   echo "pipe_bench: run $r/$RUNS"
-  timed anchor "$r" sh -c "zstd -dc '$IN' > /dev/null"
-  timed filter "$r" "$BIN/oscar-filter" "$IN" --ut1 "$UT1" -q -o /dev/null
-  timed wordpiece_j1 "$r" "$BIN/wordpiece" --vocab "$VOCAB" -j 1 -o /dev/null "$FILT"
-  [ "$JOBS" != 1 ] && timed wordpiece_jN "$r" "$BIN/wordpiece" --vocab "$VOCAB" -j "$JOBS" -o /dev/null "$FILT"
+  timed anchor "$r" zstd -dc "$IN"
+  timed filter "$r" "$BIN/oscar-filter" "$IN" --ut1 "$UT1" -q
+  timed wordpiece_j1 "$r" "$BIN/wordpiece" --vocab "$VOCAB" -j 1 "$FILT"
+  [ "$JOBS" != 1 ] && timed wordpiece_jN "$r" "$BIN/wordpiece" --vocab "$VOCAB" -j "$JOBS" "$FILT"
   timed shardpack "$r" "$BIN/shard-pack" "$TOK" -o "$W/shards" --val-samples 10000 --force -q
   rm -rf "$W/shards_pipe"; sync
   s=$(date +%s.%N)
@@ -64,8 +67,10 @@ for r in $(seq 1 "$RUNS"); do
   e=$(date +%s.%N)
   [ "${st[*]}" = "0 0 0" ] || die "pipe failed: exit statuses ${st[*]}"
   echo "$s $e" > "$T/pipe_wall.$r"
+  timed verify "$r" "$BIN/shard-pack" --verify "$W/shards_pipe"
+  timed merge_copy "$r" "$BIN/shard-pack" merge -o "$W/merged" "$W/shards_pipe" --force -q
+  timed merge_link "$r" "$BIN/shard-pack" merge --link -o "$W/linked" "$W/shards_pipe" --force -q
 done
-"$BIN/shard-pack" --verify "$W/shards_pipe" > /dev/null || die "the pipe's shards do not verify"
 
 $PY - "$T" "$RUNS" "$RAW" "$(stat -c %s "$IN")" "$(stat -c %s "$FILT")" "$(stat -c %s "$TOK")" "$JOBS" "$W/shards_pipe/manifest.json" "${BENCH_MD:-}" <<'EOF'
 import json, os, re, statistics, sys, platform, datetime, subprocess
@@ -102,6 +107,9 @@ pf, pwp, ps = med('pipe_filter'), med('pipe_wordpiece'), med('pipe_shardpack')
 row('pipe: oscar-filter', pf, 'in the pipe', pw)
 row('pipe: wordpiece -j %d' % jobs, pwp, 'in the pipe', pw)
 row('pipe: shard-pack', ps, 'in the pipe', pw)
+row('shard-pack --verify', med('verify'), 'sha256 + id check of %.0f MB of shards' % (m['samples'] * 1024 / MB))
+row('shard-pack merge (copy)', med('merge_copy'), 'reads, checks, rewrites every shard')
+row('shard-pack merge --link', med('merge_link'), 'hard links + manifest')
 tot_cpu = sum(r['user'] + r['sys'] for r in (pf, pwp, ps))
 alone = {'oscar-filter': med('filter')['wall'], 'wordpiece -j %d' % jobs: (med('wordpiece_jN') or med('wordpiece_j1'))['wall'], 'shard-pack': med('shardpack')['wall']}
 limit = max(alone, key=alone.get)
