@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -728,6 +729,12 @@ static void start_download(xfer *x) {
     if (n < 0 || (size_t)n >= sizeof x->part) { finish(x, FETCH_E_IO, "%s: path too long", j->path); return; }
     x->fd = open(x->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (x->fd < 0) { finish(x, FETCH_E_IO, "%s: cannot open: %s", x->part, strerror(errno)); return; }
+    /* Two runs writing one .part would interleave their bytes. */
+    if (flock(x->fd, LOCK_EX | LOCK_NB) < 0) {
+        finish(x, FETCH_E_IO, "%s: %s", x->part, errno == EWOULDBLOCK
+               ? "another oscar-fetch is downloading it now" : strerror(errno));
+        return;
+    }
     struct stat st;
     if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         finish(x, FETCH_E_IO, "%s: not a regular file", x->part);
@@ -783,6 +790,9 @@ static int engine_init(engine *e, const fetch_opts *o, fetch_job *jobs, size_t n
     e->o = o; e->jobs = jobs; e->njobs = n;
     e->rng = o->seed ? o->seed : (uint32_t)(time(NULL) ^ ((uint32_t)getpid() << 16)) | 1u;
     e->multi = curl_multi_init();
+    /* One connection per transfer, no HTTP/2 multiplexing: CDNs pace each
+     * connection, and parallel parts should not share one TCP window. */
+    if (e->multi) curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
     e->x = calloc(n ? n : 1, sizeof *e->x);
     e->act = calloc(n ? n : 1, sizeof *e->act);
     if (!e->multi || !e->x || !e->act) {

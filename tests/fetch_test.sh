@@ -276,7 +276,11 @@ start_server A --rate 400000
 "$F" --base-url "http://127.0.0.1:$PORT_A" --no-progress en 3 -o intr >run.out 2>&1 &
 fp=$!
 for _ in $(seq 100); do [ -s intr/en_meta_part_3.jsonl.zst.part ] && break; sleep 0.05; done
-sleep 0.3
+# a second run on the same folder meanwhile: the .part is locked
+"$F" --base-url "http://127.0.0.1:$PORT_A" --no-progress en 3 -o intr >run2.out 2>&1
+eq lock_second_run_exit "$?" 1
+grep_ok lock_message 'en_meta_part_3.jsonl.zst.part: another oscar-fetch is downloading it now' run2.out
+sleep 0.2
 kill -INT $fp; wait $fp; RC=$?
 eq interrupt_exit "$RC" 130
 ok interrupt_part_kept test -s intr/en_meta_part_3.jsonl.zst.part -a ! -e intr/en_meta_part_3.jsonl.zst
