@@ -28,8 +28,8 @@ static const char USAGE[] =
 "                          (default: standard output)\n"
 "  -z, --zstd              compress the output with zstd\n"
 "  -l, --level N           zstd level 1-22 (default 3, as python-zstandard; implies -z)\n"
-"  -T, --threads N         zstd worker threads (default 1: compression runs beside\n"
-"                          the filter; 0: in the filter's thread)\n"
+"  -T, --threads N         zstd worker threads (default: the number of CPUs, at\n"
+"                          most 8; 0: compress in the filter's own thread)\n"
 "      --categories LIST   comma-separated category names that drop, or 'off'\n"
 "      --harmful-pp MIN:MAX  kept iff MIN < harmful_pp < MAX (default 5:100000), or 'off'\n"
 "      --reject-warnings W 'any' (default: any non-empty list drops), 'off', or\n"
@@ -85,7 +85,8 @@ int main(int argc, char **argv) {
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     flt_rules_default(&rules);
     const char *outpath = NULL, *statspath = NULL, *ut1dir = NULL, *ut1cats = NULL;
-    int level = 0, threads = 1, quiet = 0, ok, c;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int level = 0, threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu, quiet = 0, ok, c;
     flt_run_opts ro = { 0, on_skip, NULL };
     char err[2048];
     while ((c = getopt_long(argc, argv, "o:zl:T:qh", opts, NULL)) != -1) {
