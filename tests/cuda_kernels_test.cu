@@ -3,7 +3,8 @@
  * host's; the flash attention kernels agree with the reference path
  * (cuBLAS + softmax kernel, in fp32 on the same bf16 inputs) for the
  * output and all three input gradients, with and without dropout, for
- * distinct q/k and for q == k (the symmetric variant), at two lengths. */
+ * distinct q/k and for q == k (the symmetric variant, dk added into dq),
+ * with q, k, v packed in one buffer as the model has them; several lengths. */
 #include "tests/t.h"
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/elementwise.cuh"
@@ -71,49 +72,54 @@ template <typename T> static std::vector<float> download(const T *d, size_t n) {
     return h;
 }
 
+/* q, k, v packed in one [B*T, 3C] buffer as the model lays them out (k unused
+ * when same_qk: k is q); o and dout [B*T, C]. */
 static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout) {
-    AttnShape s = {B, T, NH, 64, NH * 64};
-    size_t n = (size_t)B * T * s.ld;
-    std::vector<float> q(n), k(n), v(n), dout(n);
-    for (size_t i = 0; i < n; i++) {   /* values rounded to bf16 so both paths see the same inputs */
-        /* scores of moderate size: with q == k the diagonal q_i.q_i must not swamp the softmax
-         * (P one-hot makes dS a difference of nearly equal numbers, ill-conditioned in bf16) */
-        q[i] = (float)(bf16)(1.0f * frand(1, i)); k[i] = (float)(bf16)(1.0f * frand(2, i));
-        v[i] = (float)(bf16)frand(3, i); dout[i] = (float)(bf16)frand(4, i);
-    }
-    if (same_qk) k = q;
+    const int C = NH * 64, ld = 3 * C;
+    AttnShape s = {B, T, NH, 64, ld, ld, ld, C};
+    size_t rows = (size_t)B * T, n3 = rows * ld, n = rows * C;
+    std::vector<float> qkv(n3), dout(n);
+    for (size_t i = 0; i < n3; i++)   /* bf16 values, so both paths see the same inputs */
+        qkv[i] = (float)(bf16)((i % ld) < (size_t)(2 * C) ? frand(1, i) : 0.5f * frand(3, i));
+    for (size_t i = 0; i < n; i++) dout[i] = (float)(bf16)frand(4, i);
+    /* scores of moderate size: with q == k the diagonal q_i.q_i must not swamp the softmax
+     * (P one-hot makes dS a difference of nearly equal numbers, ill-conditioned in bf16) */
     DropCtx dc = drop_ctx(42, 7, 3, dropout ? 0.1f : 0.0f);
+    int koff = same_qk ? 0 : C;
     /* flash, bf16 */
-    bf16 *fq = upload<bf16>(q), *fk = same_qk ? fq : upload<bf16>(k), *fv = upload<bf16>(v), *fdo = upload<bf16>(dout);
-    bf16 *fo, *fdq, *fdk, *fdv;
+    bf16 *f = upload<bf16>(qkv), *fdo = upload<bf16>(dout), *fo, *fd;
     float *lse, *dqacc, *dsum;
-    CUDA_CHECK(cudaMalloc(&fo, n * 2)); CUDA_CHECK(cudaMalloc(&fdq, n * 2));
-    CUDA_CHECK(cudaMalloc(&fdk, n * 2)); CUDA_CHECK(cudaMalloc(&fdv, n * 2));
+    uint64_t *bits;
+    CUDA_CHECK(cudaMalloc(&fo, n * 2)); CUDA_CHECK(cudaMalloc(&fd, n3 * 2));
     CUDA_CHECK(cudaMalloc(&lse, (size_t)B * NH * T * 4)); CUDA_CHECK(cudaMalloc(&dsum, (size_t)B * NH * T * 4));
-    CUDA_CHECK(cudaMalloc(&dqacc, n * 4));
-    CUDA_CHECK(cudaMemset(fo, 0xff, n * 2));   /* poison: NaN unless written */
-    flash_forward(fo, lse, fq, fk, fv, s, dc, 2);
-    flash_backward(fdq, fdk, fdv, dqacc, dsum, fdo, fo, fq, fk, fv, lse, s, dc, 2);
+    CUDA_CHECK(cudaMalloc(&dqacc, n * 4)); CUDA_CHECK(cudaMalloc(&bits, (size_t)B * NH * T * T / 8));
+    CUDA_CHECK(cudaMemset(fo, 0xff, n * 2));    /* poison: NaN unless written */
+    CUDA_CHECK(cudaMemset(fd, 0xff, n3 * 2));
+    flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc, 2);
+    flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk);
     /* reference, fp32 */
-    float *rq = upload<float>(q), *rk = upload<float>(k), *rv = upload<float>(v), *rdo = upload<float>(dout);
-    float *ro, *rdq, *rdk, *rdv, *probs, *s1, *s2;
+    float *r = upload<float>(qkv), *rdo = upload<float>(dout), *ro, *rd, *probs, *s1, *s2;
     size_t tt = (size_t)B * NH * T * T;
-    CUDA_CHECK(cudaMalloc(&ro, n * 4)); CUDA_CHECK(cudaMalloc(&rdq, n * 4));
-    CUDA_CHECK(cudaMalloc(&rdk, n * 4)); CUDA_CHECK(cudaMalloc(&rdv, n * 4));
+    CUDA_CHECK(cudaMalloc(&ro, n * 4)); CUDA_CHECK(cudaMalloc(&rd, n3 * 4));
+    CUDA_CHECK(cudaMemset(rd, 0, n3 * 4));
     CUDA_CHECK(cudaMalloc(&probs, tt * 4)); CUDA_CHECK(cudaMalloc(&s1, tt * 4)); CUDA_CHECK(cudaMalloc(&s2, tt * 4));
-    attn_ref_forward<float>(ro, probs, s1, rq, rk, rv, s, dc, 2);
-    attn_ref_backward<float>(rdq, rdk, rdv, s1, s2, rdo, rq, rk, rv, probs, s, dc, 2);
+    attn_ref_forward<float>(ro, probs, s1, r, r + koff, r + 2 * C, s, dc, 2);
+    attn_ref_backward<float>(rd, rd + C, rd + 2 * C, s1, s2, rdo, r, r + koff, r + 2 * C, probs, s, dc, 2, same_qk);
     CUDA_CHECK(cudaDeviceSynchronize());
-    double eo = rel(download(fo, n), download(ro, n));
-    double eq = rel(download(fdq, n), download(rdq, n));
-    double ek = rel(download(fdk, n), download(rdk, n));
-    double ev = rel(download(fdv, n), download(rdv, n));
+    std::vector<float> go = download(fo, n), gd = download(fd, n3), ro_h = download(ro, n), rd_h = download(rd, n3);
+    auto slice = [&](const std::vector<float> &x, int part) {
+        std::vector<float> y(rows * C);
+        for (size_t i = 0; i < rows; i++)
+            for (int c = 0; c < C; c++) y[i * C + c] = x[i * ld + part * C + c];
+        return y;
+    };
+    double eo = rel(go, ro_h), eq = rel(slice(gd, 0), slice(rd_h, 0)), ev = rel(slice(gd, 2), slice(rd_h, 2));
+    double ek = same_qk ? 0.0 : rel(slice(gd, 1), slice(rd_h, 1));
     printf("  B %d T %d heads %d q==k %d dropout %d: rel err o %.2e dq %.2e dk %.2e dv %.2e\n", B, T, NH, same_qk,
            dropout, eo, eq, ek, ev);
     CHECK(eo < 1e-2 && eq < 2e-2 && ek < 2e-2 && ev < 1e-2, "flash differs from the reference");
-    void *bufs[] = {fq, fv, fdo, fo, fdq, fdk, fdv, lse, dqacc, dsum, rq, rk, rv, rdo, ro, rdq, rdk, rdv, probs, s1, s2};
+    void *bufs[] = {f, fdo, fo, fd, lse, dqacc, dsum, bits, r, rdo, ro, rd, probs, s1, s2};
     for (void *b : bufs) cudaFree(b);
-    if (!same_qk) cudaFree(fk);
 }
 
 static void test_flash_matches_reference(void) {
@@ -122,6 +128,7 @@ static void test_flash_matches_reference(void) {
     flash_vs_ref(2, 128, 3, 1, 1);
     flash_vs_ref(1, 512, 2, 0, 1);
     flash_vs_ref(1, 512, 2, 1, 0);
+    flash_vs_ref(3, 256, 12, 0, 1);
 }
 
 int main(void) {

@@ -6,15 +6,19 @@
  * The gradients dq and dk come back separately; the model adds them where
  * q and k are one tensor.
  *
- * Layout: q, k, v, o and their gradients are [B, T, ld] row-major with head
- * h in columns h*d .. h*d+d-1 (the output of the projections as it is, no
- * transposition).  Dropout of the probabilities uses model.h's stream for
- * site BT_DROP_ATTN_PROBS, element e = (h*T + i)*T + j of sample b.
+ * Layout: q, k, v, o and their gradients are [B*T rows, ld] row-major with
+ * head h in columns h*d .. h*d+d-1, each with its own row stride (q, k, v
+ * are column slices of the packed projection output; no transposition).
+ * Gradients land in the same places with the same strides.  When k_is_q
+ * (symmetric), dk is added into dq instead of being written.  Dropout of
+ * the probabilities uses model.h's stream for site BT_DROP_ATTN_PROBS,
+ * element e = (h*T + i)*T + j of sample b.
  *
  * Two implementations:
- *   flash  (bf16, d = 64, T a multiple of 64): one kernel each way, tensor
+ *   flash  (bf16, d = 64, T a multiple of 128): one kernel each way, tensor
  *          cores through mma.sync, the T x T matrix never leaves the chip;
- *          saves only the log-sum-exp per row.  attention_flash.cu.
+ *          saves the log-sum-exp per row and the dropout bits.
+ *          attention_flash.cu.
  *   ref    (fp32 or bf16, any d): cuBLAS strided-batched products and a
  *          softmax kernel; saves the probabilities [B, NH, T, T].  This is
  *          the fp32 mode's path (compared with the CPU trainer) and the
@@ -25,15 +29,18 @@
 #include "trainer/cuda/matmul.cuh"
 #include <float.h>
 
-struct AttnShape { int B, T, NH, d, ld; };
+struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo; };
 
 /* ------------------------------------------------------------ flash (attention_flash.cu) */
 
-/* o [B,T,ld] bf16, lse [B,NH,T] fp32 (log2 domain, for the backward). */
-void flash_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s, DropCtx dc, int layer);
-/* dq_acc: fp32 scratch [B,T,ld]; dsum: fp32 scratch [B,NH,T]. */
+/* o bf16, lse [B,NH,T] fp32 (log2 domain), bits [B*NH*T*T/64] 64-bit words
+ * of kept dropout positions (written when dc.on), both for the backward. */
+void flash_forward(bf16 *o, float *lse, uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
+                   DropCtx dc, int layer);
+/* dq_acc: fp32 scratch [B*T, NH*64]; dsum: fp32 scratch [B,NH,T]. */
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *dq_acc, float *dsum, const bf16 *dout, const bf16 *o,
-                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, AttnShape s, DropCtx dc, int layer);
+                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
+                    DropCtx dc, int k_is_q);
 int flash_supported(AttnShape s);
 
 /* ------------------------------------------------------------ reference path */
@@ -98,41 +105,46 @@ static void attn_ref_forward(T *o, T *probs, T *scratch, const T *q, const T *k,
     long long tt = (long long)s.T * s.T;
     float scale = 1.0f / sqrtf((float)s.d);
     for (int b = 0; b < s.B; b++) {
-        size_t off = (size_t)b * s.T * s.ld;
-        gemm(scratch + b * s.NH * tt, ty, s.T, k + off, s.ld, 1, q + off, s.ld, 0, ty, s.T, s.T, s.d, scale, 0.0f, NULL,
-             s.NH, s.d, s.d, tt);
+        size_t r = (size_t)b * s.T;
+        gemm(scratch + b * s.NH * tt, ty, s.T, k + r * s.ldk, s.ldk, 1, q + r * s.ldq, s.ldq, 0, ty, s.T, s.T, s.d, scale,
+             0.0f, NULL, s.NH, s.d, s.d, tt);
     }
     int nrows = s.B * s.NH * s.T;
     softmax_fwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(probs, scratch, nrows, s.T, s.NH, dc, layer);
     LAUNCH_CHECK("softmax_fwd_kernel");
     for (int b = 0; b < s.B; b++) {
-        size_t off = (size_t)b * s.T * s.ld;
-        gemm(o + off, ty, s.ld, v + off, s.ld, 0, scratch + b * s.NH * tt, s.T, 0, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL,
-             s.NH, s.d, tt, s.d);
+        size_t r = (size_t)b * s.T;
+        gemm(o + r * s.ldo, ty, s.ldo, v + r * s.ldv, s.ldv, 0, scratch + b * s.NH * tt, s.T, 0, ty, s.d, s.T, s.T, 1.0f,
+             0.0f, NULL, s.NH, s.d, tt, s.d);
     }
 }
 
 template <typename T>
 static void attn_ref_backward(T *dq, T *dk, T *dv, T *scr1, T *scr2, const T *dout, const T *q, const T *k, const T *v,
-                              const T *probs, AttnShape s, DropCtx dc, int layer) {
+                              const T *probs, AttnShape s, DropCtx dc, int layer, int k_is_q) {
     cudaDataType_t ty = CuType<T>::id;
     long long tt = (long long)s.T * s.T;
     float scale = 1.0f / sqrtf((float)s.d);
     for (int b = 0; b < s.B; b++) {   /* d(dropout(A)) = dout v^T */
-        size_t off = (size_t)b * s.T * s.ld;
-        gemm(scr1 + b * s.NH * tt, ty, s.T, v + off, s.ld, 1, dout + off, s.ld, 0, ty, s.T, s.T, s.d, 1.0f, 0.0f, NULL,
-             s.NH, s.d, s.d, tt);
+        size_t r = (size_t)b * s.T;
+        gemm(scr1 + b * s.NH * tt, ty, s.T, v + r * s.ldv, s.ldv, 1, dout + r * s.ldo, s.ldo, 0, ty, s.T, s.T, s.d, 1.0f,
+             0.0f, NULL, s.NH, s.d, s.d, tt);
     }
     int nrows = s.B * s.NH * s.T;
     softmax_bwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(scr1, scr2, probs, nrows, s.T, s.NH, dc, layer);
     LAUNCH_CHECK("softmax_bwd_kernel");
     for (int b = 0; b < s.B; b++) {
-        size_t off = (size_t)b * s.T * s.ld;
+        size_t r = (size_t)b * s.T;
         const T *pd = scr2 + b * s.NH * tt, *ds = scr1 + b * s.NH * tt;
-        /* dv = dropout(A)^T dout;  dq = ds k / sqrt(d);  dk = ds^T q / sqrt(d) */
-        gemm(dv + off, ty, s.ld, dout + off, s.ld, 0, pd, s.T, 1, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL, s.NH, s.d, tt, s.d);
-        gemm(dq + off, ty, s.ld, k + off, s.ld, 0, ds, s.T, 0, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH, s.d, tt, s.d);
-        gemm(dk + off, ty, s.ld, q + off, s.ld, 0, ds, s.T, 1, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH, s.d, tt, s.d);
+        /* dv = dropout(A)^T dout;  dq = ds k / sqrt(d);  dk = ds^T q / sqrt(d) (added into dq when k is q) */
+        gemm(dv + r * s.ldv, ty, s.ldv, dout + r * s.ldo, s.ldo, 0, pd, s.T, 1, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL, s.NH,
+             s.d, tt, s.d);
+        gemm(dq + r * s.ldq, ty, s.ldq, k + r * s.ldk, s.ldk, 0, ds, s.T, 0, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH,
+             s.d, tt, s.d);
+        T *dkk = k_is_q ? dq : dk;
+        int lk = k_is_q ? s.ldq : s.ldk;
+        gemm(dkk + r * lk, ty, lk, q + r * s.ldq, s.ldq, 0, ds, s.T, 1, ty, s.d, s.T, s.T, scale, k_is_q ? 1.0f : 0.0f, NULL,
+             s.NH, s.d, tt, s.d);
     }
 }
 #endif

@@ -127,16 +127,17 @@ int main(int argc, char **argv) {
         printf("{\"bench\": \"gemm\", \"shape\": \"16384x768x768 bf16 (projection of base, mb 32)\", \"tflops\": %.1f}\n",
                btc_bench_gemm(768, 16384, 768, 20));
         printf("{\"bench\": \"copy\", \"bytes\": 1073741824, \"GB_s\": %.0f}\n", btc_bench_copy(1u << 30, 20));
-        for (int impl2 = BTC_ATTN_FLASH; impl2 <= BTC_ATTN_REF; impl2++) {
-            double f, b;
-            btc_bench_attention(32, 512, 12, impl2, 10, &f, &b);
-            double fl = 4.0 * 32 * 12 * 512.0 * 512 * 64;
-            printf("{\"bench\": \"attention\", \"impl\": \"%s\", \"shape\": \"B32 T512 H12 d64, dropout 0.1\", "
-                   "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"fwd_tflops\": %.1f, \"bwd_tflops\": %.1f}\n",
-                   impl2 == BTC_ATTN_FLASH ? "flash (mma.sync)" : "cuBLAS batched + softmax", f, b, fl / (f * 1e-3) / 1e12,
-                   2.5 * fl / (b * 1e-3) / 1e12);
-            fflush(stdout);
-        }
+        for (int impl2 = BTC_ATTN_FLASH; impl2 <= BTC_ATTN_REF; impl2++)
+            for (int dr = 1; dr >= 0; dr--) {
+                double f, b;
+                btc_bench_attention(32, 512, 12, impl2, dr ? 0.1f : 0.0f, 10, &f, &b);
+                double fl = 4.0 * 32 * 12 * 512.0 * 512 * 64;
+                printf("{\"bench\": \"attention\", \"impl\": \"%s\", \"shape\": \"B32 T512 H12 d64\", \"dropout\": %.1f, "
+                       "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"fwd_tflops\": %.1f, \"bwd_tflops\": %.1f}\n",
+                       impl2 == BTC_ATTN_FLASH ? "flash (mma.sync)" : "cuBLAS batched + softmax", dr ? 0.1 : 0.0, f, b,
+                       fl / (f * 1e-3) / 1e12, 2.5 * fl / (b * 1e-3) / 1e12);
+                fflush(stdout);
+            }
         return 0;
     }
     int rc = 0;

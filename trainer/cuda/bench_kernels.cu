@@ -72,28 +72,30 @@ extern "C" double btc_bench_copy(size_t bytes, int reps) {
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
 }
 
-extern "C" void btc_bench_attention(int B, int T, int NH, int impl, int reps, double *fwd_ms, double *bwd_ms) {
+extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms) {
     ensure_init();
-    AttnShape s = {B, T, NH, 64, NH * 64};
-    size_t n = (size_t)B * T * s.ld, tt = (size_t)B * NH * T * T;
-    bf16 *q = rand_bf16(n, 11, 2.0f, "bench q"), *k = rand_bf16(n, 12, 2.0f, "bench k"), *v = rand_bf16(n, 13, 1.0f, "bench v");
-    bf16 *dout = rand_bf16(n, 14, 1.0f, "bench dout");
-    bf16 *o = (bf16 *)cu_alloc(n * 2, "bench o"), *dq = (bf16 *)cu_alloc(n * 2, "bench dq");
-    bf16 *dk = (bf16 *)cu_alloc(n * 2, "bench dk"), *dv = (bf16 *)cu_alloc(n * 2, "bench dv");
-    DropCtx dc = drop_ctx(1, 2, 0, 0.1f);
+    int C = NH * 64;
+    AttnShape s = {B, T, NH, 64, 3 * C, 3 * C, 3 * C, C};   /* q, k, v packed as in the model */
+    size_t n = (size_t)B * T * C, tt = (size_t)B * NH * T * T;
+    bf16 *qkv = rand_bf16(3 * n, 11, 2.0f, "bench qkv"), *dout = rand_bf16(n, 14, 1.0f, "bench dout");
+    bf16 *o = (bf16 *)cu_alloc(n * 2, "bench o"), *dqkv = (bf16 *)cu_alloc(3 * n * 2, "bench dqkv");
+    const bf16 *q = qkv, *k = qkv + C, *v = qkv + 2 * C;
+    bf16 *dq = dqkv, *dk = dqkv + C, *dv = dqkv + 2 * C;
+    DropCtx dc = drop_ctx(1, 2, 0, p_drop);
     if (impl == BTC_ATTN_FLASH) {
         float *lse = (float *)cu_alloc((size_t)B * NH * T * 4, "bench lse");
         float *dsum = (float *)cu_alloc((size_t)B * NH * T * 4, "bench dsum");
         float *acc = (float *)cu_alloc(n * 4, "bench dq acc");
-        *fwd_ms = time_ms([&] { flash_forward(o, lse, q, k, v, s, dc, 0); }, reps);
-        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, s, dc, 0); }, reps);
-        cu_free(lse); cu_free(dsum); cu_free(acc);
+        uint64_t *bits = (uint64_t *)cu_alloc(tt / 8, "bench dropout bits");
+        *fwd_ms = time_ms([&] { flash_forward(o, lse, bits, q, k, v, s, dc, 0); }, reps);
+        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, bits, s, dc, 0); }, reps);
+        cu_free(lse); cu_free(dsum); cu_free(acc); cu_free(bits);
     } else {
         bf16 *probs = (bf16 *)cu_alloc(tt * 2, "bench probs"), *s1 = (bf16 *)cu_alloc(tt * 2, "bench scratch");
         bf16 *s2 = (bf16 *)cu_alloc(tt * 2, "bench scratch");
         *fwd_ms = time_ms([&] { attn_ref_forward<bf16>(o, probs, s1, q, k, v, s, dc, 0); }, reps);
-        *bwd_ms = time_ms([&] { attn_ref_backward<bf16>(dq, dk, dv, s1, s2, dout, q, k, v, probs, s, dc, 0); }, reps);
+        *bwd_ms = time_ms([&] { attn_ref_backward<bf16>(dq, dk, dv, s1, s2, dout, q, k, v, probs, s, dc, 0, 0); }, reps);
         cu_free(probs); cu_free(s1); cu_free(s2);
     }
-    cu_free(q); cu_free(k); cu_free(v); cu_free(dout); cu_free(o); cu_free(dq); cu_free(dk); cu_free(dv);
+    cu_free(qkv); cu_free(dout); cu_free(o); cu_free(dqkv);
 }

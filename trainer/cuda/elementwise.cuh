@@ -109,6 +109,50 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
     LAUNCH_CHECK("colsum_kernel");
 }
 
+/* GELU backward fused with the column sums of its result (the gradient of
+ * the bias that produced u): du = dg * gelu'(u) written in place of dg,
+ * dbias[c] += sum over rows of du.  Same tiling as colsum_kernel. */
+template <typename T> __global__ void gelu_bwd_colsum_kernel(T *du, const T *u, float *dbias, int M, int N, int rows_per_block) {
+    constexpr int V = Pack16<T>::N;
+    __shared__ float part[8][32 * V];
+    int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
+    int r0 = blockIdx.y * rows_per_block, r1 = min(M, r0 + rows_per_block);
+    float acc[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) acc[k] = 0.0f;
+    if (c0 < N)
+        for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+            size_t o = (size_t)r * N + c0;
+            Pack16<T> a = ld16(u + o), d = ld16(du + o), out;
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                out.v[k] = from_f<T>(to_f(d.v[k]) * gelu_grad_f(to_f(a.v[k])));
+                acc[k] += to_f(out.v[k]);
+            }
+            st16(du + o, out);
+        }
+#pragma unroll
+    for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
+    __syncthreads();
+    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
+        float s = 0.0f;
+#pragma unroll
+        for (int y = 0; y < 8; y++) s += part[y][j];
+        int c = blockIdx.x * 32 * V + j;
+        if (c < N) atomicAdd(&dbias[c], s);
+    }
+}
+template <typename T> static void gelu_backward_bias(T *du, const T *u, float *dbias, int M, int N, int nsm) {
+    constexpr int V = Pack16<T>::N;
+    unsigned gx = ceil_div(N, 32 * V);
+    int target = 4 * nsm / (int)gx + 1;
+    int rpb = (M + target - 1) / target;
+    if (rpb < 64) rpb = 64;
+    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
+    gelu_bwd_colsum_kernel<T><<<grid, block, 0, g_stream>>>(du, u, dbias, M, N, rpb);
+    LAUNCH_CHECK("gelu_bwd_colsum_kernel");
+}
+
 /* Embedding backward, word part: dwte[id] += dx[row] for every row whose id
  * is not the pad id (as in HF, the pad row gets no gradient from the input
  * side; it still gets one through the tied decoder).  One warp per row. */

@@ -81,10 +81,10 @@ void btc_sync(void);
 /* Micro-benchmarks (bench_kernels.cu): TFLOP/s of an m x n x k bf16
  * product through the model's cuBLASLt wrapper; GB/s (read + write) of a
  * device-to-device copy; forward and backward milliseconds of attention
- * (impl BTC_ATTN_FLASH or BTC_ATTN_REF, bf16, head size 64, dropout 0.1). */
+ * (impl BTC_ATTN_FLASH or BTC_ATTN_REF, bf16, head size 64, dropout p_drop). */
 double btc_bench_gemm(int m, int n, int k, int reps);
 double btc_bench_copy(size_t bytes, int reps);
-void btc_bench_attention(int B, int T, int heads, int impl, int reps, double *fwd_ms, double *bwd_ms);
+void btc_bench_attention(int B, int T, int heads, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms);
 #ifdef __cplusplus
 }
 #endif

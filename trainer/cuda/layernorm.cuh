@@ -97,23 +97,25 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
 }
 
 /* dout: gradient of the LN output.  Writes dr (gradient of r) and, when dy
- * is not NULL, dy = dr through the dropout of y.  In embedding mode
- * (out_dropout), dout first goes back through the output dropout. */
+ * is not NULL, dy = dr through the dropout of y, whose column sums (the
+ * gradient of the sublayer's output bias) go to dbias when not NULL.  In
+ * embedding mode (out_dropout), dout first goes back through the output
+ * dropout. */
 template <typename T, int LN_MAXP>
-__global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta,
+__global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias,
                               const T *dout, const T *r, const float *mean, const float *rstd,
                               const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
     constexpr int V = Pack16<T>::N;
-    extern __shared__ float sh[];          /* [2][C] block partials */
+    extern __shared__ float sh[];          /* [3][C] block partials: dgamma, dbeta, dbias */
     int warps = blockDim.x / 32, lane = threadIdx.x % 32, w = threadIdx.x / 32;
     int npk = C / V;
-    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
+    for (int c = threadIdx.x; c < 3 * C; c += blockDim.x) sh[c] = 0.0f;
     __syncthreads();
-    float dg[LN_MAXP][V], db[LN_MAXP][V];
+    float dg[LN_MAXP][V], db[LN_MAXP][V], dyb[LN_MAXP][V];
 #pragma unroll
     for (int p = 0; p < LN_MAXP; p++)
 #pragma unroll
-        for (int i = 0; i < V; i++) { dg[p][i] = 0.0f; db[p][i] = 0.0f; }
+        for (int i = 0; i < V; i++) { dg[p][i] = 0.0f; db[p][i] = 0.0f; dyb[p][i] = 0.0f; }
     for (int row = blockIdx.x * warps + w; row < M; row += gridDim.x * warps) {
         int t = row % seq, b = row / seq;
         const bool dk = drop.site >= 0 && drop.dc.on;
@@ -158,7 +160,11 @@ __global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta,
                 float xx = (to_f(rr.v[i]) - m) * rs;
                 float d = rs * (gg * gamma[c0 + i] - s1 - xx * s2);
                 o.v[i] = from_f<T>(d);
-                if (dy) oy.v[i] = from_f<T>(!out_dropout && dk ? (kept ? d * drop.dc.scale : 0.0f) : d);
+                if (dy) {
+                    T yv = from_f<T>(!out_dropout && dk ? (kept ? d * drop.dc.scale : 0.0f) : d);
+                    oy.v[i] = yv;
+                    dyb[p][i] += to_f(yv);
+                }
             }
             st16(dr + (size_t)row * C + c0, o);
             if (dy) st16(dy + (size_t)row * C + c0, oy);
@@ -172,12 +178,14 @@ __global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta,
         for (int i = 0; i < V; i++) {
             atomicAdd(&sh[pk * V + i], dg[p][i]);
             atomicAdd(&sh[C + pk * V + i], db[p][i]);
+            if (dbias) atomicAdd(&sh[2 * C + pk * V + i], dyb[p][i]);
         }
     }
     __syncthreads();
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         atomicAdd(&dgamma[c], sh[c]);
         atomicAdd(&dbeta[c], sh[C + c]);
+        if (dbias) atomicAdd(&dbias[c], sh[2 * C + c]);
     }
 }
 
@@ -211,14 +219,14 @@ static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int3
     LAUNCH_CHECK("ln_fwd_kernel(embeddings)");
 }
 template <typename T>
-static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, const T *dout, const T *r,
+static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r,
                                const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
                                LnDrop drop, int out_dropout, int nsm) {
     int blocks = 2 * nsm;
     if (blocks > (int)ceil_div(M, 8)) blocks = ceil_div(M, 8);
-    size_t shb = 2 * C * sizeof(float);
+    size_t shb = 3 * C * sizeof(float);
     switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_bwd_kernel<T, P><<<blocks, 256, shb, g_stream>>>(dr, dy, dgamma, dbeta, dout, r, mean, rstd, \
+#define L_(P) case P: ln_bwd_kernel<T, P><<<blocks, 256, shb, g_stream>>>(dr, dy, dgamma, dbeta, dbias, dout, r, mean, rstd, \
         gamma, M, C, seq, drop, out_dropout); break;
     L_(1) L_(2) L_(4) L_(8)
 #undef L_

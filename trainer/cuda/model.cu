@@ -6,12 +6,20 @@
  * logits rows stay 16-byte aligned).  Activations are [rows, features]
  * row-major in the activation type T (bf16 or fp32).
  *
- * Saved per layer for the backward pass: q, k (original), q S_h (pairwise),
- * v, attention output o, the attention's log-sum-exp (flash) or its
- * probabilities (reference path), r1 = x + dropout(attn) with its LayerNorm
- * statistics, h1 = LN1(r1), u = h1 W1^T + b1, g = gelu(u), r2 and its
- * statistics, h2 = LN2(r2) (the next layer's input).  Dropout masks are not
- * stored: they are recomputed from model.h's counter-based streams.
+ * Parameters on the GPU are model.h's tensors in a slightly different order:
+ * within each layer the query, key and value weights are adjacent, then
+ * their biases (then the pairwise factors), so that the projections are
+ * one product [M, C] x [C, nproj*C] (nproj = 3 original, 2 otherwise) and
+ * their gradients one product too.  Only the host copies (set/get) convert;
+ * everything else, checkpoints included, sees model.h's layout.
+ *
+ * Saved per layer for the backward pass: qkv [M, nproj*C] (packed), q S_h
+ * (pairwise), the attention output o, the attention's log-sum-exp and
+ * dropout bits (flash) or its probabilities (reference path),
+ * r1 = x + dropout(attn) with its LayerNorm statistics, h1 = LN1(r1),
+ * u = h1 W1^T + b1, g = gelu(u), r2 and its statistics, h2 = LN2(r2) (the
+ * next layer's input).  Other dropout masks are recomputed from model.h's
+ * counter-based streams.
  *
  * Backward, per layer, with `cur` the gradient of h2:
  *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
@@ -35,7 +43,8 @@
 #include <string.h>
 
 struct LayerBuf {
-    void *q, *k, *qs, *v, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
+    void *qkv, *qs, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
+    uint64_t *bits;
     float *lse, *mean1, *rstd1, *mean2, *rstd2;
 };
 
@@ -44,8 +53,10 @@ struct LayerBuf {
 struct btc_model {
     const bt_layout *L;
     bt_config c;
-    int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm;
+    int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm, nproj;
     size_t np, esz;
+    size_t *ioff;                   /* internal offset of each tensor of L */
+    float *hbuf;                    /* host scratch for layout conversion (np floats) */
     float *p, *grad, *m1, *m2;
     void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
     int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
@@ -58,7 +69,7 @@ struct btc_model {
     int cap;                        /* head rows allocated */
     void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
     float *hmean, *hrstd, *lossrow;
-    void *cur, *dres, *dy, *dq, *dk, *dv, *dO, *du, *scr1, *scr2;
+    void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
     float *dqacc, *dsum, *embtmp;
     double *lossacc;
     double *h_loss;
@@ -101,6 +112,34 @@ extern "C" void btc_sync(void) { CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
 
 static void *alloc_t(btc_model *m, size_t n, const char *what) { return cu_alloc(n * m->esz, what); }
 
+/* The internal order: model.h's, except that in each layer the group
+ * Q_W K_W V_W Q_B K_B V_B PAIR (those present) starts where Q_W was. */
+static void build_internal_layout(btc_model *m) {
+    const bt_layout *L = m->L;
+    static const bt_kind group[] = {BT_T_Q_W, BT_T_K_W, BT_T_V_W, BT_T_Q_B, BT_T_K_B, BT_T_V_B, BT_T_PAIR};
+    m->ioff = (size_t *)malloc(L->n * sizeof(size_t));
+    size_t off = 0;
+    for (int i = 0; i < L->n; i++) {
+        const bt_tensor *t = &L->t[i];
+        int in_group = 0;
+        for (size_t k = 0; k < sizeof group / sizeof group[0]; k++) in_group |= t->kind == group[k];
+        if (!in_group) { m->ioff[i] = off; off += t->numel; continue; }
+        if (t->kind != BT_T_Q_W) continue;   /* placed with its group */
+        for (size_t k = 0; k < sizeof group / sizeof group[0]; k++) {
+            int j = L->index[group[k]][t->layer];
+            if (j < 0) continue;
+            m->ioff[j] = off;
+            off += L->t[j].numel;
+        }
+    }
+}
+static void to_internal(const btc_model *m, float *dst, const float *src) {
+    for (int i = 0; i < m->L->n; i++) memcpy(dst + m->ioff[i], src + m->L->t[i].offset, m->L->t[i].numel * 4);
+}
+static void to_model(const btc_model *m, float *dst, const float *src) {
+    for (int i = 0; i < m->L->n; i++) memcpy(dst + m->L->t[i].offset, src + m->ioff[i], m->L->t[i].numel * 4);
+}
+
 static void alloc_head(btc_model *m, int cap) {
     cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
     cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
@@ -135,13 +174,17 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->C = c->hidden; m->F = c->ffn; m->NH = c->heads; m->d = c->hidden / c->heads;
     m->V = c->vocab_size; m->Vp = (c->vocab_size + 7) / 8 * 8;
     m->np = L->total;
+    m->nproj = c->attn == BT_ATTN_ORIGINAL ? 3 : 2;
+    build_internal_layout(m);
+    m->hbuf = (float *)malloc(m->np * sizeof(float));
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&m->nsm, cudaDevAttrMultiProcessorCount, dev));
-    AttnShape as = {maxB, T, m->NH, m->d, m->C};
+    int ldp = m->nproj * c->hidden;
+    AttnShape as = {maxB, T, m->NH, m->d, ldp, ldp, ldp, c->hidden};
     m->flash = prec == BTC_BF16 && attn_impl != BTC_ATTN_REF && flash_supported(as);
     if (attn_impl == BTC_ATTN_FLASH && !m->flash) {
-        snprintf(err, errlen, "the flash attention kernels need bf16, head size 64 and a sequence length multiple of 64");
+        snprintf(err, errlen, "the flash attention kernels need bf16, head size 64 and a sequence length multiple of 128");
         free(m);
         return NULL;
     }
@@ -167,13 +210,15 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
     for (int l = 0; l < c->layers; l++) {
         LayerBuf *b = &m->lay[l];
-        b->q = alloc_t(m, M * C, "activations: query");
-        if (c->attn == BT_ATTN_ORIGINAL) b->k = alloc_t(m, M * C, "activations: key");
+        b->qkv = alloc_t(m, M * C * m->nproj, "activations: query/key/value");
         if (c->attn == BT_ATTN_PAIRWISE) b->qs = alloc_t(m, M * C, "activations: Q S_h");
-        b->v = alloc_t(m, M * C, "activations: value");
         b->o = alloc_t(m, M * C, "activations: attention output");
-        if (m->flash) b->lse = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention log-sum-exp");
-        else b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
+        if (m->flash) {
+            b->lse = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention log-sum-exp");
+            b->bits = (uint64_t *)cu_alloc((size_t)maxB * m->NH * T * T / 8, "attention dropout bits");
+        } else {
+            b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
+        }
         b->r1 = alloc_t(m, M * C, "activations: residual 1");
         b->h1 = alloc_t(m, M * C, "activations: LayerNorm 1 output");
         b->u = alloc_t(m, M * F, "activations: FFN pre-GELU");
@@ -191,9 +236,8 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->cur = alloc_t(m, M * C, "gradient scratch");
     m->dres = alloc_t(m, M * C, "gradient scratch");
     m->dy = alloc_t(m, M * C, "gradient scratch");
-    m->dq = alloc_t(m, M * C, "gradient scratch (query)");
-    m->dk = alloc_t(m, M * C, "gradient scratch (key)");
-    m->dv = alloc_t(m, M * C, "gradient scratch (value)");
+    m->dqkv = alloc_t(m, M * C * m->nproj, "gradient scratch (query/key/value)");
+    if (c->attn == BT_ATTN_PAIRWISE) m->dqs = alloc_t(m, M * C, "gradient scratch (Q S_h)");
     m->dO = alloc_t(m, M * C, "gradient scratch (attention output)");
     m->du = alloc_t(m, M * F, "gradient scratch (FFN)");
     if (m->flash) {
@@ -217,7 +261,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     for (int i = 0; i < L->n; i++)
         for (size_t o = 0; o < L->t[i].numel; o += ADAM_CHUNK) {
             size_t len = L->t[i].numel - o;
-            hc[nch].off = L->t[i].offset + o;
+            hc[nch].off = m->ioff[i] + o;
             hc[nch].len = (int)(len < ADAM_CHUNK ? len : ADAM_CHUNK);
             hc[nch].decay = L->t[i].decay;
             nch++;
@@ -237,18 +281,20 @@ extern "C" void btc_free(btc_model *m) {
     cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm);
     /* device memory: freed wholesale; the process usually ends here */
     void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
-                    m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dq,
-                    m->dk, m->dv, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
+                    m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
+                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
                     m->normclip, m->chunks, m->partials};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
     if (m->pc != m->p) cu_free(m->pc);
     for (int l = 0; l < m->c.layers; l++) {
         LayerBuf *b = &m->lay[l];
-        void *lb[] = {b->q, b->k, b->qs, b->v, b->o, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->probs, b->lse,
+        void *lb[] = {b->qkv, b->qs, b->o, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->probs, b->bits, b->lse,
                       b->mean1, b->rstd1, b->mean2, b->rstd2};
         for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
     }
     free(m->lay);
+    free(m->ioff);
+    free(m->hbuf);
     free(m);
 }
 
@@ -257,30 +303,33 @@ extern "C" const char *btc_attn_name(const btc_model *m) { return m->flash ? "fl
 static void refresh_copy(btc_model *m) {
     if (m->prec == BTC_BF16) convert_from_f32<bf16>((bf16 *)m->pc, m->p, m->np);
 }
+static void upload(btc_model *m, float *dst, const float *src) {
+    to_internal(m, m->hbuf, src);
+    CUDA_CHECK(cudaMemcpy(dst, m->hbuf, m->np * 4, cudaMemcpyHostToDevice));
+}
+static void download(btc_model *m, float *dst, const float *src) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    CUDA_CHECK(cudaMemcpy(m->hbuf, src, m->np * 4, cudaMemcpyDeviceToHost));
+    to_model(m, dst, m->hbuf);
+}
 extern "C" void btc_set_params(btc_model *m, const float *params) {
-    CUDA_CHECK(cudaMemcpy(m->p, params, m->np * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    upload(m, m->p, params);
     refresh_copy(m);
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
 }
-extern "C" void btc_get_params(btc_model *m, float *params) {
-    CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    CUDA_CHECK(cudaMemcpy(params, m->p, m->np * 4, cudaMemcpyDeviceToHost));
-}
-extern "C" void btc_get_grads(btc_model *m, float *grads) {
-    CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    CUDA_CHECK(cudaMemcpy(grads, m->grad, m->np * 4, cudaMemcpyDeviceToHost));
-}
+extern "C" void btc_get_params(btc_model *m, float *params) { download(m, params, m->p); }
+extern "C" void btc_get_grads(btc_model *m, float *grads) { download(m, grads, m->grad); }
 extern "C" void btc_set_moments(btc_model *m, const float *a, const float *b) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    if (a) CUDA_CHECK(cudaMemcpy(m->m1, a, m->np * 4, cudaMemcpyHostToDevice));
+    if (a) upload(m, m->m1, a);
     else CUDA_CHECK(cudaMemset(m->m1, 0, m->np * 4));
-    if (b) CUDA_CHECK(cudaMemcpy(m->m2, b, m->np * 4, cudaMemcpyHostToDevice));
+    if (b) upload(m, m->m2, b);
     else CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
 }
 extern "C" void btc_get_moments(btc_model *m, float *a, float *b) {
-    CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    if (a) CUDA_CHECK(cudaMemcpy(a, m->m1, m->np * 4, cudaMemcpyDeviceToHost));
-    if (b) CUDA_CHECK(cudaMemcpy(b, m->m2, m->np * 4, cudaMemcpyDeviceToHost));
+    if (a) download(m, a, m->m1);
+    if (b) download(m, b, m->m2);
 }
 extern "C" void btc_zero_grads(btc_model *m) { CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream)); }
 
@@ -300,12 +349,16 @@ __global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
     }
 }
 
+static inline size_t ioff(btc_model *m, bt_kind k, int l) {
+    int i = m->L->index[k][k <= BT_T_EMB_LN_B || k >= BT_T_HEAD_W ? 0 : l];
+    return i < 0 ? (size_t)-1 : m->ioff[i];
+}
 template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
-    size_t o = bt_off(m->L, k, l);
+    size_t o = ioff(m, k, l);
     return o == (size_t)-1 ? NULL : (T *)m->pc + o;
 }
-static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + bt_off(m->L, k, l); }
-static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + bt_off(m->L, k, l); }
+static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + ioff(m, k, l); }
+static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + ioff(m, k, l); }
 
 template <typename T>
 static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
@@ -316,7 +369,9 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const DropCtx hd = drop_ctx(dc.seed, dc.step, dc.sample0, dc.on ? c->hidden_dropout : 0.0f);
     const DropCtx ad = drop_ctx(dc.seed, dc.step, dc.sample0, dc.on ? c->attn_dropout : 0.0f);
     const int orig = c->attn == BT_ATTN_ORIGINAL, pair = c->attn == BT_ATTN_PAIRWISE;
-    AttnShape as = {B, T_, NH, d, C};
+    const int np = m->nproj, ldp = np * C;
+    /* q, k, v as column slices of the packed projection output; pairwise feeds Q S_h as q */
+    AttnShape as = {B, T_, NH, d, pair ? C : ldp, ldp, ldp, C};
     cudaDataType_t ty = CuType<T>::id;
 
     /* embeddings */
@@ -327,18 +382,17 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     for (int l = 0; l < c->layers; l++) {
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
-        linear_fwd<T>((T *)b->q, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, C, C);
-        if (orig) linear_fwd<T>((T *)b->k, x, W<T>(m, BT_T_K_W, l), W<T>(m, BT_T_K_B, l), M, C, C);
-        linear_fwd<T>((T *)b->v, x, W<T>(m, BT_T_V_W, l), W<T>(m, BT_T_V_B, l), M, C, C);
+        T *qkv = (T *)b->qkv;
+        linear_fwd<T>(qkv, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, ldp, C);
         if (pair)   /* qs_h = q_h S_h, all heads in one batched product */
-            gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, b->q, C, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
+            gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, qkv, ldp, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
                  (long long)d * d, d, d);
-        const T *qa = pair ? (const T *)b->qs : (const T *)b->q;
-        const T *ka = orig ? (const T *)b->k : (const T *)b->q;
+        const T *qa = pair ? (const T *)b->qs : qkv;
+        const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
         if (m->flash)
-            flash_forward((bf16 *)b->o, b->lse, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)b->v, as, ad, l);
+            flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad, l);
         else
-            attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, (const T *)b->v, as, ad, l);
+            attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
         layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_ALN_W, l),
@@ -381,11 +435,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, n, m->V, m->Vp, m->nsm);
     /* dhn [n, C] = dlogits [n, V] . word [V, C] */
     gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, n, m->V, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
-    layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), (const T *)m->dh1,
+    layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
                           (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
-    gelu_backward<T>((T *)m->dh2, (const T *)m->dh2, (const T *)m->hu, (size_t)n * C);
+    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), n, C, m->nsm);
     linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, n, C, C);
-    colsum<T>(GR(m, BT_T_HEAD_B, 0), (const T *)m->dh2, n, C, C, m->nsm);
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), n, C, C, 0.0f);
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
@@ -395,54 +448,50 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
         LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
-        layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), (const T *)m->cur,
-                              (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2, 0, m->nsm);
+        layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
+                              (const T *)m->cur, (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2,
+                              0, m->nsm);
         linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
-        colsum<T>(GR(m, BT_T_FFN2_B, l), (const T *)m->dy, M, C, C, m->nsm);
         linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
-        gelu_backward<T>((T *)m->du, (const T *)m->du, (const T *)b->u, (size_t)M * F);
+        gelu_backward_bias<T>((T *)m->du, (const T *)b->u, GR(m, BT_T_FFN1_B, l), M, F, m->nsm);
         linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
-        colsum<T>(GR(m, BT_T_FFN1_B, l), (const T *)m->du, M, F, F, m->nsm);
         linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
-        layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), (const T *)m->dres,
-                              (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1, 0, m->nsm);
+        layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
+                              (const T *)m->dres, (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1,
+                              0, m->nsm);
         linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
-        colsum<T>(GR(m, BT_T_AO_B, l), (const T *)m->dy, M, C, C, m->nsm);
         linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
-        const T *qa = pair ? (const T *)b->qs : (const T *)b->q;
-        const T *ka = orig ? (const T *)b->k : (const T *)b->q;
+        /* attention: gradients land in the packed dqkv (pairwise: d(Q S_h) in dqs) */
+        const T *qkv = (const T *)b->qkv;
+        const T *qa = pair ? (const T *)b->qs : qkv;
+        const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
+        T *dqkv = (T *)m->dqkv;
+        T *dqa = pair ? (T *)m->dqs : dqkv;
+        T *dka = dqkv + (orig ? C : 0), *dva = dqkv + (np - 1) * C;
+        int k_is_q = c->attn == BT_ATTN_SYMMETRIC;
         if (m->flash)
-            flash_backward((bf16 *)m->dq, (bf16 *)m->dk, (bf16 *)m->dv, m->dqacc, m->dsum, (const bf16 *)m->dO,
-                           (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)b->v, b->lse, as, ad, l);
+            flash_backward((bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
+                           (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits, as,
+                           ad, k_is_q);
         else
-            attn_ref_backward<T>((T *)m->dq, (T *)m->dk, (T *)m->dv, (T *)m->scr1, (T *)m->scr2, (const T *)m->dO, qa, ka,
-                                 (const T *)b->v, (const T *)b->probs, as, ad, l);
-        T *dQ = (T *)m->dq;
-        if (c->attn == BT_ATTN_SYMMETRIC) add_into<T>((T *)m->dq, (const T *)m->dq, (const T *)m->dk, (size_t)M * C);
+            attn_ref_backward<T>(dqa, dka, dva, (T *)m->scr1, (T *)m->scr2, (const T *)m->dO, qa, ka, va,
+                                 (const T *)b->probs, as, ad, l, k_is_q);
         if (pair) {
-            /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ = dk + d(QS)_h S_h^T */
-            gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dq, C, 0, b->q, C, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
+            /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ (= dk, already in place) += d(QS)_h S_h^T */
+            gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dqs, C, 0, qkv, ldp, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
                  d, d, (long long)d * d);
-            gemm(m->dk, ty, C, W<T>(m, BT_T_PAIR, l), d, 1, m->dq, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
+            gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
                  (long long)d * d, d, d);
-            dQ = (T *)m->dk;
         }
-        /* projections; their input gradients accumulate onto cur (the residual's) */
-        linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dQ, x, M, C, C);
-        colsum<T>(GR(m, BT_T_Q_B, l), dQ, M, C, C, m->nsm);
-        linear_bwd_x<T>((T *)m->cur, dQ, W<T>(m, BT_T_Q_W, l), M, C, C, 1.0f);
-        if (orig) {
-            linear_bwd_w<T>(GR(m, BT_T_K_W, l), (const T *)m->dk, x, M, C, C);
-            colsum<T>(GR(m, BT_T_K_B, l), (const T *)m->dk, M, C, C, m->nsm);
-            linear_bwd_x<T>((T *)m->cur, (const T *)m->dk, W<T>(m, BT_T_K_W, l), M, C, C, 1.0f);
-        }
-        linear_bwd_w<T>(GR(m, BT_T_V_W, l), (const T *)m->dv, x, M, C, C);
-        colsum<T>(GR(m, BT_T_V_B, l), (const T *)m->dv, M, C, C, m->nsm);
-        linear_bwd_x<T>((T *)m->cur, (const T *)m->dv, W<T>(m, BT_T_V_W, l), M, C, C, 1.0f);
+        /* the packed projections: one product each for weights, biases and the input gradient
+         * (accumulated onto cur, which holds the residual's share) */
+        linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dqkv, x, M, ldp, C);
+        colsum<T>(GR(m, BT_T_Q_B, l), dqkv, M, ldp, ldp, m->nsm);
+        linear_bwd_x<T>((T *)m->cur, dqkv, W<T>(m, BT_T_Q_W, l), M, ldp, C, 1.0f);
     }
     /* embeddings: output dropout, LayerNorm, then the three tables */
-    layernorm_backward<T>((T *)m->dres, NULL, GR(m, BT_T_EMB_LN_W, 0), GR(m, BT_T_EMB_LN_B, 0), (const T *)m->cur,
+    layernorm_backward<T>((T *)m->dres, NULL, GR(m, BT_T_EMB_LN_W, 0), GR(m, BT_T_EMB_LN_B, 0), NULL, (const T *)m->cur,
                           (const T *)m->r0, m->mean0, m->rstd0, PF(m, BT_T_EMB_LN_W, 0), M, C, T_, emb_drop, 1, m->nsm);
     embed_backward<T>(GR(m, BT_T_WORD_EMB, 0), GR(m, BT_T_POS_EMB, 0), GR(m, BT_T_TYPE_EMB, 0), m->embtmp,
                       (const T *)m->dres, inputs, B, T_, C, c->pad_id, m->nsm);
