@@ -66,14 +66,15 @@ static int die(const char *fmt, ...) {
     return 1;
 }
 
-static void summary(const shard_manifest *m, const char *dir) {
+static void summary(const shard_manifest *m, const char *dir, int merged) {
     size_t ns[2] = { 0, 0 };
     for (size_t i = 0; i < m->nshards; i++) ns[m->shards[i].split]++;
     fprintf(stderr, "shard-pack: %" PRIu64 " documents, %" PRIu64 " tokens -> %" PRIu64 " samples of %u "
                     "(%" PRIu64 " train in %zu shard%s, %" PRIu64 " validation in %zu shard%s); "
-                    "dropped final partial sample of %" PRIu64 " tokens\n",
+                    "%s %" PRIu64 " tokens\n",
             m->t.documents, m->t.tokens, m->t.samples, m->seq_len, m->t.train_samples, ns[0], ns[0] == 1 ? "" : "s",
-            m->t.validation_samples, ns[1], ns[1] == 1 ? "" : "s", m->t.dropped_tail_tokens);
+            m->t.validation_samples, ns[1], ns[1] == 1 ? "" : "s",
+            merged ? "the inputs dropped tails of" : "dropped final partial sample of", m->t.dropped_tail_tokens);
     fprintf(stderr, "shard-pack: wrote %s/manifest.json\n", dir);
 }
 
@@ -174,7 +175,7 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
     }
     shard_manifest m;
     if (shard_packer_finish(p, &m) < 0) { die("%s", shard_packer_error(p)); goto out; }
-    if (!quiet) summary(&m, o->dir);
+    if (!quiet) summary(&m, o->dir, 0);
     shard_manifest_free(&m);
     rc = 0;
 out:
@@ -238,7 +239,7 @@ int main(int argc, char **argv) {
         if (!nfiles) return die("merge: no input folders (shard-pack merge -o OUT DIR...)");
         char err[1024]; shard_manifest m;
         if (shard_merge(&o, (const char *const *)files, (size_t)nfiles, &m, err, sizeof err) < 0) rc = die("%s", err);
-        else { if (!quiet) summary(&m, o.dir); shard_manifest_free(&m); rc = 0; }
+        else { if (!quiet) summary(&m, o.dir, 1); shard_manifest_free(&m); rc = 0; }
     } else rc = do_pack(&o, files, nfiles, quiet);
     return rc;
 }
