@@ -8,3 +8,13 @@ TOOLS += wordpiece
 wordpiece_SRC := tokenizer/main.c
 wordpiece_LIBS := tokenizer pipeline
 wordpiece_LDLIBS := $(TOKENIZER_LDLIBS) -lzstd
+
+TESTS += tokenizer_test
+tokenizer_test_SRC := tests/tokenizer_test.c
+tokenizer_test_LIBS := tokenizer pipeline
+tokenizer_test_LDLIBS := $(TOKENIZER_LDLIBS) -lzstd
+
+FUZZ += fuzz_wordpiece
+fuzz_wordpiece_SRC := tests/fuzz_wordpiece.c
+fuzz_wordpiece_LIBS := tokenizer pipeline
+fuzz_wordpiece_LDLIBS := $(TOKENIZER_LDLIBS) -lzstd
