@@ -209,7 +209,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         #define NEXT() (i + 1 < argc ? argv[++i] : (die("%s needs a value (see --help)", a), ""))
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); free(files); return 0; }
         else if (!strcmp(a, "--vocab")) vocab_arg = NEXT();
         else if (!strcmp(a, "--any-vocab")) any_vocab = 1;
         else if (!strcmp(a, "--input")) {
