@@ -310,8 +310,8 @@ static void on_headers_done(xfer *x) {
     case FETCH_RESTART: {
         char m[160];
         snprintf(m, sizeof m, "server ignored the Range request (HTTP %ld): starting again from byte 0", code);
-        emit(x->e, FETCH_EV_NOTE, x->job, 0, 0, m);
         restart_file(x);
+        emit(x->e, FETCH_EV_NOTE, x->job, 0, 0, m);
         if (cl >= 0) x->job->total = (uint64_t)cl;
         break;
     }
@@ -701,8 +701,8 @@ static void on_hashed(xfer *x, const char *hex, int io_errno) {
         if (j->resumed && !x->restarted) {
             x->restarted = 1;
             j->resumed = 0;
-            emit(e, FETCH_EV_NOTE, j, 0, 0, "sha256 mismatch with bytes kept from an earlier run: downloading again from byte 0");
             if (restart_file(x) < 0) { finish(x, FETCH_E_IO, "%s: %s", j->name, x->sink_msg); return; }
+            emit(e, FETCH_EV_NOTE, j, 0, 0, "sha256 mismatch with bytes kept from an earlier run: downloading again from byte 0");
             free(x->url); x->url = strdup(j->url); x->redirects = 0;
             if (!x->url) { finish(x, FETCH_E_IO, "%s: out of memory", j->name); return; }
             start_attempt(x);

@@ -36,7 +36,7 @@
 #include <time.h>
 
 /* ---- part lists: "1-300", "1,5,7-9" ------------------------------------ */
-#define FETCH_MAX_PART 1000000
+#define FETCH_MAX_PART 100000
 /* Parses spec into a sorted list without duplicates (malloc'ed into *out,
  * count in *n).  Returns 0, or -1 with a message naming the bad piece. */
 int fetch_parse_parts(const char *spec, int **out, size_t *n, char *err, size_t errlen);

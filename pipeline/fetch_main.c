@@ -196,7 +196,7 @@ static void on_event(const fetch_event *ev, void *ctx) {
         break;
     case FETCH_EV_NOTE:
         if (!u->quiet) ui_line(u, "%s: %s", j->name, ev->msg);
-        if (i < u->n) u->have0[i] = 0;
+        if (i < u->n) u->have0[i] = u->last[i] = j->have;   /* resumed or restarted: count from here */
         break;
     case FETCH_EV_DONE:
         if (j->status == FETCH_OK && !u->quiet && !u->no_done_line) {

@@ -33,11 +33,15 @@ static void test_parts(void) {
     REQUIRE(r == 0, "%s", err);
     CHECK(n == 300 && v[299] == 300);
     free(v);
+    r = fetch_parse_parts("99999-100000", &v, &n, err, sizeof err);
+    REQUIRE(r == 0, "%s", err);
+    CHECK(n == 2 && v[1] == FETCH_MAX_PART);
+    free(v);
     r = fetch_parse_parts("42", &v, &n, err, sizeof err);
     REQUIRE(r == 0, "%s", err);
     CHECK(n == 1 && v[0] == 42);
     free(v);
-    const char *bad[] = {"", "0", "3-1", "1,,2", "1-", "-3", "a", "1 2", "1-2-3", "1,", "2000000", "1-x", " 1"};
+    const char *bad[] = {"", "0", "3-1", "1,,2", "1-", "-3", "a", "1 2", "1-2-3", "1,", "100001", "1-x", " 1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         v = (int *)1;
         CHECK(fetch_parse_parts(bad[i], &v, &n, err, sizeof err) < 0, "'%s' accepted", bad[i]);
