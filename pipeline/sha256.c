@@ -15,6 +15,58 @@ static const uint32_t K[64] = {
     0x19a4c116,0x1e376c08,0x2748774c,0x34b0bcb5,0x391c0cb3,0x4ed8aa4a,0x5b9cca4f,0x682e6ff3,
     0x748f82ee,0x78a5636f,0x84c87814,0x8cc70208,0x90befffa,0xa4506ceb,0xbef9a3f7,0xc67178f2};
 
+
+/* x86 SHA extensions (SHA-NI), used when the CPU has them: about 5x the
+ * plain code.  Four message words per __m128i; the state is kept as ABEF and
+ * CDGH, the layout sha256rnds2 works on. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+__attribute__((target("sha,sse4.1,ssse3")))
+static void blocks_shani(uint32_t st[8], const unsigned char *p, size_t nb) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[0]), 0xB1);   /* CDAB */
+    __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[4]), 0x1B);  /* EFGH */
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8);                                          /* ABEF */
+    s1 = _mm_blend_epi16(s1, t, 0xF0);                                               /* CDGH */
+    for (; nb; nb--, p += 64) {
+        __m128i a0 = s0, c0 = s1, m[4];
+        for (int i = 0; i < 16; i++) {
+            __m128i w;
+            if (i < 4) {
+                w = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+            } else {
+                w = _mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]);
+                w = _mm_add_epi32(w, _mm_alignr_epi8(m[(i + 3) & 3], m[(i + 2) & 3], 4));
+                w = _mm_sha256msg2_epu32(w, m[(i + 3) & 3]);
+            }
+            m[i & 3] = w;
+            __m128i k = _mm_add_epi32(w, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, k);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(k, 0x0E));
+        }
+        s0 = _mm_add_epi32(s0, a0);
+        s1 = _mm_add_epi32(s1, c0);
+    }
+    t = _mm_shuffle_epi32(s0, 0x1B);                 /* FEBA */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);                /* DCHG */
+    _mm_storeu_si128((__m128i *)&st[0], _mm_blend_epi16(t, s1, 0xF0));   /* DCBA */
+    _mm_storeu_si128((__m128i *)&st[4], _mm_alignr_epi8(s1, t, 8));      /* HGFE */
+}
+static int have_shani(void) {   /* cpuid once; threads may race to compute the same value */
+    static int v = -1;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        unsigned a, b, c, d;
+        r = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) &&
+            __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 19)) && (c & (1u << 9));
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+}
+#define HAVE_SHANI_PATH 1
+#endif
+
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
 static void block(sha256_ctx *c, const unsigned char *p) {
@@ -47,6 +99,9 @@ void sha256_update(sha256_ctx *c, const void *data, size_t n) {
         memcpy(c->buf + c->n, p, k); c->n += k; p += k; n -= k;
         if (c->n == 64) { block(c, c->buf); c->n = 0; }
     }
+#ifdef HAVE_SHANI_PATH
+    if (n >= 64 && have_shani()) { blocks_shani(c->h, p, n / 64); p += n & ~(size_t)63; n &= 63; }
+#endif
     while (n >= 64) { block(c, p); p += 64; n -= 64; }
     if (n) { memcpy(c->buf, p, n); c->n = n; }
 }

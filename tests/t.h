@@ -12,19 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <stdarg.h>
 
 static int t_failed_now, t_total_failed, t_total_passed;
 
-#define CHECK(cond, ...) do { if (!(cond)) { \
+/* printf without format checking, so that CHECK(cond) needs no message */
+static inline void t_say(const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt); vfprintf(stdout, fmt, ap); va_end(ap);
+}
+static const char *t_cur_name;
+/* records a failure; evaluates `ok` once (it is already a value) */
+#define T_FAILED(text, ...) do { \
     if (!t_failed_now) fprintf(stdout, "FAIL %s: ", t_cur_name); else fprintf(stdout, "     "); \
-    fprintf(stdout, "%s:%d: ", __FILE__, __LINE__); fprintf(stdout, "" __VA_ARGS__); \
-    fprintf(stdout, " [%s]\n", #cond); t_failed_now = 1; } } while (0)
-#define REQUIRE(cond, ...) do { CHECK(cond, __VA_ARGS__); if (!(cond)) return; } while (0)
+    fprintf(stdout, "%s:%d: ", __FILE__, __LINE__); t_say("" __VA_ARGS__); \
+    fprintf(stdout, " [%s]\n", text); t_failed_now = 1; } while (0)
+#define CHECK(cond, ...) do { if (!(cond)) T_FAILED(#cond, __VA_ARGS__); } while (0)
+#define REQUIRE(cond, ...) do { if (!(cond)) { T_FAILED(#cond, __VA_ARGS__); return; } } while (0)
 /* |a-b| <= tol*max(1,|b|) */
 #define CHECK_NEAR(a, b, tol) do { double t_a_ = (a), t_b_ = (b); \
     CHECK(fabs(t_a_ - t_b_) <= (tol) * fmax(1.0, fabs(t_b_)), "%s = %.9g, want %.9g", #a, t_a_, t_b_); } while (0)
 
-static const char *t_cur_name = "";
 #define T_RUN(fn) do { t_cur_name = #fn; t_failed_now = 0; fflush(stdout); fn(); \
     if (t_failed_now) t_total_failed++; else { t_total_passed++; printf("PASS %s\n", #fn); } \
     fflush(stdout); } while (0)
