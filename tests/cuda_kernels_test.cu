@@ -10,28 +10,35 @@
 #include "trainer/cuda/elementwise.cuh"
 #include <vector>
 
-__global__ void rng_kernel(uint32_t *out, uint64_t *keys, int n) {
+__global__ void rng_kernel(uint32_t *out, uint32_t *out_fast, uint64_t *keys, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     uint64_t k = d_dropout_key(1234567ULL + i, (uint64_t)i * 7, (uint64_t)i % 300, i % 13 - 1, i % 4);
     keys[i] = k;
     out[i] = d_rand32(k, (uint64_t)i * 1000003ULL);
+    /* the 32-bit-halves version used by the hot kernels, walking from x of element e by + G */
+    uint64_t x = d_stream_x(k, (uint64_t)i * 1000003ULL - 5);
+    for (int j = 0; j < 5; j++) x += RNG_G;
+    out_fast[i] = d_rand32_x(x);
 }
 
 static void test_rng_matches_host(void) {
     const int n = 100000;
-    uint32_t *d_out; uint64_t *d_keys;
+    uint32_t *d_out, *d_fast; uint64_t *d_keys;
     CUDA_CHECK(cudaMalloc(&d_out, n * 4));
+    CUDA_CHECK(cudaMalloc(&d_fast, n * 4));
     CUDA_CHECK(cudaMalloc(&d_keys, n * 8));
-    rng_kernel<<<(n + 255) / 256, 256>>>(d_out, d_keys, n);
-    std::vector<uint32_t> out(n);
+    rng_kernel<<<(n + 255) / 256, 256>>>(d_out, d_fast, d_keys, n);
+    std::vector<uint32_t> out(n), fast(n);
     std::vector<uint64_t> keys(n);
     CUDA_CHECK(cudaMemcpy(out.data(), d_out, n * 4, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(fast.data(), d_fast, n * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(keys.data(), d_keys, n * 8, cudaMemcpyDeviceToHost));
     int bad = 0;
     for (int i = 0; i < n; i++) {
         uint64_t k = bt_dropout_key(1234567ULL + i, (uint64_t)i * 7, (uint64_t)i % 300, i % 13 - 1, i % 4);
-        if (k != keys[i] || bt_rand32(k, (uint64_t)i * 1000003ULL) != out[i]) bad++;
+        uint32_t want = bt_rand32(k, (uint64_t)i * 1000003ULL);
+        if (k != keys[i] || want != out[i] || want != fast[i]) bad++;
     }
     CHECK(bad == 0, "%d of %d draws differ from the host's", bad, n);
     /* the threshold test equals bt_uniform(key, e) >= p */
@@ -45,7 +52,7 @@ static void test_rng_matches_host(void) {
         }
         CHECK(mism == 0, "p %g: %d threshold mismatches", p, mism);
     }
-    cudaFree(d_out); cudaFree(d_keys);
+    cudaFree(d_out); cudaFree(d_fast); cudaFree(d_keys);
 }
 
 static float frand(uint64_t k, uint64_t i) { return bt_uniform(k, i) * 2.0f - 1.0f; }

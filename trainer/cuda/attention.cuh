@@ -17,7 +17,8 @@
  * Two implementations:
  *   flash  (bf16, d = 64, T a multiple of 128): one kernel each way, tensor
  *          cores through mma.sync, the T x T matrix never leaves the chip;
- *          saves the log-sum-exp per row and the dropout bits.
+ *          saves the log-sum-exp per row and the dropout bits; backward in
+ *          two kernels (dK dV, then dQ) so that nothing needs atomics.
  *          attention_flash.cu.
  *   ref    (fp32 or bf16, any d): cuBLAS strided-batched products and a
  *          softmax kernel; saves the probabilities [B, NH, T, T].  This is
@@ -37,8 +38,9 @@ struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo; };
  * of kept dropout positions (written when dc.on), both for the backward. */
 void flash_forward(bf16 *o, float *lse, uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
                    DropCtx dc, int layer);
-/* dq_acc: fp32 scratch [B*T, NH*64]; dsum: fp32 scratch [B,NH,T]. */
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *dq_acc, float *dsum, const bf16 *dout, const bf16 *o,
+/* scratch: [B*T, NH*64] floats (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
+ * bits: as written by flash_forward (read when dc.on). */
+void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
                     DropCtx dc, int k_is_q);
 int flash_supported(AttnShape s);

@@ -89,20 +89,43 @@ __device__ __forceinline__ void mm_abt(float acc[8][4], const bf16 *X, int m0, c
     }
 }
 
-__device__ __forceinline__ bool keep_elem(uint64_t key, uint64_t e, uint32_t thr) { return d_keep(key, e, thr); }
+/* Position of key j (0..63 in its tile) in the 64-bit word of a (row, tile):
+ * the forward lane t = (j & 7) / 2 owns bits 16 t .. 16 t + 15, in the order
+ * of its fragment: n-tile j / 8, then column j & 1. */
+__device__ __forceinline__ int bitpos(int j) { return ((j & 7) >> 1) * 16 + (j >> 3) * 2 + (j & 1); }
+
+/* ---------------------------------------------------------------- dropout bits
+ * One thread per (sample, head, row i, 64-key tile kb): the 64 draws of
+ * model.h's stream for elements (h*T + i)*T + kb*64 + j, as one 64-bit word
+ * bits[((b*NH + h)*T + i)*(T/64) + kb].  A kernel of its own, at full
+ * occupancy, because the hash is integer work that the register-heavy
+ * attention kernels would do at a quarter of the rate. */
+__global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx dc, int layer) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int nkb = T / FB;
+    if (idx >= (size_t)B * NH * T * nkb) return;
+    int kb = idx % nkb;
+    size_t bhi = idx / nkb;                      /* (b*NH + h)*T + i */
+    int i = bhi % T, bh = bhi / T, h = bh % NH, b = bh / NH;
+    uint64_t key = d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
+    uint64_t x0 = d_stream_x(key, ((uint64_t)h * T + i) * T + (uint64_t)kb * FB);
+    uint64_t word = 0;
+#pragma unroll
+    for (int j = 0; j < FB; j++)
+        word |= (uint64_t)((d_rand32_x(x0 + RNG_G * (uint64_t)j) >> 8) >= dc.thr) << bitpos(j);
+    bits[idx] = word;
+}
 
 /* ---------------------------------------------------------------- forward
  * Block: 128 query rows (4 warps x 32 rows, two 16-row m-tiles per warp so
  * that each K/V fragment read from shared memory feeds two MMAs), keys in
- * tiles of 64, K and V double-buffered.  Dropout: the kept bits of each
- * (row, 64-key tile) are gathered over the 4 lanes that share the row and
- * stored as one 64-bit word, bits[(b*NH + h)*T + i][kb], for the backward. */
+ * tiles of 64, K and V double-buffered; dropout from the bits above. */
 #define FQ 128
 #define FWD_SMEM ((FQ + 4 * FB) * FP * 2)
 
-__global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, uint64_t *bits, const bf16 *q,
+__global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
                                                         const bf16 *k, const bf16 *v, int T, int NH, int ldq, int ldk,
-                                                        int ldv, int ldo, float scale_log2, DropCtx dc, int layer) {
+                                                        int ldv, int ldo, float scale_log2, DropCtx dc) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sQ = (bf16 *)smraw, *sK0 = sQ + FQ * FP, *sV0 = sK0 + 2 * FB * FP;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -114,7 +137,6 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, uin
     load_tile(sK0, kh, ldk);
     load_tile(sV0, vh, ldv);
     cp_commit();
-    uint64_t key = dc.on ? d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
     int row0 = qb * FQ + w * 32 + g;             /* rows row0 + 16 mt + 8 r */
     float m[2][2], l[2][2];
     float acc[2][8][4];
@@ -172,26 +194,16 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, uin
                 m[mt][r] = mnew;
                 l[mt][r] *= alpha;
                 int row = row0 + 16 * mt + 8 * r;
-                uint64_t word = 0;
+                /* this lane's 16 keep bits of the row in this tile (see bitpos) */
+                uint32_t b16 = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * T + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
                     acc[mt][i][2 * r] *= alpha; acc[mt][i][2 * r + 1] *= alpha;
                     float p0 = exp2f(s[mt][i][2 * r] * scale_log2 - mnew), p1 = exp2f(s[mt][i][2 * r + 1] * scale_log2 - mnew);
                     l[mt][r] += p0 + p1;
-                    if (dc.on) {
-                        int c = i * 8 + 2 * t4;
-                        uint64_t e = ((uint64_t)h * T + row) * T + kb * FB + c;
-                        bool k0 = keep_elem(key, e, dc.thr), k1 = keep_elem(key, e + 1, dc.thr);
-                        if (!k0) p0 = 0.0f;
-                        if (!k1) p1 = 0.0f;
-                        word |= ((uint64_t)k0 << c) | ((uint64_t)k1 << (c + 1));
-                    }
+                    if (!((b16 >> (2 * i)) & 1)) p0 = 0.0f;
+                    if (!((b16 >> (2 * i + 1)) & 1)) p1 = 0.0f;
                     s[mt][i][2 * r] = p0; s[mt][i][2 * r + 1] = p1;
-                }
-                if (dc.on) {
-                    word |= __shfl_xor_sync(0xffffffffu, word, 1);
-                    word |= __shfl_xor_sync(0xffffffffu, word, 2);
-                    if (t4 == 0) bits[(((size_t)b * NH + h) * T + row) * nkb + kb] = word;
                 }
             }
         /* acc += P V */
@@ -235,10 +247,8 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, uin
         }
 }
 
-/* D[b,h,i] = dO[b,i,h,:] . O[b,i,h,:]; zeroes dq_acc's 64 values too.
- * One thread per (b, i, h). */
-__global__ void flash_pre_kernel(float *dsum, float *dq_acc, const bf16 *dout, const bf16 *o, int B, int T, int NH,
-                                 int ldo, int ldacc) {
+/* D[b,h,i] = dO[b,i,h,:] . O[b,i,h,:].  One thread per (b, i, h). */
+__global__ void flash_pre_kernel(float *dsum, const bf16 *dout, const bf16 *o, int B, int T, int NH, int ldo) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * T * NH) return;
     int h = idx % NH;
@@ -253,33 +263,33 @@ __global__ void flash_pre_kernel(float *dsum, float *dq_acc, const bf16 *dout, c
         for (int y = 0; y < 8; y++) s += to_f(pa.v[y]) * to_f(pc.v[y]);
     }
     dsum[((size_t)b * NH + h) * T + i] = s;
-    float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
-    float4 *dq = (float4 *)(dq_acc + bi * ldacc + h * FD);
-#pragma unroll
-    for (int x = 0; x < FD / 4; x++) dq[x] = z;
 }
 
 /* ---------------------------------------------------------------- backward
- * Block: 64 keys (4 warps x 16), looping over query tiles of 64 (Q, dO,
- * log-sum-exp, D and the dropout words double-buffered).  In FA2's
- * transposed form: each warp computes S^T = K_w Q^T and dP^T = V_w dO^T
- * with its K and V rows held as A fragments in registers, so P^T and dS^T
- * come out in registers as the A operands of dV += P^T dO and
- * dK += dS^T Q.  dS^T goes through shared memory once, for dQ = dS K,
- * which each warp computes for 16 queries and adds into the fp32 dQ
- * buffer.  When k_is_q (symmetric), dK is added into that buffer as well. */
+ * Two kernels, so that no partial dQ crosses blocks (no atomics):
+ *   dkv: a block owns 64 keys (4 warps x 16) and loops over the query
+ *        tiles (Q, dO, log-sum-exp, D, dropout words double-buffered).  In
+ *        FA2's transposed form each warp computes S^T = K_w Q^T and
+ *        dP^T = V_w dO^T with its K and V rows as A fragments held in
+ *        registers, so P^T and dS^T come out in registers as the A operands
+ *        of dV += P^T dO and dK += dS^T Q.
+ *   dq:  a block owns 64 queries (4 warps x 16) and loops over the key
+ *        tiles (K, V double-buffered): S = Q K^T and dP = dO V^T again,
+ *        dS in registers, dQ += dS K; written once, plus `add` (the
+ *        symmetric variant's dK, which is also a gradient of Q).
+ * D_i = dO_i . O_i comes from flash_pre_kernel first. */
 #define BWD_TILE (FB * FP)
-#define BWD_SMEM ((2 * BWD_TILE + 4 * BWD_TILE + BWD_TILE) * 2 + 2 * (2 * FB * 4) + 2 * FB * 8)
+#define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
+#define DQ_SMEM (6 * BWD_TILE * 2)
 
-__global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
-                                                        const bf16 *v, const bf16 *dout, const float *lse,
-                                                        const float *dsum, const uint64_t *bits, int T, int NH, int ldq,
-                                                        int ldk, int ldv, int ldo, int ldacc, float scale,
-                                                        float scale_log2, DropCtx dc, int k_is_q) {
+__global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
+                                                            const bf16 *v, const bf16 *dout, const float *lse,
+                                                            const float *dsum, const uint64_t *bits, int T, int NH,
+                                                            int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
+                                                            float scale_log2, DropCtx dc) {
     extern __shared__ __align__(16) unsigned char smraw[];
-    bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE,
-         *sS = sO0 + 2 * BWD_TILE;
-    float *sL0 = (float *)(sS + BWD_TILE), *sD0 = sL0 + 2 * FB;
+    bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE;
+    float *sL0 = (float *)(sO0 + 2 * BWD_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
@@ -291,13 +301,12 @@ __global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk,
     const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * T * nkb : NULL;
     load_tile(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile(sV, vh + (size_t)kb * FB * ldv, ldv);
-    /* query tile 0 into buffer 0 */
     load_tile(sQ0, qh, ldq);
     load_tile(sO0, oh, ldo);
     if (threadIdx.x < FB) {
         sL0[threadIdx.x] = lse_bh[threadIdx.x];
         sD0[threadIdx.x] = d_bh[threadIdx.x];
-        if (bits_bh) sB0[threadIdx.x] = bits_bh[(size_t)threadIdx.x * nkb + kb];
+        sB0[threadIdx.x] = bits_bh ? bits_bh[(size_t)threadIdx.x * nkb + kb] : ~0ull;
     }
     cp_commit();
     cp_wait_all();
@@ -315,6 +324,7 @@ __global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk,
 #pragma unroll
         for (int j = 0; j < 4; j++) dK[i][j] = dV[i][j] = 0.0f;
     const int kr0 = w * 16 + g;                  /* this thread's key rows (in the tile): kr0, kr0 + 8 */
+    const int bp0 = bitpos(kr0), bp1 = bitpos(kr0 + 8);
     for (int qb = 0; qb < nqb; qb++) {
         int buf = qb & 1;
         const bf16 *sQ = sQ0 + buf * BWD_TILE, *sO = sO0 + buf * BWD_TILE;
@@ -329,7 +339,7 @@ __global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk,
                 int i = (qb + 1) * FB + threadIdx.x;
                 sL0[nb * FB + threadIdx.x] = lse_bh[i];
                 sD0[nb * FB + threadIdx.x] = d_bh[i];
-                if (bits_bh) sB0[nb * FB + threadIdx.x] = bits_bh[(size_t)i * nkb + kb];
+                sB0[nb * FB + threadIdx.x] = bits_bh ? bits_bh[(size_t)i * nkb + kb] : ~0ull;
             }
         }
         float st[8][4], dpt[8][4];
@@ -356,22 +366,15 @@ __global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk,
             for (int c = 0; c < 2; c++) {
                 int qc = i * 8 + 2 * t4 + c;
                 float L = sL[qc], Dd = sD[qc];
-                uint64_t word = bits ? sB[qc] : ~0ull;
+                uint64_t word = sB[qc];
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
                     float p = exp2f(st[i][2 * r + c] * scale_log2 - L);
-                    float mk = ((word >> (kr0 + 8 * r)) & 1) ? dsc : 0.0f;
-                    float ds = p * (dpt[i][2 * r + c] * mk - Dd) * scale;
-                    st[i][2 * r + c] = p * mk;     /* dropout(P)^T */
-                    dpt[i][2 * r + c] = ds;        /* dS^T */
+                    float mk = ((word >> (r ? bp1 : bp0)) & 1) ? dsc : 0.0f;
+                    dpt[i][2 * r + c] = p * (dpt[i][2 * r + c] * mk - Dd) * scale;   /* dS^T */
+                    st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
                 }
             }
-        /* dS^T into shared memory as [key][query], for dQ */
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int r = 0; r < 2; r++)
-                *(uint32_t *)(sS + (kr0 + 8 * r) * FP + i * 8 + 2 * t4) = pack_bf16(dpt[i][2 * r], dpt[i][2 * r + 1]);
         /* dV += P^T dO;  dK += dS^T Q  (A operands straight from registers) */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -395,64 +398,127 @@ __global__ void __launch_bounds__(128) flash_bwd_kernel(float *dq_acc, bf16 *dk,
                 mma16816(dK[2 * np + 1], as, bq[2], bq[3]);
             }
         }
-        __syncthreads();   /* dS^T complete */
-        {   /* dQ rows 16w.. of this query tile: A = dS (stored [key][query]), B = K ([key][d]) */
-            float dq[8][4];
-#pragma unroll
-            for (int i = 0; i < 8; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                uint32_t a[4];
-                load_a_t(a, sS, w * 16, ks * 16, lane);
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t bk[4];
-                    load_b_kn(bk, sK, ks * 16, np * 16, lane);
-                    mma16816(dq[2 * np], a, bk[0], bk[1]);
-                    mma16816(dq[2 * np + 1], a, bk[2], bk[3]);
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int row = qb * FB + w * 16 + g + 8 * r;
-                float *dst = dq_acc + (rq + row) * ldacc + h * FD;
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    atomicAdd((float2 *)(dst + i * 8 + 2 * t4), make_float2(dq[i][2 * r], dq[i][2 * r + 1]));
-            }
-        }
         cp_wait_all();
-        __syncthreads();   /* next tile landed; this tile's buffers and sS free */
+        __syncthreads();   /* next tile landed; this tile's buffers free */
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int row = kb * FB + kr0 + 8 * r;
-        if (k_is_q) {
-            float *dst = dq_acc + (rq + row) * ldacc + h * FD;
+        bf16 *dkr = dk + (rq + row) * lddk + h * FD, *dvr = dv + (rq + row) * ldv + h * FD;
 #pragma unroll
-            for (int i = 0; i < 8; i++) atomicAdd((float2 *)(dst + i * 8 + 2 * t4), make_float2(dK[i][2 * r], dK[i][2 * r + 1]));
-        } else {
-            bf16 *dkr = dk + (rq + row) * ldk + h * FD;
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
-        }
-        bf16 *dvr = dv + (rq + row) * ldv + h * FD;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++) {
+            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
             *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
+        }
     }
 }
 
-/* dq[row, h*64 + c] = dq_acc[row, h*64 + c] for the C = NH*64 head columns. */
-__global__ void flash_dq_kernel(bf16 *dq, const float *dq_acc, size_t rows, int C, int ldq, int ldacc) {
-    size_t idx = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
-    size_t row = idx / C, c = idx % C;
-    if (row >= rows) return;
-    float4 a = *(const float4 *)(dq_acc + row * ldacc + c);
-    __nv_bfloat162 *d = (__nv_bfloat162 *)(dq + row * ldq + c);
-    d[0] = __floats2bfloat162_rn(a.x, a.y);
-    d[1] = __floats2bfloat162_rn(a.z, a.w);
+__global__ void __launch_bounds__(128) flash_bwd_dq_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
+                                                           const bf16 *k, const bf16 *v, const bf16 *dout,
+                                                           const float *lse, const float *dsum, const uint64_t *bits,
+                                                           int T, int NH, int ldq, int ldk, int ldv, int ldo,
+                                                           float scale, float scale_log2, DropCtx dc) {
+    extern __shared__ __align__(16) unsigned char smraw[];
+    bf16 *sQ = (bf16 *)smraw, *sO = sQ + BWD_TILE, *sK0 = sO + BWD_TILE, *sV0 = sK0 + 2 * BWD_TILE;
+    int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    size_t rq = (size_t)b * T;
+    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rq * ldo + h * FD;
+    const int nkb = T / FB;
+    load_tile(sQ, qh + (size_t)qb * FB * ldq, ldq);
+    load_tile(sO, oh + (size_t)qb * FB * ldo, ldo);
+    load_tile(sK0, kh, ldk);
+    load_tile(sV0, vh, ldv);
+    cp_commit();
+    const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
+    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
+    const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
+    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const float dsc = dc.on ? dc.scale : 1.0f;
+    uint32_t qf[4][4], of[4][4];
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+    for (int kb = 0; kb < nkb; kb++) {
+        int buf = kb & 1;
+        const bf16 *sK = sK0 + buf * BWD_TILE, *sV = sV0 + buf * BWD_TILE;
+        uint32_t m0 = bw0 ? (uint32_t)(bw0[kb] >> (16 * t4)) : 0xffffu, m1 = bw1 ? (uint32_t)(bw1[kb] >> (16 * t4)) : 0xffffu;
+        cp_wait_all();
+        __syncthreads();
+        if (kb == 0)
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                load_a(qf[ks], sQ, w * 16, ks * 16, lane);
+                load_a(of[ks], sO, w * 16, ks * 16, lane);
+            }
+        if (kb + 1 < nkb) {
+            load_tile(sK0 + (buf ^ 1) * BWD_TILE, kh + (size_t)(kb + 1) * FB * ldk, ldk);
+            load_tile(sV0 + (buf ^ 1) * BWD_TILE, vh + (size_t)(kb + 1) * FB * ldv, ldv);
+        }
+        cp_commit();
+        float s[8][4], dp[8][4];
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) s[i][j] = dp[i][j] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bk[4], bv[4];
+                load_b_nk(bk, sK, np * 16, ks * 16, lane);
+                load_b_nk(bv, sV, np * 16, ks * 16, lane);
+                mma16816(s[2 * np], qf[ks], bk[0], bk[1]);
+                mma16816(s[2 * np + 1], qf[ks], bk[2], bk[3]);
+                mma16816(dp[2 * np], of[ks], bv[0], bv[1]);
+                mma16816(dp[2 * np + 1], of[ks], bv[2], bv[3]);
+            }
+        /* dS = P (dP * dropout - D) / sqrt(d), rows row0 + 8 r, columns 8 i + 2 t4 + c */
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    uint32_t mw = r ? m1 : m0;
+                    float L = r ? L1 : L0, Dd = r ? D1 : D0;
+                    float p = exp2f(s[i][2 * r + c] * scale_log2 - L);
+                    float mk = ((mw >> (2 * i + c)) & 1) ? dsc : 0.0f;
+                    s[i][2 * r + c] = p * (dp[i][2 * r + c] * mk - Dd) * scale;
+                }
+        /* dQ += dS K */
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t a[4];
+            a[0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
+            a[1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
+            a[2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+            a[3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bk[4];
+                load_b_kn(bk, sK, ks * 16, np * 16, lane);
+                mma16816(acc[2 * np], a, bk[0], bk[1]);
+                mma16816(acc[2 * np + 1], a, bk[2], bk[3]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        size_t row = rq + row0 + 8 * r;
+        bf16 *dst = dq + row * ldq + h * FD;
+        const bf16 *ad = add ? add + row * ldadd + h * FD : NULL;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            float a0 = acc[i][2 * r], a1 = acc[i][2 * r + 1];
+            if (ad) {
+                __nv_bfloat162 e = *(const __nv_bfloat162 *)(ad + i * 8 + 2 * t4);
+                a0 += __bfloat162float(e.x); a1 += __bfloat162float(e.y);
+            }
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(a0, a1);
+        }
+    }
 }
 
 int flash_supported(AttnShape s) {
@@ -466,30 +532,41 @@ void flash_forward(bf16 *o, float *lse, uint64_t *bits, const bf16 *q, const bf1
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWD_SMEM));
         attr_set = 1;
     }
+    if (dc.on) {
+        size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB);
+        flash_bits_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(bits, s.B, s.T, s.NH, dc, layer);
+        LAUNCH_CHECK("flash_bits_kernel");
+    }
     dim3 grid(s.T / FQ, s.NH, s.B);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
     flash_fwd_kernel<<<grid, 128, FWD_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq, s.ldk,
-                                                        s.ldv, s.ldo, scale_log2, dc, layer);
+                                                        s.ldv, s.ldo, scale_log2, dc);
     LAUNCH_CHECK("flash_fwd_kernel");
 }
 
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *dq_acc, float *dsum, const bf16 *dout, const bf16 *o,
+void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
                     DropCtx dc, int k_is_q) {
     static int attr_set = 0;
     if (!attr_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, BWD_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
         attr_set = 1;
     }
     int C = s.NH * FD;
     size_t n = (size_t)s.B * s.T * s.NH;
-    flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dq_acc, dout, o, s.B, s.T, s.NH, s.ldo, C);
+    flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, s.T, s.NH, s.ldo);
     LAUNCH_CHECK("flash_pre_kernel");
     dim3 grid(s.T / FB, s.NH, s.B);
     float scale = 1.0f / sqrtf((float)s.d), scale_log2 = 1.4426950408889634f * scale;
-    flash_bwd_kernel<<<grid, 128, BWD_SMEM, g_stream>>>(dq_acc, dk, dv, q, k, v, dout, lse, dsum, dc.on ? bits : NULL, s.T,
-                                                        s.NH, s.ldq, s.ldk, s.ldv, s.ldo, C, scale, scale_log2, dc, k_is_q);
-    LAUNCH_CHECK("flash_bwd_kernel");
-    flash_dq_kernel<<<ceil_div((size_t)s.B * s.T * C / 4, 256), 256, 0, g_stream>>>(dq, dq_acc, (size_t)s.B * s.T, C, s.ldq, C);
-    LAUNCH_CHECK("flash_dq_kernel");
+    const uint64_t *bb = dc.on ? bits : NULL;
+    /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
+    bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
+    int lddk = k_is_q ? C : s.ldk;
+    flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH, s.ldq,
+                                                            s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    LAUNCH_CHECK("flash_bwd_dkv_kernel");
+    flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb, s.T,
+                                                          s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+    LAUNCH_CHECK("flash_bwd_dq_kernel");
 }

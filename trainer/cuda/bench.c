@@ -29,6 +29,7 @@ static void usage(FILE *o) {
 "  --fp32               fp32 mode instead of bf16\n"
 "  --attn-impl auto|flash|ref   attention implementation (auto)\n"
 "  --kernels            GEMM / copy ceilings and attention micro-benchmarks, then exit\n"
+"  --profile            after the timed updates, one more with an event per stage: a table of times\n"
 "Prints one JSON object per measurement.  Peak: 989 TFLOP/s (H100 SXM bf16 dense).\n");
 }
 
@@ -42,7 +43,7 @@ static double fwd_flops_per_token(const bt_config *c, int T, double head_frac) {
     return c->layers * layer + head_frac * (2 * C * C + 2 * C * V);
 }
 
-static int run(const char *config, bt_attn attn, int mb, int accum, int T, int steps, int prec, int impl) {
+static int run(const char *config, bt_attn attn, int mb, int accum, int T, int steps, int prec, int impl, int profile) {
     bt_config cfg; char err[512];
     if (bt_config_preset(config, &cfg) && bt_config_load_json(config, &cfg, err, sizeof err)) {
         fprintf(stderr, "bert-train-cuda-bench: %s\n", err); return 1;
@@ -62,8 +63,10 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
     bt_optim_cfg o; bt_optim_defaults(&o);
     long masked = 0, tokens = 0;
     double t0 = 0, loss = 0;
-    for (int s = 0; s < steps + 3; s++) {
+    double dt = 0;
+    for (int s = 0; s < steps + 3 + (profile ? 1 : 0); s++) {
         if (s == 3) { btc_sync(); t0 = now(); masked = 0; tokens = 0; }
+        if (s == steps + 3) { dt = now() - t0; btc_profile_begin(); }
         int n = 0;
         for (int b = 0; b < B; b++)
             n += bt_mask_batch(1, (uint64_t)s, (uint64_t)b, ids + (size_t)b * T, T, cfg.vocab_size, in + (size_t)b * T, lab + (size_t)b * T);
@@ -75,9 +78,17 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
         loss = btc_loss_wait(m) / n;
         btc_allreduce_grads(m);
         btc_adamw_step(m, &o, s + 1, 1e-4);
-        masked += n; tokens += (long)B * T;
+        if (s < steps + 3) { masked += n; tokens += (long)B * T; }
     }
-    double dt = now() - t0;
+    if (!profile) dt = now() - t0;
+    if (profile) {
+        const char *names[64]; double ms[64], total = 0;
+        int k = btc_profile_end(names, ms, 64);
+        for (int i = 0; i < k; i++) total += ms[i];
+        for (int i = 0; i < k; i++)
+            printf("{\"profile\": \"%s\", \"ms\": %.3f, \"share\": %.3f}\n", names[i], ms[i], ms[i] / total);
+        printf("{\"profile\": \"total\", \"ms\": %.3f}\n", total);
+    }
     double tps = tokens / dt, frac = (double)masked / tokens;
     double fl = 3 * fwd_flops_per_token(&cfg, T, frac), fl_full = 3 * fwd_flops_per_token(&cfg, T, 1.0);
     const char *an = attn == BT_ATTN_ORIGINAL ? "original" : attn == BT_ATTN_SYMMETRIC ? "symmetric" : "pairwise";
@@ -97,12 +108,13 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
 
 int main(int argc, char **argv) {
     const char *config = "base", *attn = "all";
-    int mb = 32, accum = 1, T = 512, steps = 20, prec = BTC_BF16, impl = BTC_ATTN_AUTO, kernels = 0;
+    int mb = 32, accum = 1, T = 512, steps = 20, prec = BTC_BF16, impl = BTC_ATTN_AUTO, kernels = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--kernels")) kernels = 1;
         else if (!strcmp(a, "--fp32")) prec = BTC_FP32;
+        else if (!strcmp(a, "--profile")) profile = 1;
         else if (!v) { fprintf(stderr, "bert-train-cuda-bench: %s needs a value (see --help)\n", a); return 2; }
         else if (!strcmp(a, "--config")) config = argv[++i];
         else if (!strcmp(a, "--attention")) attn = argv[++i];
@@ -144,7 +156,7 @@ int main(int argc, char **argv) {
     for (int a = 0; a < 3; a++) {
         const char *an = a == 0 ? "original" : a == 1 ? "symmetric" : "pairwise";
         if (strcmp(attn, "all") && strcmp(attn, an) && !(a == 0 && !strcmp(attn, "vanilla"))) continue;
-        rc |= run(config, (bt_attn)a, mb, accum, T, steps, prec, impl);
+        rc |= run(config, (bt_attn)a, mb, accum, T, steps, prec, impl, profile);
     }
     return rc;
 }

@@ -78,6 +78,12 @@ size_t btc_memory_used(void);
 size_t btc_memory_device(void);
 void btc_sync(void);
 
+/* Profiling: between begin and end, every stage of the passes and of the
+ * optimiser step records an event; end waits, then returns up to cap
+ * (stage name, milliseconds summed over layers and micro-batches) pairs. */
+void btc_profile_begin(void);
+int btc_profile_end(const char **names, double *ms, int cap);
+
 /* Micro-benchmarks (bench_kernels.cu): TFLOP/s of an m x n x k bf16
  * product through the model's cuBLASLt wrapper; GB/s (read + write) of a
  * device-to-device copy; forward and backward milliseconds of attention

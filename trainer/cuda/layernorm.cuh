@@ -57,10 +57,11 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         } else {
             Pack16<T> a = ld16(x + (size_t)row * C + c0), bb;
             if (y) bb = ld16(y + (size_t)row * C + c0);
+            uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
 #pragma unroll
             for (int i = 0; i < V; i++) {
                 float yy = y ? to_f(bb.v[i]) : 0.0f;
-                if (dk) yy = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? yy * drop.dc.scale : 0.0f;
+                if (dk) yy = (d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr ? yy * drop.dc.scale : 0.0f;
                 v[p][i] = to_f(a.v[i]) + yy;
             }
         }
@@ -84,11 +85,12 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         if (pk >= npk) break;
         int c0 = pk * V;
         Pack16<T> ro, o;
+        uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
 #pragma unroll
         for (int i = 0; i < V; i++) {
             ro.v[i] = from_f<T>(v[p][i]);
             float n = (v[p][i] - mean) * rstd * gamma[c0 + i] + beta[c0 + i];
-            if (emb && dk) n = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? n * drop.dc.scale : 0.0f;
+            if (emb && dk) n = (d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr ? n * drop.dc.scale : 0.0f;
             o.v[i] = from_f<T>(n);
         }
         st16(r_out + (size_t)row * C + c0, ro);
@@ -124,16 +126,25 @@ __global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *
             key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
         float m = mean[row], rs = rstd[row];
         float s1 = 0.0f, s2 = 0.0f;
+        uint32_t kbits[LN_MAXP];   /* dropout keep bits of this lane's packs, drawn once */
 #pragma unroll
         for (int p = 0; p < LN_MAXP; p++) {
             int pk = lane + 32 * p;
+            kbits[p] = 0xffffffffu;
             if (pk >= npk) break;
             int c0 = pk * V;
+            if (dk) {
+                uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
+                uint32_t kb = 0;
+#pragma unroll
+                for (int i = 0; i < V; i++) kb |= (uint32_t)((d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr) << i;
+                kbits[p] = kb;
+            }
             Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
 #pragma unroll
             for (int i = 0; i < V; i++) {
                 float gg = to_f(a.v[i]);
-                if (out_dropout && dk) gg = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr) ? gg * drop.dc.scale : 0.0f;
+                if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
                 float xx = (to_f(rr.v[i]) - m) * rs;
                 dg[p][i] += gg * xx;
                 db[p][i] += gg;
@@ -153,8 +164,7 @@ __global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *
             Pack16<T> o, oy;
 #pragma unroll
             for (int i = 0; i < V; i++) {
-                bool kept = true;
-                if (dk) kept = d_keep(key, (uint64_t)t * C + c0 + i, drop.dc.thr);
+                bool kept = (kbits[p] >> i) & 1;
                 float gg = to_f(a.v[i]);
                 if (out_dropout && dk) gg = kept ? gg * drop.dc.scale : 0.0f;
                 float xx = (to_f(rr.v[i]) - m) * rs;

@@ -82,6 +82,36 @@ struct btc_model {
 
 static int g_inited;
 
+/* Profiling (btc_profile): an event after each stage of one pass, summed by
+ * stage name over the layers.  Off unless asked for: events cost nothing
+ * then. */
+#define PROF_MAX 4096
+static int g_prof;
+static int g_nev;
+static cudaEvent_t g_ev[PROF_MAX];
+static const char *g_evname[PROF_MAX];
+static void prof(const char *name) {
+    if (!g_prof || g_nev >= PROF_MAX) return;
+    if (!g_ev[g_nev]) CUDA_CHECK(cudaEventCreate(&g_ev[g_nev]));
+    CUDA_CHECK(cudaEventRecord(g_ev[g_nev], g_stream));
+    g_evname[g_nev++] = name;
+}
+extern "C" void btc_profile_begin(void) { g_prof = 1; g_nev = 0; prof("start"); }
+extern "C" int btc_profile_end(const char **names, double *ms, int cap) {
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    g_prof = 0;
+    int n = 0;
+    for (int i = 1; i < g_nev; i++) {
+        float t;
+        CUDA_CHECK(cudaEventElapsedTime(&t, g_ev[i - 1], g_ev[i]));
+        int j = 0;
+        while (j < n && strcmp(names[j], g_evname[i])) j++;
+        if (j == n) { if (n == cap) continue; names[n] = g_evname[i]; ms[n] = 0; n++; }
+        ms[j] += t;
+    }
+    return n;
+}
+
 extern "C" int btc_available(char *err, size_t errlen) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -331,7 +361,11 @@ extern "C" void btc_get_moments(btc_model *m, float *a, float *b) {
     if (a) download(m, a, m->m1);
     if (b) download(m, b, m->m2);
 }
-extern "C" void btc_zero_grads(btc_model *m) { CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream)); }
+extern "C" void btc_zero_grads(btc_model *m) {
+    prof("(other)");
+    CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream));
+    prof("zero gradients");
+}
 
 /* ------------------------------------------------------------ the pass */
 
@@ -379,30 +413,40 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     embed_forward<T>((T *)m->x0, (T *)m->r0, m->mean0, m->rstd0, inputs, W<T>(m, BT_T_WORD_EMB, 0),
                      W<T>(m, BT_T_POS_EMB, 0), W<T>(m, BT_T_TYPE_EMB, 0), PF(m, BT_T_EMB_LN_W, 0),
                      PF(m, BT_T_EMB_LN_B, 0), M, C, T_, eps, emb_drop);
+    prof("fwd embeddings+LN");
     for (int l = 0; l < c->layers; l++) {
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
         T *qkv = (T *)b->qkv;
         linear_fwd<T>(qkv, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, ldp, C);
+        prof("fwd QKV GEMM");
         if (pair)   /* qs_h = q_h S_h, all heads in one batched product */
             gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, qkv, ldp, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
                  (long long)d * d, d, d);
+        prof("fwd pairwise Q.S");
         const T *qa = pair ? (const T *)b->qs : qkv;
         const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
         if (m->flash)
             flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad, l);
         else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
+        prof("fwd attention");
         linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
+        prof("fwd attn-out GEMM");
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
         layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_ALN_W, l),
                              PF(m, BT_T_ALN_B, l), M, C, T_, eps, d1);
+        prof("fwd LN1");
         linear_fwd<T>((T *)b->u, (const T *)b->h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), M, F, C);
+        prof("fwd FFN1 GEMM");
         gelu_forward<T>((T *)b->g, (const T *)b->u, (size_t)M * F);
+        prof("fwd GELU");
         linear_fwd<T>((T *)m->dy, (const T *)b->g, W<T>(m, BT_T_FFN2_W, l), W<T>(m, BT_T_FFN2_B, l), M, C, F);
+        prof("fwd FFN2 GEMM");
         LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
         layernorm_forward<T>((T *)b->h2, (T *)b->r2, b->mean2, b->rstd2, (const T *)b->h1, (const T *)m->dy,
                              PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), M, C, T_, eps, d2);
+        prof("fwd LN2");
     }
     const T *xL = (const T *)m->lay[c->layers - 1].h2;
     if (n == 0) return;   /* nothing masked: no loss, no gradient (as the CPU trainer) */
@@ -416,7 +460,9 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
     /* logits^T [V, n] (ld Vp) = word [V, C] . hn^T + bias */
     const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
+    prof("head fwd");
     gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->V, n, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    prof("head decoder GEMM");
     m->last_n = n;
     if (!backward) {   /* loss only: cross_entropy writes gradients, so keep the logits for btc_get_logits */
         cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
@@ -425,6 +471,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         return;
     }
     cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
+    prof("head CE");
     loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
     LAUNCH_CHECK("loss_accum_kernel");
 
@@ -435,6 +482,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, n, m->V, m->Vp, m->nsm);
     /* dhn [n, C] = dlogits [n, V] . word [V, C] */
     gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, n, m->V, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    prof("head decoder dW dX");
     layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
                           (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
     gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), n, C, m->nsm);
@@ -442,6 +490,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), n, C, C, 0.0f);
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+    prof("head bwd");
 
     /* ---------------- backward: layers */
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -451,17 +500,26 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
                               (const T *)m->cur, (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2,
                               0, m->nsm);
+        prof("bwd LN2(+bias)");
         linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
+        prof("bwd FFN2 dW");
         linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
+        prof("bwd FFN2 dX");
         gelu_backward_bias<T>((T *)m->du, (const T *)b->u, GR(m, BT_T_FFN1_B, l), M, F, m->nsm);
+        prof("bwd GELU(+bias)");
         linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
+        prof("bwd FFN1 dW");
         linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
+        prof("bwd FFN1 dX");
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
         layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
                               (const T *)m->dres, (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1,
                               0, m->nsm);
+        prof("bwd LN1(+bias)");
         linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
+        prof("bwd attn-out dW");
         linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
+        prof("bwd attn-out dX");
         /* attention: gradients land in the packed dqkv (pairwise: d(Q S_h) in dqs) */
         const T *qkv = (const T *)b->qkv;
         const T *qa = pair ? (const T *)b->qs : qkv;
@@ -477,24 +535,31 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         else
             attn_ref_backward<T>(dqa, dka, dva, (T *)m->scr1, (T *)m->scr2, (const T *)m->dO, qa, ka, va,
                                  (const T *)b->probs, as, ad, l, k_is_q);
+        prof("bwd attention");
         if (pair) {
             /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ (= dk, already in place) += d(QS)_h S_h^T */
             gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dqs, C, 0, qkv, ldp, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
                  d, d, (long long)d * d);
             gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
                  (long long)d * d, d, d);
+            prof("bwd pairwise");
         }
         /* the packed projections: one product each for weights, biases and the input gradient
          * (accumulated onto cur, which holds the residual's share) */
         linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dqkv, x, M, ldp, C);
+        prof("bwd QKV dW");
         colsum<T>(GR(m, BT_T_Q_B, l), dqkv, M, ldp, ldp, m->nsm);
+        prof("bwd QKV bias");
         linear_bwd_x<T>((T *)m->cur, dqkv, W<T>(m, BT_T_Q_W, l), M, ldp, C, 1.0f);
+        prof("bwd QKV dX");
     }
     /* embeddings: output dropout, LayerNorm, then the three tables */
     layernorm_backward<T>((T *)m->dres, NULL, GR(m, BT_T_EMB_LN_W, 0), GR(m, BT_T_EMB_LN_B, 0), NULL, (const T *)m->cur,
                           (const T *)m->r0, m->mean0, m->rstd0, PF(m, BT_T_EMB_LN_W, 0), M, C, T_, emb_drop, 1, m->nsm);
+    prof("bwd embeddings");
     embed_backward<T>(GR(m, BT_T_WORD_EMB, 0), GR(m, BT_T_POS_EMB, 0), GR(m, BT_T_TYPE_EMB, 0), m->embtmp,
                       (const T *)m->dres, inputs, B, T_, C, c->pad_id, m->nsm);
+    prof("bwd embeddings");
 }
 
 extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int backward, int dropout, uint64_t seed,
@@ -576,6 +641,7 @@ __global__ static void clip_kernel(float *normclip, float clip) {
 }
 
 extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {
+    prof("(other)");
     sumsq_kernel<<<m->nchunks, 256, 0, g_stream>>>(m->partials, m->grad, m->chunks);
     LAUNCH_CHECK("sumsq_kernel");
     norm_kernel<<<1, 1024, 0, g_stream>>>(m->normclip, m->partials, m->nchunks, 0.0f);
@@ -593,6 +659,7 @@ extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, do
     else
         adamw_kernel<float><<<m->nchunks, 256, 0, g_stream>>>(m->p, (float *)NULL, m->m1, m->m2, m->grad, m->chunks, m->normclip, h);
     LAUNCH_CHECK("adamw_kernel");
+    prof("norm + AdamW");
     CUDA_CHECK(cudaMemcpyAsync(m->h_norm, m->normclip, 2 * sizeof(float), cudaMemcpyDeviceToHost, g_stream));
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
     return m->h_norm[0];

@@ -37,6 +37,25 @@ __device__ __forceinline__ uint64_t d_dropout_key(uint64_t seed, uint64_t step, 
     return d_key(seed, BT_RNG_DROPOUT, step, sample, (uint64_t)(layer + 1) * 8 + (uint64_t)site);
 }
 
+/* The same draw from x = key + G (i + 1) directly, in 32-bit halves (only the
+ * high word of the last product is needed).  A thread walking consecutive
+ * elements adds G (or a constant multiple) to x instead of recomputing it:
+ * this is what the hot kernels use.  cuda_kernels_test checks it against
+ * the host's bt_rand32. */
+#define RNG_G 0x9e3779b97f4a7c15ULL
+__device__ __forceinline__ uint32_t d_rand32_x(uint64_t x) {
+    uint32_t lo = (uint32_t)x, hi = (uint32_t)(x >> 32);
+    lo ^= __funnelshift_r(lo, hi, 30); hi ^= hi >> 30;
+    uint64_t p = (uint64_t)lo * 0x1ce4e5b9u;
+    uint32_t nhi = (uint32_t)(p >> 32) + lo * 0xbf58476du + hi * 0x1ce4e5b9u;
+    lo = (uint32_t)p; hi = nhi;
+    lo ^= __funnelshift_r(lo, hi, 27); hi ^= hi >> 27;
+    uint32_t h = __umulhi(lo, 0x133111ebu) + lo * 0x94d049bbu + hi * 0x133111ebu;
+    return h ^ (h >> 31);
+}
+/* x of element e of a stream. */
+__device__ __forceinline__ uint64_t d_stream_x(uint64_t key, uint64_t e) { return key + RNG_G * (e + 1); }
+
 /* Where a micro-batch's dropout streams start: sample b of the micro-batch
  * is sample sample0 + b of the batch of step `step`.  p == 0 disables. */
 struct DropCtx {
