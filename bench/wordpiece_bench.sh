@@ -46,26 +46,33 @@ import json, sys
 print(sum(len(json.loads(l)["content"].encode()) for l in open(sys.argv[1], "rb") if l.strip()))' "$CORPUS")
 SUM=$(sha256sum "$CORPUS" | cut -c1-16)
 echo "machine: $(uname -m), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "corpus: $CORPUS  $BYTES bytes JSONL, $CONTENT bytes of content, sha256 $SUM..."
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-secs() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || return 1; t1=$(date +%s%N); calc "($t1-$t0)/1e9"; }
+# secs CMD...: "wall cpu" seconds of one run (cpu = user + sys, all threads)
+secs() {
+  local TIMEFORMAT='%R %U %S' t
+  t=$( { time "$@" >/dev/null 2>&1 || echo FAILED; } 2>&1 ) || return 1
+  case "$t" in *FAILED*) return 1;; esac
+  echo "$t" | awk '{ printf "%s %.3f\n", $1, $2 + $3 }'
+}
 
 declare -A MED
 base=""
 for j in $JOBS; do
-  times=""
+  times=""; cpus=""
   for r in $(seq "$RUNS"); do
     t=$(secs "$WP" $VARG -j "$j" "$CORPUS") || { echo "wordpiece_bench: $WP -j $j failed" >&2; exit 1; }
-    times="$times $t"
+    times="$times ${t% *}"; cpus="$cpus ${t#* }"
   done
   m=$(echo $times | tr ' ' '\n' | median)
+  c=$(echo $cpus | tr ' ' '\n' | median)
   MED[$j]=$m
   [ -z "$base" ] && base=$j
-  printf 'wordpiece -j %-3s median %.3f s  %7.1f MB/s input  %7.1f MB/s content  (runs:%s)' "$j" "$m" \
-    "$(calc "$BYTES/$m/1000000")" "$(calc "$CONTENT/$m/1000000")" "$times"
+  printf 'wordpiece -j %-3s median %.3f s  %7.1f MB/s input  %7.1f MB/s content  (cpu %.3f s; wall runs:%s)' "$j" "$m" \
+    "$(calc "$BYTES/$m/1000000")" "$(calc "$CONTENT/$m/1000000")" "$c" "$times"
   [ "$j" != "$base" ] && printf '  x%.2f vs -j %s' "$(calc "${MED[$base]}/$m")" "$base"
   echo
 done
