@@ -180,25 +180,34 @@ nok merge_nothing "$SP" merge -o m3
 
 # interrupted runs: SIGINT removes everything; after SIGKILL only hidden
 # files remain (no manifest), and the next run clears them without --force
-mkfifo fifo
-( cat a.bin a.bin a.bin; sleep 2; cat b.bin ) > fifo &
+# hidden_at_least DIR N: waits (up to 20 s) until DIR holds N hidden files
+hidden_at_least() { for _ in $(seq 200); do [ "$(ls -A "$1" 2>/dev/null | grep -c '^\.')" -ge "$2" ] && return 0; sleep 0.1; done; return 1; }
+# slow writer: three streams, a pause, a fourth (one process, so that killing it ends it)
+cat > slow.py <<'EOF'
+import sys, time
+with open(sys.argv[1], 'wb') as f:
+    for _ in range(3): f.write(open('a.bin', 'rb').read())
+    f.flush(); time.sleep(4); f.write(open('b.bin', 'rb').read())
+EOF
+mkfifo fifo fifo2
+$PY slow.py fifo &
 writer=$!
 "$SP" fifo -o si --seq-len 16 --shard-samples 20 2> si.log &
 sp=$!
-sleep 1
+hidden_at_least si 2
 visible=$(ls si 2>/dev/null | wc -l); hidden=$(ls -A si 2>/dev/null | grep -c '^\.')
-kill -INT $sp; wait $sp; rc=$?; wait $writer
+kill -INT $sp; wait $sp; rc=$?; kill $writer 2>/dev/null; wait $writer 2>/dev/null
 eq sigint_mid_run_nothing_visible "$visible" 0
 [ "$hidden" -ge 2 ] && pass sigint_mid_run_hidden_shards || fail sigint_mid_run_hidden_shards "$hidden hidden files"
 eq sigint_exit 130 "$rc"
 grep_ok sigint_msg "interrupted: no shard written" si.log
 eq sigint_leaves_nothing "$(ls -A si | wc -l)" 0
-( cat a.bin a.bin a.bin; sleep 3; cat b.bin ) > fifo &
+$PY slow.py fifo2 &
 writer=$!
-"$SP" fifo -o sk --seq-len 16 --shard-samples 20 2> sk.log &
+"$SP" fifo2 -o sk --seq-len 16 --shard-samples 20 2> sk.log &
 sp=$!
-sleep 1
-kill -KILL $sp; wait $sp 2>/dev/null; wait $writer 2>/dev/null
+hidden_at_least sk 2
+kill -KILL $sp; wait $sp 2>/dev/null; kill $writer 2>/dev/null; wait $writer 2>/dev/null
 eq sigkill_no_manifest "$(ls sk | wc -l)" 0
 [ "$(ls -A sk | wc -l)" -ge 1 ] && pass sigkill_left_hidden || fail sigkill_left_hidden "expected hidden leftovers"
 ok rerun_after_kill "$SP" a.bin -o sk --seq-len 16 --shard-samples 20 -q
