@@ -12,9 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* t.h's REQUIRE evaluates its condition twice: with side effects, use REQ */
-#define REQ(cond, ...) do { int req_ok_ = !!(cond); CHECK(req_ok_, __VA_ARGS__); if (!req_ok_) return; } while (0)
-
 static uint64_t rs = 88172645463325252ull;
 static uint64_t rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return rs; }
 
@@ -86,7 +83,7 @@ static void test_npy_header_roundtrip(void) {
         CHECK(h[SHARD_NPY_HEADER - 1] == '\n', "newline");
         CHECK(SHARD_NPY_HEADER % 64 == 0, "data aligned");
         uint64_t r; uint32_t c; size_t off; char err[256];
-        REQ(shard_npy_parse(h, sizeof h, &r, &c, &off, err, sizeof err) == 0, "%s", err);
+        REQUIRE(shard_npy_parse(h, sizeof h, &r, &c, &off, err, sizeof err) == 0, "%s", err);
         CHECK(r == rows_in[i] && c == 512 && off == SHARD_NPY_HEADER, "got (%llu, %u) at %zu", (unsigned long long)r, c, off);
     }
     shard_npy_header(h, 3, 16);
@@ -151,7 +148,7 @@ static void test_npy_open_size_checks(void) {
     uint16_t d[12]; for (int i = 0; i < 12; i++) d[i] = (uint16_t)(i * 1000);
     fwrite(d, 2, 12, f); fclose(f);
     shard_npy a; char err[512];
-    REQ(shard_npy_open(&a, "t.npy", err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_npy_open(&a, "t.npy", err, sizeof err) == 0, "%s", err);
     CHECK(a.rows == 3 && a.cols == 4 && a.data[5] == 5000 && a.data[11] == 11000, "content");
     shard_npy_close(&a);
     CHECK(truncate("t.npy", SHARD_NPY_HEADER + 22) == 0, "truncate");
@@ -185,7 +182,7 @@ static void test_pack_equals_concatenation(void) {
     corpus c = make_corpus(400, 60, 1);
     shard_opts o = opts("p1", 16, 7, 0, 0);
     shard_manifest m; char err[512];
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     uint64_t S = c.n / 16;
     CHECK(m.t.documents == 400 && m.t.tokens == c.n, "docs %llu tokens %llu (want %zu)", (unsigned long long)m.t.documents, (unsigned long long)m.t.tokens, c.n);
     CHECK(m.t.samples == S && m.t.train_samples == S && m.t.validation_samples == 0, "samples %llu", (unsigned long long)m.t.samples);
@@ -198,7 +195,7 @@ static void test_pack_equals_concatenation(void) {
         CHECK(sha256_file(path, hx) == 0 && !strcmp(hx, m.shards[i].sha256), "%s sha256", path);
     }
     uint64_t n; uint16_t *got = read_split("p1", SHARD_TRAIN, &n, NULL);
-    REQ(got && n == S, "read back %llu", (unsigned long long)n);
+    REQUIRE(got && n == S, "read back %llu", (unsigned long long)n);
     CHECK(!memcmp(got, c.ids, S * 16 * 2), "packed ids differ from the concatenated documents");
     CHECK(exists("p1", "manifest.json") && count_files("p1") == (int)m.nshards + 1, "files: %d", count_files("p1"));
     int bad = 0;
@@ -210,7 +207,7 @@ static void test_pack_equals_concatenation(void) {
 static void check_partition(const corpus *c, const char *dir, uint32_t L, uint64_t want_val, uint64_t *val_index_out) {
     uint64_t nt, nv;
     uint16_t *t = read_split(dir, SHARD_TRAIN, &nt, NULL), *v = read_split(dir, SHARD_VALIDATION, &nv, NULL);
-    REQ(t && v, "read");
+    REQUIRE(t && v, "read");
     uint64_t S = c->n / L;
     CHECK(nv == want_val && nt + nv == S, "train %llu + val %llu != %llu", (unsigned long long)nt, (unsigned long long)nv, (unsigned long long)S);
     char *seen = calloc(S, 1);
@@ -236,19 +233,19 @@ static void test_validation_draw(void) {
     corpus c = make_corpus(600, 80, 2);
     shard_opts o = opts("v1", 32, 50, 9, 42);
     shard_manifest m1, m2, m3; char err[512];
-    REQ(pack(&c, &o, &m1, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m1, err) == 0, "%s", err);
     uint64_t idx1[9], idx2[9], idx3[9];
     check_partition(&c, "v1", 32, 9, idx1);
     CHECK(m1.t.validation_samples == 9 && m1.val_requested == 9 && m1.seed == 42, "manifest val fields");
     /* same seed: the same files, byte for byte */
     o.dir = "v2";
-    REQ(pack(&c, &o, &m2, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m2, err) == 0, "%s", err);
     check_partition(&c, "v2", 32, 9, idx2);
     CHECK(!memcmp(idx1, idx2, sizeof idx1), "same seed, different validation");
     CHECK(m1.nshards == m2.nshards, "shard count");
     for (size_t i = 0; i < m1.nshards && i < m2.nshards; i++) CHECK(!strcmp(m1.shards[i].sha256, m2.shards[i].sha256), "shard %zu differs", i);
     o.dir = "v3"; o.seed = 43;
-    REQ(pack(&c, &o, &m3, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m3, err) == 0, "%s", err);
     check_partition(&c, "v3", 32, 9, idx3);
     CHECK(memcmp(idx1, idx3, sizeof idx1), "seed 42 and 43 chose the same validation samples");
     /* not simply the first samples */
@@ -292,10 +289,10 @@ static void test_manifest_roundtrip_and_errors(void) {
     m.t = (shard_totals){ 123456789012ull, 40678653, 75536, 65536, 10000, 301 };
     m.sources = calloc(1, sizeof *m.sources); m.sources[0] = strdup("part \"1\"\\x"); m.nsources = 1;
     char err[512];
-    REQ(mkdir("mf", 0755) == 0 || 1, "mkdir");
-    REQ(shard_manifest_write("mf", &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(mkdir("mf", 0755) == 0 || 1, "mkdir");
+    REQUIRE(shard_manifest_write("mf", &m, err, sizeof err) == 0, "%s", err);
     shard_manifest r;
-    REQ(shard_manifest_read("mf", &r, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_manifest_read("mf", &r, err, sizeof err) == 0, "%s", err);
     CHECK(r.seq_len == 512 && r.vocab_size == 30522 && !strcmp(r.vocab_sha256, m.vocab_sha256), "header fields");
     CHECK(r.seed == UINT64_MAX && r.val_requested == 10000 && r.shard_samples == 65536, "seed %llu", (unsigned long long)r.seed);
     CHECK(r.nshards == 2 && !strcmp(r.shards[1].name, "validation-00000.npy") && r.shards[1].split == SHARD_VALIDATION && r.shards[1].samples == 10000, "shards");
@@ -329,7 +326,7 @@ static void test_manifest_roundtrip_and_errors(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char t2[2048]; snprintf(txt, sizeof txt, good, H, S1, "");
         char *at = strstr(txt, bad[i].from);
-        REQ(at, "pattern %zu", i);
+        REQUIRE(at, "pattern %zu", i);
         snprintf(t2, sizeof t2, "%.*s%s%s", (int)(at - txt), txt, bad[i].to, at + strlen(bad[i].from));
         err[0] = 0;
         int rc = shard_manifest_parse(t2, strlen(t2), &r, err, sizeof err);
@@ -344,13 +341,13 @@ static void test_folder_safety(void) {
     corpus c = make_corpus(100, 50, 3);
     shard_opts o = opts("fs", 16, 10, 0, 0);
     shard_manifest m; char err[512];
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     size_t first = m.nshards; shard_manifest_free(&m);
     CHECK(pack(&c, &o, &m, err) < 0 && strstr(err, "--force") && strstr(err, "manifest.json"), "second run: %s", err);
     CHECK(exists("fs", "manifest.json") && exists("fs", "train-00000.npy"), "refusal must not touch the folder");
     /* --force with larger shards: fewer files, the old extra ones gone */
     o.force = 1; o.shard_samples = 1000;
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     CHECK(first > 1 && m.nshards == 1 && !exists("fs", "train-00001.npy") && count_files("fs") == 2, "force: %zu shards, %d files", m.nshards, count_files("fs"));
     shard_manifest_free(&m);
     /* shard files but no manifest: refused too */
@@ -358,14 +355,14 @@ static void test_folder_safety(void) {
     o.dir = "fs2"; o.force = 0;
     CHECK(pack(&c, &o, &m, err) < 0 && strstr(err, "no manifest.json"), "%s", err);
     o.force = 1;
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     CHECK(exists("fs2", "notes.txt"), "--force removed a file that is not ours");
     shard_manifest_free(&m);
     /* leftovers of a killed run are hidden and cleared without --force */
     mkdir("fs3", 0755);
     touch("fs3/.pending-train-00000.npy", "x"); touch("fs3/..pending-train-00001.npy.tmp.99999", "x"); touch("fs3/.manifest.json.tmp.5", "x");
     o.dir = "fs3"; o.force = 0;
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     CHECK(count_files("fs3") == (int)m.nshards + 1 && !exists("fs3", ".pending-train-00000.npy"), "leftovers: %d files", count_files("fs3"));
     shard_manifest_free(&m); free_corpus(&c);
 }
@@ -375,9 +372,9 @@ static void test_aborted_run_leaves_nothing(void) {
     shard_opts o = opts("ab", 16, 5, 3, 1);
     char err[512];
     shard_packer *p = shard_packer_open(&o, err, sizeof err);
-    REQ(p, "%s", err);
+    REQUIRE(p, "%s", err);
     size_t at = 0;
-    for (size_t d = 0; d < 200; d++) { REQ(shard_packer_doc(p, c.ids + at, c.len[d]) == 0, "%s", shard_packer_error(p)); at += c.len[d]; }
+    for (size_t d = 0; d < 200; d++) { REQUIRE(shard_packer_doc(p, c.ids + at, c.len[d]) == 0, "%s", shard_packer_error(p)); at += c.len[d]; }
     /* several shards are complete by now, under hidden names only */
     DIR *dd = opendir("ab"); struct dirent *e; int hidden = 0, visible = 0;
     while ((e = readdir(dd))) { if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue; if (e->d_name[0] == '.') hidden++; else visible++; }
@@ -415,9 +412,9 @@ static void test_verify_catches_damage(void) {
     corpus c = make_corpus(300, 60, 7);
     shard_opts o = opts("vd", 16, 40, 4, 3);
     shard_manifest m; char err[512];
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     shard_manifest_free(&m);
-    REQ(system("cp -r vd vd_a && cp -r vd vd_b && cp -r vd vd_c && cp -r vd vd_d && cp -r vd vd_e && cp -r vd vd_f") == 0, "cp");
+    REQUIRE(system("cp -r vd vd_a && cp -r vd vd_b && cp -r vd vd_c && cp -r vd vd_d && cp -r vd vd_e && cp -r vd vd_f") == 0, "cp");
     CHECK(shard_verify("vd", NULL, keep_report, NULL) == 0, "clean: %s", last_line);
     corrupt_byte("vd_a/train-00001.npy", 500);
     CHECK(shard_verify("vd_a", NULL, keep_report, NULL) == 1 && strstr(last_line, "train-00001.npy: sha256"), "data byte: %s", last_line);
@@ -428,18 +425,18 @@ static void test_verify_catches_damage(void) {
     touch("vd_d/train-00099.npy", "x");
     CHECK(shard_verify("vd_d", NULL, keep_report, NULL) == 1 && strstr(last_line, "does not list"), "stray: %s", last_line);
     /* ids >= vocab size: a manifest claiming a vocab of 1000 (the shards hold ids up to 30000) */
-    REQ(shard_manifest_read("vd_e", &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_manifest_read("vd_e", &m, err, sizeof err) == 0, "%s", err);
     m.vocab_size = 1000;
-    REQ(shard_manifest_write("vd_e", &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_manifest_write("vd_e", &m, err, sizeof err) == 0, "%s", err);
     int n = 0;
     CHECK(shard_verify("vd_e", NULL, no_report, &n) == (long)m.nshards && n == (int)m.nshards, "ids: %d problems for %zu shards", n, m.nshards);
     shard_verify("vd_e", NULL, keep_report, NULL);
     CHECK(strstr(last_line, "not < vocab size 1000") != NULL, "%s", last_line);
     shard_manifest_free(&m);
     /* totals that do not add up; a header rewritten with another shape */
-    REQ(shard_manifest_read("vd_f", &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_manifest_read("vd_f", &m, err, sizeof err) == 0, "%s", err);
     m.t.train_samples++;
-    REQ(shard_manifest_write("vd_f", &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_manifest_write("vd_f", &m, err, sizeof err) == 0, "%s", err);
     CHECK(shard_verify("vd_f", NULL, keep_report, NULL) >= 1 && strstr(last_line, "totals"), "%s", last_line);
     shard_manifest_free(&m);
     unsigned char vs[32]; memset(vs, 0xcd, 32);
@@ -454,18 +451,18 @@ static void test_merge(void) {
     corpus c1 = make_corpus(200, 60, 8), c2 = make_corpus(150, 60, 9);
     shard_opts o = opts("m1", 16, 30, 0, 0);
     shard_manifest m1, m2, mm; char err[1024];
-    REQ(pack(&c1, &o, &m1, err) == 0, "%s", err);
+    REQUIRE(pack(&c1, &o, &m1, err) == 0, "%s", err);
     o.dir = "m2"; o.val_samples = 2;
-    REQ(pack(&c2, &o, &m2, err) == 0, "%s", err);
+    REQUIRE(pack(&c2, &o, &m2, err) == 0, "%s", err);
     const char *dirs[] = { "m1", "m2" };
     shard_opts mo = opts("mo", 0, 50, 0, 0);
-    REQ(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
     CHECK(mm.t.documents == 350 && mm.t.tokens == c1.n + c2.n, "docs %llu tokens %llu", (unsigned long long)mm.t.documents, (unsigned long long)mm.t.tokens);
     CHECK(mm.t.dropped_tail_tokens == m1.t.dropped_tail_tokens + m2.t.dropped_tail_tokens, "dropped");
     CHECK(mm.t.train_samples == m1.t.train_samples + m2.t.train_samples && mm.t.validation_samples == 2, "counts");
     uint64_t n, n1, n2;
     uint16_t *t = read_split("mo", SHARD_TRAIN, &n, NULL), *t1 = read_split("m1", SHARD_TRAIN, &n1, NULL), *t2 = read_split("m2", SHARD_TRAIN, &n2, NULL);
-    REQ(t && t1 && t2 && n == n1 + n2, "read");
+    REQUIRE(t && t1 && t2 && n == n1 + n2, "read");
     CHECK(!memcmp(t, t1, n1 * 32) && !memcmp(t + n1 * 16, t2, n2 * 32), "merged train is not m1 then m2");
     uint64_t nv, nv2; uint16_t *v = read_split("mo", SHARD_VALIDATION, &nv, NULL), *v2 = read_split("m2", SHARD_VALIDATION, &nv2, NULL);
     CHECK(nv == 2 && nv2 == 2 && !memcmp(v, v2, 64), "validation carried over");
@@ -474,12 +471,12 @@ static void test_merge(void) {
     shard_manifest_free(&mm);
     /* with a draw: 5 more validation samples from the merged train */
     mo.dir = "mo2"; mo.val_samples = 5; mo.seed = 11;
-    REQ(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
     CHECK(mm.t.validation_samples == 7 && mm.t.train_samples == n1 + n2 - 5 && mm.val_requested == 5, "draw: %llu val", (unsigned long long)mm.t.validation_samples);
     shard_manifest_free(&mm);
     /* --link: the same samples, nothing copied, inputs intact */
     mo = opts("ml", 0, 0, 0, 0); mo.link = 1;
-    REQ(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
+    REQUIRE(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) == 0, "%s", err);
     CHECK(mm.nshards == m1.nshards + m2.nshards && mm.t.train_samples == n1 + n2 && mm.t.validation_samples == 2, "link: %zu shards", mm.nshards);
     CHECK(mm.t.documents == 350 && mm.t.tokens == c1.n + c2.n, "link totals");
     shard_manifest_free(&mm);
@@ -499,7 +496,7 @@ static void test_merge(void) {
     CHECK(shard_verify("m1", NULL, keep_report, NULL) == 0, "input damaged by a refused merge");
     shard_manifest_free(&m1);
     o = opts("m3", 8, 30, 0, 0);
-    REQ(pack(&c1, &o, &m1, err) == 0, "%s", err);
+    REQUIRE(pack(&c1, &o, &m1, err) == 0, "%s", err);
     shard_manifest_free(&m1);
     const char *dirs3[] = { "m1", "m3" };
     mo.dir = "mo3";
@@ -516,9 +513,9 @@ static void test_shard_set_lookup(void) {
     corpus c = make_corpus(500, 70, 10);
     shard_opts o = opts("ss", 16, 13, 0, 0);
     shard_manifest m; char err[512];
-    REQ(pack(&c, &o, &m, err) == 0, "%s", err);
+    REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     shard_set *s = shard_set_open("ss", err, sizeof err);
-    REQ(s, "%s", err);
+    REQUIRE(s, "%s", err);
     uint64_t S = shard_set_count(s, SHARD_TRAIN);
     char where[128];
     for (uint64_t i = 0; i < S; i += 7) {
@@ -531,7 +528,7 @@ static void test_shard_set_lookup(void) {
     /* a shard whose shape disagrees with the manifest */
     unsigned char h[SHARD_NPY_HEADER]; shard_npy_header(h, 12, 16);
     FILE *f = fopen("ss/train-00000.npy", "r+b"); fwrite(h, 1, sizeof h, f); fclose(f);
-    REQ(truncate("ss/train-00000.npy", SHARD_NPY_HEADER + 12 * 32) == 0, "truncate");
+    REQUIRE(truncate("ss/train-00000.npy", SHARD_NPY_HEADER + 12 * 32) == 0, "truncate");
     CHECK(!shard_set_open("ss", err, sizeof err) && strstr(err, "manifest.json says (13, 16)"), "%s", err);
     shard_manifest_free(&m); free_corpus(&c);
 }
