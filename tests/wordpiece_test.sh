@@ -88,6 +88,11 @@ grep_ok malformed_json_names_line 'bad\.jsonl:3: malformed JSON' "$TDIR/.out"
 eq malformed_json_no_output "$(ls -A | grep -c -e '^out\.bin$' -e '\.tmp\.')" 0
 nok malformed_json_fails_j2 "$WP" --vocab "$VOCAB" -j 2 bad.jsonl
 grep_ok malformed_json_names_line_j2 'bad\.jsonl:3:' "$TDIR/.out"
+{ head -n 3000 corpus.jsonl; echo '{"content": x}'; head -n 100 corpus.jsonl; } > badlate.jsonl
+"$WP" --vocab "$VOCAB" --format ids badlate.jsonl > e1.txt 2>/dev/null; r1=$?
+"$WP" --vocab "$VOCAB" --format ids -j 3 badlate.jsonl > e3.txt 2> e3.err; r3=$?
+eq error_after_chunks_same_output_j3 "$r1 $r3 $(cmp -s e1.txt e3.txt && echo same) $(wc -l < e1.txt)" "1 1 same 3000"
+grep_ok error_after_chunks_names_line 'badlate\.jsonl:3001: malformed JSON' e3.err
 printf '%s\n' '{"content": "a"}' '{"text": "b"}' > nofield.jsonl
 nok missing_field_fails "$WP" --vocab "$VOCAB" nofield.jsonl
 grep_ok missing_field_message 'nofield\.jsonl:2: field "content" is absent' "$TDIR/.out"

@@ -274,6 +274,10 @@ int main(int argc, char **argv) {
     pthread_mutex_init(&P.mu, NULL); pthread_cond_init(&P.work, NULL); pthread_cond_init(&P.done, NULL);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);
     int nthreads = threads > 1 ? threads : 0;
+    {   /* pipeline/json.c fills a table on its first call: do that before the workers start */
+        js_val v0; char e0[64];
+        (void)js_scan("{}", 2, &cf.path, 1, &v0, e0, sizeof e0);
+    }
     for (int k = 0; k < nthreads; k++) pthread_create(&tid[k], NULL, worker, &P);
     wp_out o1; memset(&o1, 0, sizeof o1);
     char *sbuf1 = NULL; size_t scap1 = 0;
@@ -295,7 +299,7 @@ int main(int argc, char **argv) {
     for (int fi = 0; fi < nfiles && !failed; fi++) {
         sio *in = sio_open(files[fi], err, sizeof err);
         if (!in) { fprintf(stderr, "wordpiece: %s\n", err); failed = 1; break; }
-        const char *name = sio_name(in);
+        const char *name = strcmp(files[fi], "-") ? files[fi] : "<stdin>";   /* outlives the reader: chunks name it */
         chunk *c = NULL;
         for (;;) {
             const char *line; size_t n;
