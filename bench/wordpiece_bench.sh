@@ -71,8 +71,9 @@ for j in $JOBS; do
   c=$(echo $cpus | tr ' ' '\n' | median)
   MED[$j]=$m
   [ -z "$base" ] && base=$j
-  printf 'wordpiece -j %-3s median %.3f s  %7.1f MB/s input  %7.1f MB/s content  (cpu %.3f s; wall runs:%s)' "$j" "$m" \
-    "$(calc "$BYTES/$m/1000000")" "$(calc "$CONTENT/$m/1000000")" "$c" "$times"
+  b=$(echo $times | tr ' ' '\n' | sort -g | head -n 1)
+  printf 'wordpiece -j %-3s median %.3f s  %7.1f MB/s input  %7.1f MB/s content  (best %.1f MB/s input; cpu %.3f s; wall runs:%s)' \
+    "$j" "$m" "$(calc "$BYTES/$m/1000000")" "$(calc "$CONTENT/$m/1000000")" "$(calc "$BYTES/$b/1000000")" "$c" "$times"
   [ "$j" != "$base" ] && printf '  x%.2f vs -j %s' "$(calc "${MED[$base]}/$m")" "$base"
   echo
 done
