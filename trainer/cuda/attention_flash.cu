@@ -413,7 +413,7 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
     }
 }
 
-__global__ void __launch_bounds__(128) flash_bwd_dq_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
+__global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                            const bf16 *k, const bf16 *v, const bf16 *dout,
                                                            const float *lse, const float *dsum, const uint64_t *bits,
                                                            int T, int NH, int ldq, int ldk, int ldv, int ldo,

@@ -72,7 +72,7 @@ template <typename T> static void convert_from_f32(T *out, const float *in, size
  * must hold finite numbers) but not summed into sum.  Block 32 x 8 threads:
  * x walks 16-byte column packs, y walks rows; partials meet in shared memory
  * and leave with one atomicAdd per column per block. */
-template <typename T> __global__ void colsum_kernel(float *sum, const T *x, int M, int N, int ld, int rows_per_block) {
+template <typename T> __global__ void colsum_kernel(float *sum, const T *__restrict__ x, int M, int N, int ld, int rows_per_block) {
     constexpr int V = Pack16<T>::N;
     __shared__ float part[8][32 * V];
     int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
@@ -81,6 +81,7 @@ template <typename T> __global__ void colsum_kernel(float *sum, const T *x, int 
 #pragma unroll
     for (int k = 0; k < V; k++) acc[k] = 0.0f;
     if (c0 < ld)
+#pragma unroll 4
         for (int r = r0 + threadIdx.y; r < r1; r += 8) {
             Pack16<T> a = ld16(x + (size_t)r * ld + c0);
 #pragma unroll
@@ -112,7 +113,7 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
 /* GELU backward fused with the column sums of its result (the gradient of
  * the bias that produced u): du = dg * gelu'(u) written in place of dg,
  * dbias[c] += sum over rows of du.  Same tiling as colsum_kernel. */
-template <typename T> __global__ void gelu_bwd_colsum_kernel(T *du, const T *u, float *dbias, int M, int N, int rows_per_block) {
+template <typename T> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du, const T *__restrict__ u, float *dbias, int M, int N, int rows_per_block) {
     constexpr int V = Pack16<T>::N;
     __shared__ float part[8][32 * V];
     int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
@@ -121,6 +122,7 @@ template <typename T> __global__ void gelu_bwd_colsum_kernel(T *du, const T *u, 
 #pragma unroll
     for (int k = 0; k < V; k++) acc[k] = 0.0f;
     if (c0 < N)
+#pragma unroll 4
         for (int r = r0 + threadIdx.y; r < r1; r += 8) {
             size_t o = (size_t)r * N + c0;
             Pack16<T> a = ld16(u + o), d = ld16(du + o), out;

@@ -8,10 +8,10 @@
  * 1/std (fp32).  Dropout draws come from model.h's streams: element
  * e = t*C + c of sample b, key (seed, step, sample0 + b, layer, site).
  *
- * Backward, one warp per row: from dout (the gradient of the output), the
- * gradient of r (dr), optionally dr after the dropout of y (dy, the
- * gradient of the sublayer output), and dgamma/dbeta accumulated in fp32
- * (partial sums per block, then one atomicAdd per column and block).
+ * Backward: from dout (the gradient of the output), the gradient of r
+ * (dr), optionally dr after the dropout of y (dy, the gradient of the
+ * sublayer output), and dgamma/dbeta (and the sublayer's bias gradient)
+ * accumulated in fp32: a row kernel and a column kernel, below.
  *
  * A row is held in P packs of 16 bytes per lane (P a template parameter
  * chosen from C at launch), so C is at most 8 * 32 * (16 / sizeof(T))
@@ -98,104 +98,124 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
     }
 }
 
-/* dout: gradient of the LN output.  Writes dr (gradient of r) and, when dy
- * is not NULL, dy = dr through the dropout of y, whose column sums (the
- * gradient of the sublayer's output bias) go to dbias when not NULL.  In
- * embedding mode (out_dropout), dout first goes back through the output
- * dropout. */
+/* Backward, in two kernels so that each runs at full occupancy:
+ *   row kernel (one warp per row): dr = rstd (g - mean(g) - xhat mean(g xhat))
+ *     with g = dout * gamma (dout first through the output dropout in
+ *     embedding mode), and dy = dr through the dropout of y when dy is
+ *     not NULL;
+ *   column kernel (colsum tiling): dgamma += sum g xhat, dbeta += sum g over
+ *     the rows (g here without gamma), and dbias += sum dy when dbias is
+ *     not NULL (the gradient of the sublayer's output bias). */
 template <typename T, int LN_MAXP>
-__global__ void ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias,
-                              const T *dout, const T *r, const float *mean, const float *rstd,
-                              const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
+__global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const float *mean, const float *rstd,
+                                  const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
     constexpr int V = Pack16<T>::N;
-    extern __shared__ float sh[];          /* [3][C] block partials: dgamma, dbeta, dbias */
-    int warps = blockDim.x / 32, lane = threadIdx.x % 32, w = threadIdx.x / 32;
-    int npk = C / V;
-    for (int c = threadIdx.x; c < 3 * C; c += blockDim.x) sh[c] = 0.0f;
-    __syncthreads();
-    float dg[LN_MAXP][V], db[LN_MAXP][V], dyb[LN_MAXP][V];
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    int row = blockIdx.x * warps + threadIdx.x / 32;
+    if (row >= M) return;
+    int npk = C / V, t = row % seq, b = row / seq;
+    const bool dk = drop.site >= 0 && drop.dc.on;
+    uint64_t key = dk ? d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
+    float m = mean[row], rs = rstd[row];
+    float g[LN_MAXP][V], xh[LN_MAXP][V];
+    uint32_t kbits[LN_MAXP];
+    float s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
-    for (int p = 0; p < LN_MAXP; p++)
+    for (int p = 0; p < LN_MAXP; p++) {
+        int pk = lane + 32 * p;
+        kbits[p] = 0xffffffffu;
+        if (pk >= npk) break;
+        int c0 = pk * V;
+        if (dk) {
+            uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
+            uint32_t kb = 0;
 #pragma unroll
-        for (int i = 0; i < V; i++) { dg[p][i] = 0.0f; db[p][i] = 0.0f; dyb[p][i] = 0.0f; }
-    for (int row = blockIdx.x * warps + w; row < M; row += gridDim.x * warps) {
-        int t = row % seq, b = row / seq;
-        const bool dk = drop.site >= 0 && drop.dc.on;
-        uint64_t key = 0;
-        if (dk)
-            key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
-        float m = mean[row], rs = rstd[row];
-        float s1 = 0.0f, s2 = 0.0f;
-        uint32_t kbits[LN_MAXP];   /* dropout keep bits of this lane's packs, drawn once */
-#pragma unroll
-        for (int p = 0; p < LN_MAXP; p++) {
-            int pk = lane + 32 * p;
-            kbits[p] = 0xffffffffu;
-            if (pk >= npk) break;
-            int c0 = pk * V;
-            if (dk) {
-                uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
-                uint32_t kb = 0;
-#pragma unroll
-                for (int i = 0; i < V; i++) kb |= (uint32_t)((d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr) << i;
-                kbits[p] = kb;
-            }
-            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
-#pragma unroll
-            for (int i = 0; i < V; i++) {
-                float gg = to_f(a.v[i]);
-                if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
-                float xx = (to_f(rr.v[i]) - m) * rs;
-                dg[p][i] += gg * xx;
-                db[p][i] += gg;
-                float gx = gg * gamma[c0 + i];
-                s1 += gx; s2 += gx * xx;
-            }
+            for (int i = 0; i < V; i++) kb |= (uint32_t)((d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr) << i;
+            kbits[p] = kb;
         }
-        s1 = warp_sum(s1) / C;
-        s2 = warp_sum(s2) / C;
-        /* second pass: the row again (from L1), now producing dr */
+        Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
 #pragma unroll
-        for (int p = 0; p < LN_MAXP; p++) {
-            int pk = lane + 32 * p;
-            if (pk >= npk) break;
-            int c0 = pk * V;
-            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
-            Pack16<T> o, oy;
-#pragma unroll
-            for (int i = 0; i < V; i++) {
-                bool kept = (kbits[p] >> i) & 1;
-                float gg = to_f(a.v[i]);
-                if (out_dropout && dk) gg = kept ? gg * drop.dc.scale : 0.0f;
-                float xx = (to_f(rr.v[i]) - m) * rs;
-                float d = rs * (gg * gamma[c0 + i] - s1 - xx * s2);
-                o.v[i] = from_f<T>(d);
-                if (dy) {
-                    T yv = from_f<T>(!out_dropout && dk ? (kept ? d * drop.dc.scale : 0.0f) : d);
-                    oy.v[i] = yv;
-                    dyb[p][i] += to_f(yv);
-                }
-            }
-            st16(dr + (size_t)row * C + c0, o);
-            if (dy) st16(dy + (size_t)row * C + c0, oy);
+        for (int i = 0; i < V; i++) {
+            float gg = to_f(a.v[i]);
+            if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
+            float xx = (to_f(rr.v[i]) - m) * rs;
+            gg *= gamma[c0 + i];
+            g[p][i] = gg; xh[p][i] = xx;
+            s1 += gg; s2 += gg * xx;
         }
     }
+    s1 = warp_sum(s1) / C;
+    s2 = warp_sum(s2) / C;
 #pragma unroll
     for (int p = 0; p < LN_MAXP; p++) {
         int pk = lane + 32 * p;
         if (pk >= npk) break;
+        int c0 = pk * V;
+        Pack16<T> o, oy;
 #pragma unroll
         for (int i = 0; i < V; i++) {
-            atomicAdd(&sh[pk * V + i], dg[p][i]);
-            atomicAdd(&sh[C + pk * V + i], db[p][i]);
-            if (dbias) atomicAdd(&sh[2 * C + pk * V + i], dyb[p][i]);
+            float d = rs * (g[p][i] - s1 - xh[p][i] * s2);
+            o.v[i] = from_f<T>(d);
+            if (dy) oy.v[i] = from_f<T>(!out_dropout && dk ? (((kbits[p] >> i) & 1) ? d * drop.dc.scale : 0.0f) : d);
         }
+        st16(dr + (size_t)row * C + c0, o);
+        if (dy) st16(dy + (size_t)row * C + c0, oy);
+    }
+}
+
+template <typename T>
+__global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r, const T *dy,
+                                  const float *mean, const float *rstd, int M, int C, int seq, LnDrop drop,
+                                  int out_dropout, int rows_per_block) {
+    constexpr int V = Pack16<T>::N;
+    __shared__ float part[3][8][32 * V];
+    int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
+    int r0 = blockIdx.y * rows_per_block, r1 = min(M, r0 + rows_per_block);
+    const bool dk = out_dropout && drop.site >= 0 && drop.dc.on;
+    float ag[V], ab[V], ay[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) ag[k] = ab[k] = ay[k] = 0.0f;
+    if (c0 < C)
+#pragma unroll 2
+        for (int row = r0 + threadIdx.y; row < r1; row += 8) {
+            size_t o = (size_t)row * C + c0;
+            float m = mean[row], rs = rstd[row];
+            Pack16<T> a = ld16(dout + o), rr = ld16(r + o);
+            uint64_t x0 = 0;
+            if (dk) {
+                int t = row % seq, b = row / seq;
+                uint64_t key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
+                x0 = d_stream_x(key, (uint64_t)t * C + c0);
+            }
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float gg = to_f(a.v[k]);
+                if (dk) gg = (d_rand32_x(x0 + RNG_G * (uint64_t)k) >> 8) >= drop.dc.thr ? gg * drop.dc.scale : 0.0f;
+                ag[k] += gg * (to_f(rr.v[k]) - m) * rs;
+                ab[k] += gg;
+            }
+            if (dbias) {
+                Pack16<T> yy = ld16(dy + o);
+#pragma unroll
+                for (int k = 0; k < V; k++) ay[k] += to_f(yy.v[k]);
+            }
+        }
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        part[0][threadIdx.y][threadIdx.x * V + k] = ag[k];
+        part[1][threadIdx.y][threadIdx.x * V + k] = ab[k];
+        part[2][threadIdx.y][threadIdx.x * V + k] = ay[k];
     }
     __syncthreads();
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        atomicAdd(&dgamma[c], sh[c]);
-        atomicAdd(&dbeta[c], sh[C + c]);
-        if (dbias) atomicAdd(&dbias[c], sh[2 * C + c]);
+    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
+        int c = blockIdx.x * 32 * V + j;
+        if (c >= C) continue;
+        float sg = 0.0f, sb = 0.0f, sy = 0.0f;
+#pragma unroll
+        for (int y = 0; y < 8; y++) { sg += part[0][y][j]; sb += part[1][y][j]; sy += part[2][y][j]; }
+        atomicAdd(&dgamma[c], sg);
+        atomicAdd(&dbeta[c], sb);
+        if (dbias) atomicAdd(&dbias[c], sy);
     }
 }
 
@@ -204,7 +224,7 @@ template <typename T> static int ln_packs(int C) {
     int v = 16 / sizeof(T), need = (C / v + 31) / 32;
     if (C % v) cu_fail("LayerNorm", "ln_packs", "hidden size is not a multiple of 16 bytes", __FILE__, __LINE__);
     if (need > 8) cu_fail("LayerNorm", "ln_packs", "hidden size too large for the LayerNorm kernels", __FILE__, __LINE__);
-    return need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
+    return need <= 3 ? need : need <= 4 ? 4 : 8;
 }
 template <typename T>
 static void layernorm_forward(T *out, T *r_out, float *mean, float *rstd, const T *x, const T *y,
@@ -212,7 +232,7 @@ static void layernorm_forward(T *out, T *r_out, float *mean, float *rstd, const 
     switch (ln_packs<T>(C)) {
 #define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, x, y, NULL, NULL, \
         NULL, NULL, gamma, beta, M, C, seq, eps, drop); break;
-    L_(1) L_(2) L_(4) L_(8)
+    L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_
     }
     LAUNCH_CHECK("ln_fwd_kernel");
@@ -223,7 +243,7 @@ static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int3
     switch (ln_packs<T>(C)) {
 #define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, NULL, NULL, ids, \
         wte, wpe, wtt, gamma, beta, M, C, seq, eps, drop); break;
-    L_(1) L_(2) L_(4) L_(8)
+    L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_
     }
     LAUNCH_CHECK("ln_fwd_kernel(embeddings)");
@@ -232,15 +252,21 @@ template <typename T>
 static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r,
                                const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
                                LnDrop drop, int out_dropout, int nsm) {
-    int blocks = 2 * nsm;
-    if (blocks > (int)ceil_div(M, 8)) blocks = ceil_div(M, 8);
-    size_t shb = 3 * C * sizeof(float);
     switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_bwd_kernel<T, P><<<blocks, 256, shb, g_stream>>>(dr, dy, dgamma, dbeta, dbias, dout, r, mean, rstd, \
-        gamma, M, C, seq, drop, out_dropout); break;
-    L_(1) L_(2) L_(4) L_(8)
+#define L_(P) case P: ln_bwd_row_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(dr, dy, dout, r, mean, rstd, gamma, \
+        M, C, seq, drop, out_dropout); break;
+    L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_
     }
-    LAUNCH_CHECK("ln_bwd_kernel");
+    LAUNCH_CHECK("ln_bwd_row_kernel");
+    constexpr int V = Pack16<T>::N;
+    unsigned gx = ceil_div(C, 32 * V);
+    int target = 4 * nsm / (int)gx + 1;
+    int rpb = (M + target - 1) / target;
+    if (rpb < 32) rpb = 32;
+    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
+    ln_bwd_col_kernel<T><<<grid, block, 0, g_stream>>>(dgamma, dbeta, dy ? dbias : NULL, dout, r, dy, mean, rstd, M, C,
+                                                       seq, drop, out_dropout, rpb);
+    LAUNCH_CHECK("ln_bwd_col_kernel");
 }
 #endif

@@ -1,5 +1,10 @@
 /* matmul.cu - the cuBLASLt wrapper of matmul.cuh, and the error and
- * allocation helpers of common.cuh. */
+ * allocation helpers of common.cuh.
+ *
+ * Algorithm choice: the first time a shape is seen, the heuristic's top 8
+ * candidates are timed on a scratch output and the fastest is kept (the
+ * heuristic's first pick is not always the fastest for these skinny
+ * training shapes).  Results do not depend on it beyond rounding. */
 #include "trainer/cuda/matmul.cuh"
 #include <string.h>
 
@@ -68,6 +73,8 @@ static cublasLtHandle_t g_lt;
 static cublasHandle_t g_blas;
 static void *g_ws;
 static const size_t WS_BYTES = 32u << 20;
+static int g_autotune = 1;
+void gemm_set_autotune(int on) { g_autotune = on; }
 
 typedef struct {
     int m, n, k, lda, ldb, ldd, ta, tb, batch, has_bias, beta0;
@@ -189,9 +196,9 @@ void gemm(void *D, cudaDataType_t dtype, int ldd,
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a32, sizeof a32));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a32, sizeof a32));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a32, sizeof a32));
-        cublasLtMatmulHeuristicResult_t res;
+        cublasLtMatmulHeuristicResult_t res[8];
         int found = 0;
-        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, e->op, e->la, e->lb, e->ld, e->ld, pref, 1, &res, &found));
+        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, e->op, e->la, e->lb, e->ld, e->ld, pref, 8, res, &found));
         cublasLtMatmulPreferenceDestroy(pref);
         if (found == 0) {
             char msg[256];
@@ -199,7 +206,39 @@ void gemm(void *D, cudaDataType_t dtype, int ldd,
                      m, n, k, lda, ldb, ldd, ta, tb, key.batch, al);
             cu_fail("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", msg, __FILE__, __LINE__);
         }
-        e->algo = res.algo;
+        int best = 0;
+        if (found > 1 && g_autotune) {
+            /* time the candidates once, on a scratch output (the real one may hold values to accumulate onto) */
+            size_t esz = dtype == CUDA_R_32F ? 4 : 2;
+            size_t bytes = ((size_t)(key.batch - 1) * strideD + (size_t)ldd * n) * esz;
+            void *tmp = cu_alloc(bytes, "cuBLASLt autotuning scratch");
+            CUDA_CHECK(cudaMemsetAsync(tmp, 0, bytes, g_stream));
+            cudaEvent_t ea, eb;
+            CUDA_CHECK(cudaEventCreate(&ea));
+            CUDA_CHECK(cudaEventCreate(&eb));
+            float best_ms = 1e30f;
+            for (int i = 0; i < found; i++) {
+                if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+                int ok = 1;
+                for (int rep = 0; rep < 6 && ok; rep++) {
+                    if (rep == 2) CUDA_CHECK(cudaEventRecord(ea, g_stream));
+                    ok = cublasLtMatmul(g_lt, e->op, &alpha, A, e->la, B, e->lb, &beta, tmp, e->ld, tmp, e->ld,
+                                        &res[i].algo, g_ws, WS_BYTES, g_stream) == CUBLAS_STATUS_SUCCESS;
+                }
+                if (!ok) continue;
+                CUDA_CHECK(cudaEventRecord(eb, g_stream));
+                CUDA_CHECK(cudaEventSynchronize(eb));
+                float ms;
+                CUDA_CHECK(cudaEventElapsedTime(&ms, ea, eb));
+                if (ms < best_ms) { best_ms = ms; best = i; }
+            }
+            cudaEventDestroy(ea);
+            cudaEventDestroy(eb);
+            CUDA_CHECK(cudaStreamSynchronize(g_stream));
+            cu_free(tmp);
+        }
+        cublasLtMatmulHeuristicResult_t chosen = res[best];
+        e->algo = chosen.algo;
         e->used = 1;
     }
     if (bias)

@@ -5,8 +5,9 @@
  * with A and B of one type (bf16 or fp32), D of that type or fp32 (weight
  * gradients accumulate in fp32), fp32 accumulation always (CUBLAS_COMPUTE_32F:
  * no TF32, so that the fp32 mode is true fp32), optional strided batches.
- * The descriptors and the algorithm chosen by the heuristic are cached per
- * shape, so a training step costs no heuristic queries after the first.
+ * The descriptors and the algorithm (the fastest of the heuristic's top
+ * candidates, timed once) are cached per shape, so a training step costs
+ * no heuristic queries after the first.
  *
  * The linear_* helpers state the three products of a linear layer in the
  * row-major terms of the model (PyTorch layout, W is [out, in]):
@@ -18,6 +19,7 @@
 #include "trainer/cuda/common.cuh"
 
 void gemm_init(void);
+void gemm_set_autotune(int on);   /* on by default: time the top candidates of each new shape */
 void gemm_shutdown(void);
 cublasHandle_t gemm_cublas(void);   /* the plain cuBLAS handle, for batched products elsewhere */
 extern cudaStream_t g_stream;       /* the trainer's one stream */
