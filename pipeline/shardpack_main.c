@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 "usage: shard-pack [FILES] -o DIR [options]     pack wordpiece token streams (stdin when no FILES)\n"
@@ -147,7 +148,10 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
     ts_header h0;
     int rc = 1;
     const char *stdin_only[] = { "-" };
-    if (!nfiles) { files = (char **)stdin_only; nfiles = 1; }
+    if (!nfiles) {
+        if (isatty(0)) return die("no input: pipe wordpiece's output in, or name token stream files (see --help)");
+        files = (char **)stdin_only; nfiles = 1;
+    }
     for (int f = 0; f < nfiles; f++) {
         sio *in = sio_open(files[f], err, sizeof err);
         if (!in) { die("%s", err); goto out; }
