@@ -125,7 +125,16 @@ int bt_config_load_json(const char *path, bt_config *cfg, char *err, size_t errl
     return 0;
 }
 
+const char *bt_float_str(float x, char buf[32]) {
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, 32, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return buf;
+}
+
 int bt_config_to_json(const bt_config *c, char *buf, size_t cap) {
+    char f1[32], f2[32], f3[32], f4[32];
     return snprintf(buf, cap,
         "{\n"
         "  \"architectures\": [\"BertForMaskedLM\"],\n"
@@ -137,20 +146,20 @@ int bt_config_to_json(const bt_config *c, char *buf, size_t cap) {
         "  \"num_attention_heads\": %d,\n"
         "  \"intermediate_size\": %d,\n"
         "  \"hidden_act\": \"gelu\",\n"
-        "  \"hidden_dropout_prob\": %.9g,\n"
-        "  \"attention_probs_dropout_prob\": %.9g,\n"
+        "  \"hidden_dropout_prob\": %s,\n"
+        "  \"attention_probs_dropout_prob\": %s,\n"
         "  \"max_position_embeddings\": %d,\n"
         "  \"type_vocab_size\": %d,\n"
-        "  \"initializer_range\": %.9g,\n"
-        "  \"layer_norm_eps\": %.9g,\n"
+        "  \"initializer_range\": %s,\n"
+        "  \"layer_norm_eps\": %s,\n"
         "  \"pad_token_id\": %d,\n"
         "  \"position_embedding_type\": \"absolute\",\n"
         "  \"tie_word_embeddings\": true,\n"
         "  \"torch_dtype\": \"float32\"\n"
         "}\n",
         bt_attn_plpi_name(c->attn), c->vocab_size, c->hidden, c->layers, c->heads, c->ffn,
-        (double)c->hidden_dropout, (double)c->attn_dropout, c->max_pos, c->type_vocab, (double)c->init_std,
-        (double)c->ln_eps, c->pad_id);
+        bt_float_str(c->hidden_dropout, f1), bt_float_str(c->attn_dropout, f2), c->max_pos, c->type_vocab,
+        bt_float_str(c->init_std, f3), bt_float_str(c->ln_eps, f4), c->pad_id);
 }
 
 /* ------------------------------------------------------------ the table */

@@ -1,31 +1,233 @@
-/* main.c - bin/bert-train: flags in, library calls out.  See docs/bert-train.md. */
-#include "trainer/model.h"
+/* main.c - bin/bert-train: parses flags, installs the signal handlers,
+ * prints progress; the work is in the trainer library.  See docs/bert-train.md. */
+#include "trainer/train.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static void usage(FILE *o) {
     fprintf(o,
-        "usage: bert-train --count-params [--config tiny|small|base|FILE.json] [--attention original|symmetric|pairwise]\n");
+"usage: bert-train --data SHARDS --out RUN [options]      train from scratch\n"
+"       bert-train --resume RUN|CHECKPOINT [--steps N] ...   continue a run exactly\n"
+"       bert-train --count-params [--config C] [--attention A]\n"
+"\n"
+"model\n"
+"  --config tiny|small|base|FILE.json   preset or Hugging Face BertConfig JSON (base)\n"
+"  --attention original|symmetric|pairwise   (vanilla = original; default original,\n"
+"                                       or the JSON's plpi_affinity_function)\n"
+"  --count-params                       print the number of parameters and exit\n"
+"training (defaults: the paper's recipe)\n"
+"  --data DIR           shard-pack folder (manifest.json + .npy shards)\n"
+"  --out DIR            run folder: checkpoint-STEP/, latest, metrics.jsonl\n"
+"  --steps N            length of the schedule, the rate reaches 0 there (200000)\n"
+"  --stop-at N          stop after step N with a checkpoint (continue with --resume)\n"
+"  --batch N            sequences per update (256)\n"
+"  --micro-batch N      sequences per forward/backward; gradients accumulate (= batch)\n"
+"  --lr X               peak learning rate (1e-4)\n"
+"  --warmup N           linear warm-up steps (5%% of --steps: 10000 for 200000)\n"
+"  --weight-decay X     AdamW weight decay, not on biases and LayerNorm (0.01)\n"
+"  --adam-eps X         AdamW epsilon (1e-12)\n"
+"  --clip X             clip the global gradient norm at X, 0: off (1.0)\n"
+"  --seed N             weights, sample order, masks, dropout (42)\n"
+"  --no-dropout         turn every dropout off\n"
+"  --device cpu         this binary trains on the CPU (the CUDA trainer is separate)\n"
+"  --threads N          OpenMP threads (results do not depend on it)\n"
+"evaluation, logging, checkpoints\n"
+"  --eval-every N       validation loss every N steps, 0: never (250)\n"
+"  --eval-samples N     validation samples used, 0: all (0)\n"
+"  --eval-seed N        seed of the fixed validation masks (0)\n"
+"  --save-every N       checkpoint every N steps, 0: only at the end (1000)\n"
+"  --keep N             keep the newest N checkpoints, 0: all (0)\n"
+"  --log-every N        a metrics.jsonl row every N steps (1)\n"
+"  --verify-data        check every shard's sha256 and token ids before training\n"
+"  --quiet              no progress lines\n"
+"SIGINT/SIGTERM: the last whole step is saved, then exit status 3.\n"
+"Exit status: 0 done, 1 error, 2 usage, 3 interrupted (checkpoint saved).\n");
+}
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static int quiet;
+static void progress(void *ctx, const bt_progress *p) {
+    (void)ctx;
+    if (quiet) return;
+    if (p->saved) { fprintf(stderr, "step %ld: saved %s\n", p->step, p->saved); return; }
+    long s = (long)p->elapsed;
+    char line[256];
+    int k = snprintf(line, sizeof line, "step %ld/%ld", p->step, p->total);
+    if (!isnan(p->loss)) k += snprintf(line + k, sizeof line - (size_t)k, "  loss %.4f", p->loss);
+    if (!isnan(p->eval_loss)) k += snprintf(line + k, sizeof line - (size_t)k, "  eval %.4f", p->eval_loss);
+    if (!isnan(p->lr)) k += snprintf(line + k, sizeof line - (size_t)k, "  lr %.2e  |g| %.3g  %.0f tok/s", p->lr, p->grad_norm, p->tokens_per_s);
+    snprintf(line + k, sizeof line - (size_t)k, "  %ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    fprintf(stderr, "%s\n", line);
+}
+
+static int num(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end; errno = 0;
+    double d = strtod(s, &end);
+    if (errno || end == s || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "bert-train: %s %s: expected a number in [%g, %g]\n", flag, s, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+static int whole(const char *flag, const char *s, double lo, double hi, long *out) {
+    double d;
+    if (num(flag, s, lo, hi, &d)) return -1;
+    if (d != floor(d)) { fprintf(stderr, "bert-train: %s %s: expected a whole number\n", flag, s); return -1; }
+    *out = (long)d;
+    return 0;
 }
 
 int main(int argc, char **argv) {
-    const char *config = "base", *attn = "original";
-    int count = 0;
+    const char *config = NULL, *attn = NULL, *resume = NULL, *device = "cpu";
+    int count = 0, verify = 0, threads = 0;
+    long stop_at = 0;
+    bt_opts o; bt_opts_defaults(&o);
+    int warmup_given = 0;
+    /* options that fix the trajectory of a run: refused with --resume */
+    const char *fixed_given = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long w; double d;
+#define NEED() do { if (!val) { fprintf(stderr, "bert-train: %s needs a value\n", a); return 2; } i++; } while (0)
+#define FIXED() (fixed_given = fixed_given ? fixed_given : a)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--count-params")) count = 1;
-        else if (!strcmp(a, "--config") && i + 1 < argc) config = argv[++i];
-        else if (!strcmp(a, "--attention") && i + 1 < argc) attn = argv[++i];
-        else { fprintf(stderr, "bert-train: unknown or incomplete option %s\n", a); usage(stderr); return 2; }
+        else if (!strcmp(a, "--verify-data")) verify = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--no-dropout")) { o.dropout = 0; FIXED(); }
+        else if (!strcmp(a, "--config")) { NEED(); config = val; FIXED(); }
+        else if (!strcmp(a, "--attention")) { NEED(); attn = val; FIXED(); }
+        else if (!strcmp(a, "--data")) { NEED(); snprintf(o.data, sizeof o.data, "%s", val); }
+        else if (!strcmp(a, "--out")) { NEED(); snprintf(o.out, sizeof o.out, "%s", val); FIXED(); }
+        else if (!strcmp(a, "--resume")) { NEED(); resume = val; }
+        else if (!strcmp(a, "--device")) { NEED(); device = val; }
+        else if (!strcmp(a, "--steps")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; o.optim.total = w; }
+        else if (!strcmp(a, "--stop-at")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; stop_at = w; }
+        else if (!strcmp(a, "--batch")) { NEED(); if (whole(a, val, 1, 1 << 20, &w)) return 2; o.batch = (int)w; FIXED(); }
+        else if (!strcmp(a, "--micro-batch")) { NEED(); if (whole(a, val, 1, 1 << 20, &w)) return 2; o.micro_batch = (int)w; FIXED(); }
+        else if (!strcmp(a, "--lr")) { NEED(); if (num(a, val, 0, 10, &d)) return 2; o.optim.lr = (float)d; FIXED(); }
+        else if (!strcmp(a, "--warmup")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.optim.warmup = w; warmup_given = 1; FIXED(); }
+        else if (!strcmp(a, "--weight-decay")) { NEED(); if (num(a, val, 0, 1, &d)) return 2; o.optim.weight_decay = (float)d; FIXED(); }
+        else if (!strcmp(a, "--adam-eps")) { NEED(); if (num(a, val, 0, 1, &d)) return 2; o.optim.eps = (float)d; FIXED(); }
+        else if (!strcmp(a, "--clip")) { NEED(); if (num(a, val, 0, 1e9, &d)) return 2; o.optim.clip = (float)d; FIXED(); }
+        else if (!strcmp(a, "--seed")) { NEED(); if (whole(a, val, 0, 9007199254740992.0, &w)) return 2; o.seed = (uint64_t)w; FIXED(); }
+        else if (!strcmp(a, "--eval-seed")) { NEED(); if (whole(a, val, 0, 9007199254740992.0, &w)) return 2; o.eval_seed = (uint64_t)w; FIXED(); }
+        else if (!strcmp(a, "--eval-every")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.eval_every = w; }
+        else if (!strcmp(a, "--eval-samples")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.eval_samples = w; }
+        else if (!strcmp(a, "--save-every")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.save_every = w; }
+        else if (!strcmp(a, "--log-every")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; o.log_every = w; }
+        else if (!strcmp(a, "--keep")) { NEED(); if (whole(a, val, 0, 1e6, &w)) return 2; o.keep = (int)w; }
+        else if (!strcmp(a, "--threads")) { NEED(); if (whole(a, val, 1, 1024, &w)) return 2; threads = (int)w; }
+        else { fprintf(stderr, "bert-train: unknown option %s (see --help)\n", a); return 2; }
+#undef NEED
+#undef FIXED
     }
-    bt_config cfg; char err[512];
-    if (bt_config_preset(config, &cfg) && bt_config_load_json(config, &cfg, err, sizeof err)) {
-        fprintf(stderr, "bert-train: %s\n", err); return 2;
+    char err[2048];
+    bt_run r;
+    memset(&r, 0, sizeof r);
+    if (strcmp(device, "cpu")) {
+        fprintf(stderr, "bert-train: --device %s: this is the CPU trainer; only --device cpu\n", device);
+        return 2;
     }
-    if (bt_attn_parse(attn, &cfg.attn)) { fprintf(stderr, "bert-train: --attention %s: not original, symmetric or pairwise\n", attn); return 2; }
-    if (count) { printf("%zu\n", bt_param_count(&cfg)); return 0; }
-    usage(stderr);
-    return 2;
+
+    if (count || !resume) {
+        bt_config *cfg = &r.cfg;
+        const char *c = config ? config : "base";
+        if (bt_config_preset(c, cfg)) {
+            if (!strchr(c, '/') && !strstr(c, ".json")) {
+                fprintf(stderr, "bert-train: --config %s: not tiny, small, base or a .json file\n", c);
+                return 2;
+            }
+            if (bt_config_load_json(c, cfg, err, sizeof err)) { fprintf(stderr, "bert-train: %s\n", err); return 2; }
+        }
+        if (attn && bt_attn_parse(attn, &cfg->attn)) {
+            fprintf(stderr, "bert-train: --attention %s: not original, symmetric or pairwise\n", attn);
+            return 2;
+        }
+        if (count) {
+            size_t n = bt_param_count(cfg);
+            if (!n) { bt_config_check(cfg, err, sizeof err); fprintf(stderr, "bert-train: %s\n", err); return 2; }
+            printf("%zu\n", n);
+            return 0;
+        }
+    }
+
+    char ckpt[4200];
+    if (resume) {
+        if (fixed_given) {
+            fprintf(stderr, "bert-train: %s cannot change when resuming: the run keeps its own (see RUN/checkpoint-*/trainer_state.json)\n", fixed_given);
+            return 2;
+        }
+        if (bt_ckpt_find(resume, ckpt, sizeof ckpt, err, sizeof err)) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
+        bt_opts saved; bt_state st;
+        bt_opts_defaults(&saved);
+        if (bt_ckpt_load_meta(ckpt, &r.cfg, &saved, &st, err, sizeof err)) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
+        /* what may change: the schedule length, where to stop, evaluation, logging and saving cadence, the data path */
+        bt_opts given = o;
+        o = saved;
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (!strcmp(a, "--steps")) o.optim.total = given.optim.total;
+            else if (!strcmp(a, "--eval-every")) o.eval_every = given.eval_every;
+            else if (!strcmp(a, "--eval-samples")) o.eval_samples = given.eval_samples;
+            else if (!strcmp(a, "--save-every")) o.save_every = given.save_every;
+            else if (!strcmp(a, "--log-every")) o.log_every = given.log_every;
+            else if (!strcmp(a, "--keep")) o.keep = given.keep;
+            else if (!strcmp(a, "--data")) snprintf(o.data, sizeof o.data, "%s", given.data);
+        }
+        /* the run folder is the checkpoint's parent */
+        if (strlen(ckpt) >= sizeof o.out) { fprintf(stderr, "bert-train: %s: path too long\n", ckpt); return 2; }
+        memcpy(o.out, ckpt, strlen(ckpt) + 1);
+        char *slash = strrchr(o.out, '/');
+        if (slash && slash != o.out) *slash = 0; else snprintf(o.out, sizeof o.out, ".");
+        if (st.step >= (stop_at > 0 ? stop_at : o.optim.total)) {
+            fprintf(stderr, "bert-train: %s is at step %ld already; pass --steps N (N > %ld) to train further\n", ckpt, st.step, st.step);
+            return 2;
+        }
+        r.resume = ckpt;
+    } else {
+        if (!o.data[0] || !o.out[0]) { fprintf(stderr, "bert-train: --data and --out are required (see --help)\n"); return 2; }
+        if (!warmup_given) o.optim.warmup = o.optim.total / 20;
+        char latest[2200]; struct stat sb;
+        snprintf(latest, sizeof latest, "%s/latest", o.out);
+        if (stat(latest, &sb) == 0) {
+            fprintf(stderr, "bert-train: %s already holds a run; continue it with --resume %s, or choose another --out\n", o.out, o.out);
+            return 2;
+        }
+        if (stop_at > o.optim.total) { fprintf(stderr, "bert-train: --stop-at %ld is beyond --steps %ld\n", stop_at, o.optim.total); return 2; }
+    }
+    snprintf(o.device, sizeof o.device, "cpu");
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    r.opts = o;
+    r.stop_at = stop_at;
+    r.verify_data = verify;
+    r.stop = &stop_flag;
+    r.progress = progress;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = bt_train_cpu(&r, err, sizeof err);
+    if (rc < 0) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
+    if (rc == 1) { fprintf(stderr, "bert-train: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
+    return 0;
 }

@@ -79,6 +79,10 @@ int bt_config_load_json(const char *path, bt_config *cfg, char *err, size_t errl
  * length written (snprintf semantics: >= cap means truncated). */
 int bt_config_to_json(const bt_config *cfg, char *buf, size_t cap);
 
+/* The shortest decimal text that reads back as the same float ("0.1", not
+ * "0.100000001"), for JSON.  buf: 32 bytes. */
+const char *bt_float_str(float x, char buf[32]);
+
 /* ------------------------------------------------------------ parameters */
 
 /* What a tensor is; per-layer kinds repeat for each layer. */

@@ -1,0 +1,58 @@
+/* train.h - the training loop on the CPU, and the metrics log both
+ * trainers write.
+ *
+ * One update: the masks of the whole batch are drawn first (their count
+ * normalises the loss: the gradient is that of the mean cross-entropy over
+ * every masked position of the batch, however it is split into
+ * micro-batches), then micro-batches run forward and backward, accumulating
+ * gradients; then clipping at the global norm, AdamW with the scheduled
+ * rate.  A NaN or infinite loss or gradient norm stops the run with an
+ * error naming the step; nothing is skipped silently. */
+#ifndef SYMBERT_TRAINER_TRAIN_H
+#define SYMBERT_TRAINER_TRAIN_H
+#include <signal.h>
+#include "trainer/ckpt.h"
+
+/* One row of metrics.jsonl / one progress report.  NAN fields are absent
+ * from the JSON line. */
+typedef struct bt_progress {
+    long step;              /* updates done */
+    long total;             /* where this invocation stops */
+    double loss;            /* mean masked-token cross-entropy of the update */
+    double eval_loss;       /* validation loss (fixed masks), NAN when not evaluated */
+    double lr, grad_norm;   /* rate used by the update, gradient norm before clipping */
+    double tokens_per_s;    /* training throughput since the previous row */
+    double elapsed;         /* training seconds since the run began (resumes included) */
+    const char *saved;      /* a checkpoint written at this step, or NULL */
+} bt_progress;
+
+typedef struct bt_metrics bt_metrics;
+/* Opens RUN/metrics.jsonl for appending.  Lines of steps after upto_step
+ * (left by a run that died after its last checkpoint) are dropped first, so
+ * that a resumed run's log has each step once. */
+bt_metrics *bt_metrics_open(const char *run_dir, long upto_step, char *err, size_t errlen);
+/* Appends one JSON line ({"step":..,"loss":..,"eval_loss":..,"lr":..,
+ * "grad_norm":..,"tokens_per_s":..,"elapsed_s":..}) and flushes. */
+int bt_metrics_log(bt_metrics *m, const bt_progress *p, char *err, size_t errlen);
+void bt_metrics_close(bt_metrics *m);
+
+typedef void (*bt_progress_fn)(void *ctx, const bt_progress *p);
+
+typedef struct bt_run {
+    bt_opts opts;                 /* options (from the checkpoint when resuming) */
+    bt_config cfg;                /* the model */
+    const char *resume;           /* checkpoint folder to continue from, or NULL */
+    long stop_at;                 /* stop after this step (0: opts.optim.total) */
+    int verify_data;              /* check every shard's sha256 first */
+    const volatile sig_atomic_t *stop;   /* set by a signal handler: save and return 1 */
+    bt_progress_fn progress;      /* called for every row of metrics and every checkpoint */
+    void *ctx;
+    /* test hook: when not NULL, receives the final parameters (L.total floats, malloc'd) */
+    float **params_out;
+} bt_run;
+
+/* Trains on the CPU.  Returns 0 when stop_at is reached (a checkpoint is
+ * written there), 1 when *stop was set (a checkpoint of the last whole step
+ * is written), -1 on error with a message (e.g. "step 12: loss is nan"). */
+int bt_train_cpu(const bt_run *r, char *err, size_t errlen);
+#endif
