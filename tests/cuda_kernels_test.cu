@@ -102,7 +102,8 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout) {
     CUDA_CHECK(cudaMalloc(&dqacc, n * 4)); CUDA_CHECK(cudaMalloc(&bits, (size_t)B * NH * T * T / 8));
     CUDA_CHECK(cudaMemset(fo, 0xff, n * 2));    /* poison: NaN unless written */
     CUDA_CHECK(cudaMemset(fd, 0xff, n3 * 2));
-    flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc, 2);
+    flash_dropout_bits(bits, s, dc, 2, g_stream);
+    flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc);
     flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk);
     /* reference, fp32 */
     float *r = upload<float>(qkv), *rdo = upload<float>(dout), *ro, *rd, *probs, *s1, *s2;

@@ -34,10 +34,14 @@ struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo; };
 
 /* ------------------------------------------------------------ flash (attention_flash.cu) */
 
-/* o bf16, lse [B,NH,T] fp32 (log2 domain), bits [B*NH*T*T/64] 64-bit words
- * of kept dropout positions (written when dc.on), both for the backward. */
-void flash_forward(bf16 *o, float *lse, uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc, int layer);
+/* The dropout of layer `layer`'s probabilities as bits [B*NH*T*T/64] 64-bit
+ * words (nothing when !dc.on), on any stream: it depends on no data, so the
+ * model computes it on a side stream, overlapping memory-bound kernels. */
+void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream);
+/* o bf16, lse [B,NH,T] fp32 (log2 domain, for the backward); bits from
+ * flash_dropout_bits (read when dc.on). */
+void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
+                   DropCtx dc);
 /* scratch: [B*T, NH*64] floats (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
  * bits: as written by flash_forward (read when dc.on). */
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,

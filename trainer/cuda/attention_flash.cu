@@ -525,17 +525,19 @@ int flash_supported(AttnShape s) {
     return s.d == FD && s.T % FQ == 0 && s.ldq % 8 == 0 && s.ldk % 8 == 0 && s.ldv % 8 == 0 && s.ldo % 8 == 0;
 }
 
-void flash_forward(bf16 *o, float *lse, uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc, int layer) {
+void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream) {
+    if (!dc.on) return;
+    size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB);
+    flash_bits_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(bits, s.B, s.T, s.NH, dc, layer);
+    LAUNCH_CHECK("flash_bits_kernel");
+}
+
+void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
+                   DropCtx dc) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWD_SMEM));
         attr_set = 1;
-    }
-    if (dc.on) {
-        size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB);
-        flash_bits_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(bits, s.B, s.T, s.NH, dc, layer);
-        LAUNCH_CHECK("flash_bits_kernel");
     }
     dim3 grid(s.T / FQ, s.NH, s.B);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);

@@ -105,15 +105,9 @@ void gemm_init(void) {
 }
 cublasHandle_t gemm_cublas(void) { return g_blas; }
 
+static void cache_flush(void);
 void gemm_shutdown(void) {
-    for (int i = 0; i < GCACHE; i++) {
-        if (!g_cache[i].used) continue;
-        cublasLtMatmulDescDestroy(g_cache[i].op);
-        cublasLtMatrixLayoutDestroy(g_cache[i].la);
-        cublasLtMatrixLayoutDestroy(g_cache[i].lb);
-        cublasLtMatrixLayoutDestroy(g_cache[i].ld);
-        g_cache[i].used = 0;
-    }
+    cache_flush();
     if (g_blas) cublasDestroy(g_blas);
     if (g_lt) cublasLtDestroy(g_lt);
     cu_free(g_ws);
@@ -144,18 +138,32 @@ static cublasLtMatrixLayout_t make_layout(cudaDataType_t t, int rows, int cols, 
     return l;
 }
 
+static void cache_flush(void) {
+    for (int i = 0; i < GCACHE; i++) {
+        if (!g_cache[i].used) continue;
+        cublasLtMatmulDescDestroy(g_cache[i].op);
+        cublasLtMatrixLayoutDestroy(g_cache[i].la);
+        cublasLtMatrixLayoutDestroy(g_cache[i].lb);
+        cublasLtMatrixLayoutDestroy(g_cache[i].ld);
+        g_cache[i].used = 0;
+    }
+}
+
 static gentry *lookup(const gkey *k) {
     uint64_t h = key_hash(k);
-    for (int probe = 0; probe < GCACHE; probe++) {
-        gentry *e = &g_cache[(h + probe) % GCACHE];
-        if (!e->used) {
-            memset(e, 0, sizeof *e);
-            e->key = *k;
-            return e;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int probe = 0; probe < GCACHE / 2; probe++) {
+            gentry *e = &g_cache[(h + probe) % GCACHE];
+            if (!e->used) {
+                memset(e, 0, sizeof *e);
+                e->key = *k;
+                return e;
+            }
+            if (!memcmp(&e->key, k, sizeof *k)) return e;
         }
-        if (!memcmp(&e->key, k, sizeof *k)) return e;
+        cache_flush();   /* too many shapes (should not happen: callers bucket their sizes): start over */
     }
-    cu_fail("cuBLASLt", "gemm cache", "more than 512 distinct matrix shapes", __FILE__, __LINE__);
+    cu_fail("cuBLASLt", "gemm cache", "no free entry after a flush", __FILE__, __LINE__);
     return NULL;
 }
 

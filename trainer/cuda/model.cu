@@ -78,6 +78,8 @@ struct btc_model {
     int nchunks;
     float *partials;
     int last_n;
+    cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream */
+    cudaEvent_t ev_start, *ev_bits;
 };
 
 static int g_inited;
@@ -170,7 +172,11 @@ static void to_model(const btc_model *m, float *dst, const float *src) {
     for (int i = 0; i < m->L->n; i++) memcpy(dst + m->L->t[i].offset, src + m->ioff[i], m->L->t[i].numel * 4);
 }
 
+#define HEAD_ROUND 128   /* head rows are padded to a multiple of this: few distinct GEMM shapes */
+static int head_pad(int n) { return (n + HEAD_ROUND - 1) / HEAD_ROUND * HEAD_ROUND; }
+
 static void alloc_head(btc_model *m, int cap) {
+    cap = head_pad(cap);
     cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
     cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
     m->cap = cap;
@@ -301,6 +307,10 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     CUDA_CHECK(cudaMemcpy(m->chunks, hc, nch * sizeof *hc, cudaMemcpyHostToDevice));
     free(hc);
     m->partials = (float *)cu_alloc(nch * 4, "gradient norm partials");
+    CUDA_CHECK(cudaStreamCreateWithFlags(&m->side, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_start, cudaEventDisableTiming));
+    m->ev_bits = (cudaEvent_t *)calloc(c->layers, sizeof(cudaEvent_t));
+    for (int l = 0; l < c->layers; l++) CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_bits[l], cudaEventDisableTiming));
     return m;
 }
 
@@ -322,6 +332,10 @@ extern "C" void btc_free(btc_model *m) {
                       b->mean1, b->rstd1, b->mean2, b->rstd2};
         for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
     }
+    for (int l = 0; l < m->c.layers; l++) cudaEventDestroy(m->ev_bits[l]);
+    free(m->ev_bits);
+    cudaEventDestroy(m->ev_start);
+    cudaStreamDestroy(m->side);
     free(m->lay);
     free(m->ioff);
     free(m->hbuf);
@@ -408,6 +422,19 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     AttnShape as = {B, T_, NH, d, pair ? C : ldp, ldp, ldp, C};
     cudaDataType_t ty = CuType<T>::id;
 
+    /* the attention dropout bits of every layer, on the side stream: they depend on no data, and
+     * this integer work overlaps the memory-bound kernels of the main stream.  They start once
+     * everything queued before (the previous pass's backward, which reads the old bits) is done. */
+    const int side_bits = m->flash && ad.on;
+    if (side_bits) {
+        CUDA_CHECK(cudaEventRecord(m->ev_start, g_stream));
+        CUDA_CHECK(cudaStreamWaitEvent(m->side, m->ev_start, 0));
+        for (int l = 0; l < c->layers; l++) {
+            flash_dropout_bits(m->lay[l].bits, as, ad, l, m->side);
+            CUDA_CHECK(cudaEventRecord(m->ev_bits[l], m->side));
+        }
+    }
+
     /* embeddings */
     LnDrop emb_drop = {hd, -1, BT_DROP_EMB};
     embed_forward<T>((T *)m->x0, (T *)m->r0, m->mean0, m->rstd0, inputs, W<T>(m, BT_T_WORD_EMB, 0),
@@ -426,9 +453,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         prof("fwd pairwise Q.S");
         const T *qa = pair ? (const T *)b->qs : qkv;
         const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
-        if (m->flash)
-            flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad, l);
-        else
+        if (m->flash) {
+            if (side_bits) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_bits[l], 0));
+            flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
+        } else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
         linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
@@ -451,17 +479,21 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const T *xL = (const T *)m->lay[c->layers - 1].h2;
     if (n == 0) return;   /* nothing masked: no loss, no gradient (as the CPU trainer) */
 
-    /* MLM head at the n masked positions */
+    /* MLM head at the n masked positions, as np_ = n rounded up to HEAD_ROUND rows whose
+     * padding is zero (so the products see few distinct shapes and the padding adds nothing) */
+    const int np_ = head_pad(n), npad = np_ - n;
     LnDrop none = {hd, -1, -1};
     gather_rows<T>((T *)m->hm, xL, pos, n, C);
-    linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), n, C, C);
-    gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)n * C);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
+    gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)np_ * C);
     layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
-    /* logits^T [V, n] (ld Vp) = word [V, C] . hn^T + bias */
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hn + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    /* logits^T [V, np_] (ld Vp) = word [V, C] . hn^T + bias */
     const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
     prof("head fwd");
-    gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->V, n, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->V, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
     prof("head decoder GEMM");
     m->last_n = n;
     if (!backward) {   /* loss only: cross_entropy writes gradients, so keep the logits for btc_get_logits */
@@ -471,23 +503,25 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         return;
     }
     cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->logits + (size_t)n * m->Vp, 0, (size_t)npad * m->Vp * m->esz, g_stream));
     prof("head CE");
     loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
     LAUNCH_CHECK("loss_accum_kernel");
 
-    /* ---------------- backward: head */
-    /* dword += dlogits^T hn: D [C, V] (ld C) = hn^T-view (C x n) . dlogits-view^T (n x V) */
-    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->V, n, 1.0f, 1.0f, NULL,
+    /* ---------------- backward: head (padding rows are zero all the way) */
+    /* dword += dlogits^T hn: D [C, V] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x V) */
+    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->V, np_, 1.0f, 1.0f, NULL,
          1, 0, 0, 0);
-    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, n, m->V, m->Vp, m->nsm);
-    /* dhn [n, C] = dlogits [n, V] . word [V, C] */
-    gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, n, m->V, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, np_, m->V, m->Vp, m->nsm);
+    /* dhn [np_, C] = dlogits [np_, V] . word [V, C] */
+    gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, np_, m->V, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
     prof("head decoder dW dX");
     layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
                           (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
-    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), n, C, m->nsm);
-    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, n, C, C);
-    linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), n, C, C, 0.0f);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->dh2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
+    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
+    linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
     prof("head bwd");
@@ -578,9 +612,9 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         if (b->labels[i] != BT_IGNORE) { h[M + n] = i; h[2 * M + n] = b->labels[i]; n++; }
     }
     if (n_labels) *n_labels = n;
-    if (n > m->cap) {   /* rare: more masked positions than planned for */
+    if (head_pad(n) > m->cap) {   /* rare: more masked positions than planned for */
         CUDA_CHECK(cudaStreamSynchronize(g_stream));
-        alloc_head(m, n + n / 4 > M ? M : n + n / 4);
+        alloc_head(m, n + n / 4);
     }
     /* the three arrays at their offsets (pos at M, labels at 2M) */
     CUDA_CHECK(cudaMemcpyAsync(m->d_in, h, (size_t)M * 4, cudaMemcpyHostToDevice, g_stream));
