@@ -64,7 +64,7 @@ say "demo:    verify: $(sed 's/^[^:]*: //' verify.log)"
 # 4. one sample decoded back to text
 "$BIN/shard-pack" --show shards 0 --vocab "$VOCAB" > sample0.txt 2>&1 || { cat sample0.txt >&2; die "shard-pack --show failed"; }
 say "demo: 4. $(head -n 1 sample0.txt)"
-tail -n +2 sample0.txt | tr '\n' ' ' | cut -c 1-400 | fold -s -w 96 | sed 's/^/demo:      /'
+tail -n +2 sample0.txt | tr '\n' ' ' | cut -c 1-400 | sed 's/ [^ ]*$//' | fold -s -w 96 | sed 's/^/demo:      /'
 say "demo:      ... (whole sample: $OUT/sample0.txt)"
 
 # 5. a short CPU training run, once bert-train exists
