@@ -35,7 +35,7 @@ FUZZ :=
 .PHONY: all test test-cuda bench demo deps clean tools tests fuzz
 all: deps
 	@$(MAKE) --no-print-directory V=opt tools
-	@mkdir -p bin && for t in $(TOOLS_ALL); do ln -sf ../build/opt/bin/$$t bin/$$t; done
+	@mkdir -p bin && for t in $(TOOLS_ALL); do ln -sf $(abspath $(BUILDROOT))/opt/bin/$$t bin/$$t; done
 	@echo "built: $(TOOLS_ALL) -> bin/"
 
 include mk/modules.mk
@@ -49,8 +49,8 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory V=opt tools tests
 	@$(MAKE) --no-print-directory V=asan tools tests
-	@mkdir -p bin && for t in $(TOOLS); do ln -sf ../build/opt/bin/$$t bin/$$t; done
-	@sh tests/run.sh build/opt build/asan
+	@mkdir -p bin && for t in $(TOOLS); do ln -sf $(abspath $(BUILDROOT))/opt/bin/$$t bin/$$t; done
+	@sh tests/run.sh $(BUILDROOT)/opt $(BUILDROOT)/asan
 
 bench: all
 	@sh bench/run.sh

@@ -10,6 +10,15 @@
 int afile_open(afile *f, const char *path, char *err, size_t errlen) {
     if (strlen(path) >= sizeof f->path) { snprintf(err, errlen, "%s: path too long", path); return -1; }
     snprintf(f->path, sizeof f->path, "%s", path);
+    struct stat st;
+    f->direct = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    if (f->direct) {
+        if (S_ISDIR(st.st_mode)) { snprintf(err, errlen, "%s: is a folder", path); return -1; }
+        f->tmp[0] = 0;
+        f->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (f->fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+        return 0;
+    }
     const char *slash = strrchr(path, '/');
     int dlen = slash ? (int)(slash - path + 1) : 0;
     snprintf(f->tmp, sizeof f->tmp, "%.*s.%s.tmp.%ld", dlen, path, slash ? slash + 1 : path, (long)getpid());
@@ -30,6 +39,11 @@ int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen) {
 }
 
 int afile_commit(afile *f, char *err, size_t errlen) {
+    if (f->direct) {
+        int rc = close(f->fd); f->fd = -1;
+        if (rc < 0) { snprintf(err, errlen, "%s: close: %s", f->path, strerror(errno)); return -1; }
+        return 0;
+    }
     if (fsync(f->fd) < 0) { snprintf(err, errlen, "%s: fsync: %s", f->path, strerror(errno)); afile_abort(f); return -1; }
     if (close(f->fd) < 0) { f->fd = -1; snprintf(err, errlen, "%s: close: %s", f->path, strerror(errno)); afile_abort(f); return -1; }
     f->fd = -1;
@@ -45,7 +59,7 @@ int afile_commit(afile *f, char *err, size_t errlen) {
 void afile_abort(afile *f) {
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
-    unlink(f->tmp);
+    if (!f->direct) unlink(f->tmp);
 }
 
 int afile_put(const char *path, const void *buf, size_t n, char *err, size_t errlen) {

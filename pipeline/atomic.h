@@ -3,11 +3,13 @@
  * afile_open creates "<dir>/.<name>.tmp.<pid>" beside the final path;
  * afile_commit fsyncs it, renames it over the final path and fsyncs the
  * folder; afile_abort removes it.  A crash in between leaves only a hidden
- * temporary file, never one that looks complete. */
+ * temporary file, never one that looks complete.  A target that exists and
+ * is not a regular file (/dev/null, a FIFO, a terminal) is written directly:
+ * renaming over it would replace the device. */
 #ifndef SYMBERT_ATOMIC_H
 #define SYMBERT_ATOMIC_H
 #include <stddef.h>
-typedef struct afile { int fd; char path[4096]; char tmp[4200]; } afile;
+typedef struct afile { int fd, direct; char path[4096]; char tmp[4200]; } afile;
 /* Returns 0, or -1 with a message in err. */
 int afile_open(afile *f, const char *path, char *err, size_t errlen);
 int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen);

@@ -190,6 +190,13 @@ static void test_atomic(void) {
     REQUIRE(afile_open(&f, "d1/gone.txt", e, sizeof e) == 0, "%s", e);
     afile_abort(&f);
     CHECK(stat("d1/gone.txt", &st) < 0 && stat(f.tmp, &st) < 0, "abort leaves nothing");
+    /* a device is written in place, never renamed over */
+    REQUIRE(afile_open(&f, "/dev/null", e, sizeof e) == 0, "%s", e);
+    CHECK(f.direct, "/dev/null written directly");
+    afile_write(&f, "abc", 3, e, sizeof e);
+    CHECK(afile_commit(&f, e, sizeof e) == 0, "%s", e);
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null is still a character device");
+    CHECK(afile_open(&f, "d1", e, sizeof e) < 0 && strstr(e, "folder"), "a folder is refused: %s", e);
 }
 
 int main(void) {
