@@ -50,10 +50,11 @@ bert-train-cuda-bench_SRC := trainer/cuda/bench.c
 bert-train-cuda-bench_LIBS := cudatrain $(TRAINER_LIBS)
 bert-train-cuda-bench_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
 
+# builds only what the GPU tests need (not every tool: a GPU machine may lack other tools' libraries)
 test-cuda:
-	@$(MAKE) --no-print-directory V=opt tools
-	@mkdir -p $(CUDA_TESTDIR)/../ && ln -sfn ../bin build/opt/cuda/bin
-	@TESTS_MATCH='^cuda_' sh tests/run.sh build/opt/cuda
+	@$(MAKE) --no-print-directory V=opt $(foreach t,$(CUDA_TESTS),$(BUILDROOT)/opt/cuda/tests/$(t)) $(BUILDROOT)/opt/bin/bert-train-cuda $(BUILDROOT)/opt/bin/bert-train-cuda-bench
+	@ln -sfn ../bin $(BUILDROOT)/opt/cuda/bin
+	@TESTS_MATCH='^cuda_' sh tests/run.sh $(BUILDROOT)/opt/cuda
 else
 test-cuda:
 	@echo "test-cuda: nvcc not found (looked on PATH and in /usr/local/cuda/bin): the CUDA trainer is not built" >&2

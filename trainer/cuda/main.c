@@ -244,6 +244,6 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     int rc = bt_train_cuda(&r, &co, err, sizeof err);
     if (rc < 0) { fprintf(stderr, "bert-train-cuda: %s\n", err); return 1; }
-    if (rc == 1) { fprintf(stderr, "bert-train-cuda: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
+    if (rc == 1) { fprintf(stderr, "bert-train-cuda: interrupted; continue with: bert-train-cuda --resume %s\n", o.out); return 3; }
     return 0;
 }
