@@ -483,6 +483,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
      * padding is zero (so the products see few distinct shapes and the padding adds nothing) */
     const int np_ = head_pad(n), npad = np_ - n;
     LnDrop none = {hd, -1, -1};
+    gemm_set_autotune(0);   /* these shapes follow the masked count: take the heuristic's pick, no timing mid-run */
     gather_rows<T>((T *)m->hm, xL, pos, n, C);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
@@ -500,6 +501,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
         loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
         LAUNCH_CHECK("loss_accum_kernel");
+        gemm_set_autotune(1);
         return;
     }
     cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
@@ -522,6 +524,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
     linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
+    gemm_set_autotune(1);
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
     prof("head bwd");
