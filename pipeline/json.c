@@ -30,13 +30,9 @@ static const char *ws(const char *p, const char *e) {
     return p;
 }
 
-/* 1 for bytes that end the fast part of a string: '"', '\\', and controls */
-static unsigned char stop_tab[256];
-static void init_tab(void) {
-    if (stop_tab['"']) return;
-    for (int i = 0; i < 0x20; i++) stop_tab[i] = 1;
-    stop_tab['\\'] = 1; stop_tab['"'] = 1;
-}
+/* 1 for bytes that end the fast part of a string: '"', '\\', and controls.
+ * Constant, so that threads may scan at once. */
+static const unsigned char stop_tab[256] = { [0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1 };
 
 static int hex4(const char *p) {
     int v = 0;
@@ -209,7 +205,6 @@ static const char *value(scan *c, const char *p, uint32_t mask, int level) {
 }
 
 int js_scan(const char *s, size_t n, const js_path *paths, int npaths, js_val *out, char *err, size_t errlen) {
-    init_tab();
     scan c = { s, s + n, s, paths, out, err, errlen, 0 };
     uint32_t mask = npaths >= 32 ? 0xFFFFFFFFu : ((1u << npaths) - 1);
     for (int i = 0; i < npaths; i++) out[i].type = JS_ABSENT, out[i].p = NULL, out[i].n = 0;
@@ -302,7 +297,6 @@ int js_array_next(const js_val *arr, size_t *pos, js_val *elem) {
     /* The array was validated: re-scan one element with a private scanner. */
     char err[8];
     scan c = { arr->p, arr->p + arr->n, arr->p, NULL, NULL, err, sizeof err, 0 };
-    init_tab();
     const char *p = *pos ? arr->p + *pos : ws(arr->p + 1, c.end);
     p = ws(p, c.end);
     if (p >= c.end || *p == ']') return 0;
