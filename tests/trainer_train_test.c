@@ -115,9 +115,11 @@ static void test_interrupt_resume(void) {
 }
 
 static void test_threads(void) {
+    /* big enough that the matrix products run on several threads (cpu.c: PAR) */
     bt_config c; cfg_small(&c, BT_ATTN_ORIGINAL);
+    c.hidden = 64; c.ffn = 256;
     bt_opts o; char err[1024]; int rc;
-    opts_small(&o, "runT1"); o.eval_every = 0;
+    opts_small(&o, "runT1"); o.eval_every = 0; o.batch = 8; o.micro_batch = 8; o.optim.total = 3;
 #ifdef _OPENMP
     omp_set_num_threads(1);
 #endif
@@ -126,10 +128,13 @@ static void test_threads(void) {
 #ifdef _OPENMP
     omp_set_num_threads(3);
 #endif
-    opts_small(&o, "runT3"); o.eval_every = 0;
+    opts_small(&o, "runT3"); o.eval_every = 0; o.batch = 8; o.micro_batch = 8; o.optim.total = 3;
     float *b = run(&o, &c, NULL, 0, NULL, NULL, NULL, &rc, err, sizeof err);
     REQUIRE(rc == 0 && b, "%s", err);
     CHECK(memcmp(a, b, total_of(&c) * 4) == 0, "1 and 3 threads differ");
+#ifdef _OPENMP
+    omp_set_num_threads(1);   /* the rest of the tests: tiny models are fastest on one thread */
+#endif
     free(a); free(b);
 }
 
@@ -269,6 +274,9 @@ static void test_perm(void) {
 }
 
 int main(void) {
+#ifdef _OPENMP
+    omp_set_num_threads(1);   /* tiny models: threads cost more than they give (test_threads uses 3) */
+#endif
     if (ts_write("shards", SEQ, VOCAB, 2048, 32)) { printf("FAIL setup: cannot write shards\n"); return 1; }
     T_RUN(test_perm);
     T_RUN(test_resume_exact);

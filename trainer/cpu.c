@@ -126,11 +126,15 @@ static inline void axpy(float *y, float a, const float *x, int n) {
 
 enum { TILE_M = 16, TILE_N = 64 };
 
+/* A loop runs on several threads only when it has enough work to pay for
+ * waking them (tiny test models run faster on one). */
+#define PAR(work) ((work) >= ((size_t)1 << 20))
+
 /* out[M,N] = in[M,K] W[N,K]^T (+ bias[N]).  Tiled so that a block of W is
  * reused by TILE_M rows; each output is one dot product. */
 static void linear_fwd(float *out, const float *in, const float *W, const float *bias, int M, int N, int K) {
     int nbm = (M + TILE_M - 1) / TILE_M, nbn = (N + TILE_N - 1) / TILE_N;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)M * N * K))
     for (int tb = 0; tb < nbm * nbn; tb++) {
         int m0 = tb / nbn * TILE_M, n0 = tb % nbn * TILE_N;
         int m1 = m0 + TILE_M < M ? m0 + TILE_M : M, n1 = n0 + TILE_N < N ? n0 + TILE_N : N;
@@ -143,7 +147,7 @@ static void linear_fwd(float *out, const float *in, const float *W, const float 
 /* din[M,K] += dout[M,N] W[N,K] */
 static void linear_bwd_in(float *din, const float *dout, const float *W, int M, int N, int K) {
     int nbm = (M + TILE_M - 1) / TILE_M;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)M * N * K))
     for (int b = 0; b < nbm; b++) {
         int m0 = b * TILE_M, m1 = m0 + TILE_M < M ? m0 + TILE_M : M;
         for (int n0 = 0; n0 < N; n0 += TILE_N) {
@@ -159,7 +163,7 @@ static void linear_bwd_in(float *din, const float *dout, const float *W, int M, 
 
 /* dW[N,K] += dout[M,N]^T in[M,K];  dbias[N] += sum_m dout[m,n] */
 static void linear_bwd_w(float *dW, float *dbias, const float *dout, const float *in, int M, int N, int K) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)M * N * K))
     for (int n = 0; n < N; n++) {
         float *row = dW + (size_t)n * K;
         float sb = 0.0f;
@@ -175,7 +179,7 @@ static void linear_bwd_w(float *dW, float *dbias, const float *dout, const float
 /* y = LN(x) * w + b over rows of n; keeps xhat and 1/std for the backward. */
 static void layernorm_fwd(float *y, float *xhat, float *rstd, const float *x, const float *w, const float *b,
                           int rows, int n, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)rows * n * 4))
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * n;
         double s = 0, ss = 0;
@@ -195,13 +199,13 @@ static void layernorm_fwd(float *y, float *xhat, float *rstd, const float *x, co
 /* dx = LN backward of dy (dx may be dy: in place); dw, db += ... */
 static void layernorm_bwd(float *dx, float *dw, float *db, const float *dy, const float *xhat, const float *rstd,
                           const float *w, int rows, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)rows * n * 4))
     for (int i = 0; i < n; i++) {
         float sw = 0, sb = 0;
         for (int r = 0; r < rows; r++) { float g = dy[(size_t)r * n + i]; sw += g * xhat[(size_t)r * n + i]; sb += g; }
         dw[i] += sw; db[i] += sb;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)rows * n * 4))
     for (int r = 0; r < rows; r++) {
         const float *g = dy + (size_t)r * n, *xh = xhat + (size_t)r * n;
         double s1 = 0, s2 = 0;
@@ -225,7 +229,7 @@ static inline float keep(uint64_t key, uint64_t e, float p) {
 /* x[t*n + i] *= dropout multiplier, per sample b of the micro-batch. */
 static void dropout_apply(float *x, const bt_batch *bb, int T, int n, int layer, int site, float p, uint64_t seed) {
     if (p <= 0.0f) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)bb->B * T * n * 4))
     for (int b = 0; b < bb->B; b++) {
         uint64_t key = bt_dropout_key(seed, bb->step, bb->sample0 + (uint64_t)b, layer, site);
         float *xb = x + (size_t)b * T * n;
@@ -273,7 +277,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         const float *A = has_pair ? a->a : a->q;
         if (has_pair) {   /* A_h = Q_h S_h: a[t, hd*d + j] = sum_i q[t, hd*d + i] S[hd][i][j] */
             const float *S = PARAM(BT_T_PAIR, l);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)BT * h * d))
             for (int t = 0; t < BT; t++)
                 for (int hd = 0; hd < H; hd++) {
                     float *o = a->a + (size_t)t * h + hd * d;
@@ -282,7 +286,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
                     for (int i = 0; i < d; i++) axpy(o, q[i], Sh + (size_t)i * d, d);
                 }
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)B * H * T * T * d))
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, hd = bh % H;
             float *p = a->p + (size_t)bh * T * T;
@@ -343,7 +347,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         /* cross-entropy; the logits become their gradient scale * (softmax - onehot) */
         double *lrow = malloc((size_t)M * sizeof *lrow);
         if (!lrow) { if (n_labels) *n_labels = 0; return NAN; }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)M * V * 4))
         for (int r = 0; r < M; r++) {
             float *z = m->logits + (size_t)r * V, mx = -INFINITY;
             for (int v = 0; v < V; v++) if (z[v] > mx) mx = z[v];
@@ -406,7 +410,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         memset(m->dk, 0, (size_t)BT * h * sizeof(float));
         memset(m->dv, 0, (size_t)BT * h * sizeof(float));
         memset(m->dA, 0, (size_t)BT * h * sizeof(float));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)B * H * T * T * d * 2))
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, hd = bh % H;
             const float *p = a->p + (size_t)bh * T * T;
@@ -442,7 +446,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         if (has_pair) {
             /* A = Q S: dQ += dA S^T; dS_h = sum over samples and tokens of Q^T dA */
             const float *S = PARAM(BT_T_PAIR, l);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)BT * h * d))
             for (int t = 0; t < BT; t++)
                 for (int hd = 0; hd < H; hd++) {
                     const float *g = m->dA + (size_t)t * h + hd * d, *Sh = S + (size_t)hd * d * d;
@@ -450,7 +454,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
                     for (int i = 0; i < d; i++) o[i] += dot(g, Sh + (size_t)i * d, d);
                 }
             float *dS = GRAD(BT_T_PAIR, l);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)BT * h * d))
             for (int hi = 0; hi < H * d; hi++) {
                 int hd = hi / d, i = hi % d;
                 float *o = dS + (size_t)hd * d * d + (size_t)i * d;
@@ -481,7 +485,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         const float *g = dx + (size_t)i * h;
         if (bb->inputs[i] != c->pad_id) axpy(gw + (size_t)bb->inputs[i] * h, 1.0f, g, h);
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)BT * h))
     for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++) axpy(gp + (size_t)t * h, 1.0f, dx + ((size_t)b * T + t) * h, h);
     for (int i = 0; i < BT; i++) axpy(gt, 1.0f, dx + (size_t)i * h, h);

@@ -36,7 +36,7 @@ void bt_adamw_update(const bt_layout *L, const bt_optim_cfg *o, float *params, c
         const float decay = tt->decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
         float *p = params + tt->offset, *mm = m + tt->offset, *vv = v + tt->offset;
         const float *g = grads + tt->offset;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (tt->numel >= ((size_t)1 << 20))
         for (size_t i = 0; i < tt->numel; i++) {
             float gi = g[i] * grad_scale;
             p[i] *= decay;
