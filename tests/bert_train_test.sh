@@ -132,3 +132,8 @@ else
     ok real_loss_well_below_uniform awk -v x="$last" 'BEGIN { exit !(x < 7.0) }'
   fi
 fi
+
+# ---- bench/plot: several runs in one PNG (gnuplot)
+ok plot_runs sh "$ROOT/bench/plot" -o curves.png -t "test runs" A B
+ok plot_is_png sh -c 'head -c 8 curves.png | od -An -c | grep -q "P   N   G"'
+nok plot_missing_run sh "$ROOT/bench/plot" -o x.png nowhere

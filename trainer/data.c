@@ -11,7 +11,7 @@ struct bt_data {
     shard_set *set;
     int seq_len, vocab_size;
     uint64_t ntrain, nval;
-    uint16_t *tmp;      /* one sample */
+    char dir[2048];     /* for messages */
 };
 
 struct vctx { char *err; size_t errlen; long n; };
@@ -41,9 +41,8 @@ bt_data *bt_data_open(const char *dir, int vocab_size, int verify, char *err, si
         shard_set_close(s); return NULL;
     }
     bt_data *d = calloc(1, sizeof *d);
-    if (!d || !(d->tmp = malloc((size_t)m->seq_len * sizeof *d->tmp))) {
-        free(d); shard_set_close(s); snprintf(err, errlen, "out of memory"); return NULL;
-    }
+    if (!d) { shard_set_close(s); snprintf(err, errlen, "out of memory"); return NULL; }
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
     d->set = s; d->seq_len = (int)m->seq_len; d->vocab_size = vocab_size;
     d->ntrain = shard_set_count(s, SHARD_TRAIN); d->nval = shard_set_count(s, SHARD_VALIDATION);
     if (d->ntrain == 0) { snprintf(err, errlen, "%s: no training samples", dir); bt_data_close(d); return NULL; }
@@ -52,7 +51,7 @@ bt_data *bt_data_open(const char *dir, int vocab_size, int verify, char *err, si
 
 void bt_data_close(bt_data *d) {
     if (!d) return;
-    shard_set_close(d->set); free(d->tmp); free(d);
+    shard_set_close(d->set); free(d);
 }
 
 int bt_data_seq_len(const bt_data *d) { return d->seq_len; }
@@ -87,14 +86,14 @@ uint64_t bt_data_train_index(const bt_data *d, uint64_t seed, uint64_t g) {
     return bt_perm(seed, g / d->ntrain, d->ntrain, g % d->ntrain);
 }
 
-/* Copies sample `index` of a split, checking every id against the vocab. */
+/* Sample `index` of a split (mapped, not copied), every id checked against the vocab. */
 static const uint16_t *get(const bt_data *d, int split, uint64_t index, char *err, size_t errlen) {
     char where[96];
     const uint16_t *ids = shard_set_sample(d->set, split, index, where, sizeof where);
-    if (!ids) { snprintf(err, errlen, "%s sample %llu out of range", shard_split_name(split), (unsigned long long)index); return NULL; }
+    if (!ids) { snprintf(err, errlen, "%s: %s sample %llu out of range", d->dir, shard_split_name(split), (unsigned long long)index); return NULL; }
     for (int t = 0; t < d->seq_len; t++)
         if (ids[t] >= d->vocab_size) {
-            snprintf(err, errlen, "%s, position %d: token id %u >= vocab size %d", where, t, ids[t], d->vocab_size);
+            snprintf(err, errlen, "%s/%s, position %d: token id %u >= vocab size %d", d->dir, where, t, ids[t], d->vocab_size);
             return NULL;
         }
     return ids;
