@@ -8,6 +8,12 @@
 #
 # Code: sm_90a machine code (Hopper) plus compute_90 PTX that the driver
 # compiles for other GPUs of compute capability >= 9.0.
+#
+# For a front end that dispatches `--device cuda` to bt_train_cuda
+# (trainer/cuda/train_cuda.h): link $(CUDA_TRAIN_LIB) before the trainer's
+# libraries and add $(CUDA_TRAIN_LDLIBS), with deferred assignments (=),
+# since this fragment is read after trainer/module.mk.  Without nvcc they
+# name a stub whose bt_train_cuda returns a clear error.
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 
 ifneq ($(NVCC),)
@@ -19,6 +25,8 @@ CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lc
 CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu trainer/cuda/bench_kernels.cu
 CUDA_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
 CUDA_LIB := $(BUILD)/lib/libcudatrain.a
+CUDA_TRAIN_LIB := cudatrain
+CUDA_TRAIN_LDLIBS = $(CUDA_LDLIBS)
 
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -56,6 +64,10 @@ test-cuda:
 	@ln -sfn ../bin $(BUILDROOT)/opt/cuda/bin
 	@TESTS_MATCH='^cuda_' sh tests/run.sh $(BUILDROOT)/opt/cuda
 else
+LIBS += cudastub
+cudastub_SRC := trainer/cuda/stub.c
+CUDA_TRAIN_LIB := cudastub
+CUDA_TRAIN_LDLIBS :=
 test-cuda:
 	@echo "test-cuda: nvcc not found (looked on PATH and in /usr/local/cuda/bin): the CUDA trainer is not built" >&2
 	@false
