@@ -45,12 +45,14 @@ if [ ! -d ut1big/adult ]; then
 fi
 head -n 100 lines100.jsonl > small.jsonl
 
-now() { date +%s.%N; }
-# tm VAR CMD... : runs CMD, appends its wall seconds to file VAR.t
-tm() { local v=$1; shift; local a b; a=$(now); "$@"; b=$(now); echo "$a $b" | awk '{printf "%.3f\n", $2 - $1}' >> "$v.t"; }
+# tm VAR CMD... : runs CMD, appends its wall seconds to VAR.t and its CPU
+# seconds (user + system, all threads) to VAR.c
+tm() { local v=$1; shift; /usr/bin/time -f "%e %U %S" -o tm.txt "$@"; tail -n 1 tm.txt | awk '{print $1}' >> "$v.t"
+       tail -n 1 tm.txt | awk '{printf "%.2f\n", $2 + $3}' >> "$v.c"; }
 median() { sort -n "$1.t" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+cmedian() { sort -n "$1.c" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 runs() { tr '\n' ' ' < "$1.t"; }
-rm -f ./*.t
+rm -f ./*.t ./*.c ut1mem.txt
 
 inbytes=$(zstd -dc big.jsonl.zst | wc -c)
 "$F" -q big.jsonl.zst --stats st.json > /dev/null
@@ -182,17 +184,17 @@ echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg). zstd $(zstd -V | sed 's/.*v\([0-9.]*\).*/\1/'), $($PY --version)."
 echo "Input: $MB MB generated OSCAR-like JSONL ($docs documents, $kept kept by the paper's rules)," \
-     "zstd -3: $(stat -c %s big.jsonl.zst) bytes. Median of $RUNS interleaved runs (python: $PYRUNS); wall seconds."
+     "zstd -3: $(stat -c %s big.jsonl.zst) bytes. Median of $RUNS interleaved runs (python: $PYRUNS); wall seconds, and CPU seconds (user + system, all threads)."
 echo
-echo "| command | runs (s) | median s | MB/s of input | docs/s | ratio |"
-echo "|---|---|---|---|---|---|"
-echo "| \`zstd -d -c big.jsonl.zst > /dev/null\` (anchor 1) | $(runs zstd_d) | $Tz | $(mbs "$Tz") | | 1 |"
-echo "| \`oscar-filter big.jsonl.zst > /dev/null\` | $(runs plain) | $Tp | $(mbs "$Tp") | $(dps "$Tp") | **$(ratio "$Tz" "$Tp")** of zstd -d |"
-echo "| \`oscar-filter --ut1 ut1big big.jsonl.zst > /dev/null\` (3.15M domains; includes loading them) | $(runs plain_ut1) | $(median plain_ut1) | $(mbs "$(median plain_ut1)") | $(dps "$(median plain_ut1)") | $(ratio "$Tz" "$(median plain_ut1)") of zstd -d |"
-echo "| \`authors_filter.py big.jsonl.zst py.zst\` (anchor 2, level 3) | $(runs py) | $Tpy | $(mbs "$Tpy") | $(dps "$Tpy") | 1 |"
+echo "| command | runs (s) | median s | CPU s | MB/s of input | docs/s | ratio |"
+echo "|---|---|---|---|---|---|---|"
+echo "| \`zstd -d -c big.jsonl.zst > /dev/null\` (anchor 1) | $(runs zstd_d) | $Tz | $(cmedian zstd_d) | $(mbs "$Tz") | | 1 |"
+echo "| \`oscar-filter big.jsonl.zst > /dev/null\` | $(runs plain) | $Tp | $(cmedian plain) | $(mbs "$Tp") | $(dps "$Tp") | **$(ratio "$Tz" "$Tp")** of zstd -d |"
+echo "| \`oscar-filter --ut1 ut1big big.jsonl.zst > /dev/null\` (3.15M domains; includes loading them) | $(runs plain_ut1) | $(median plain_ut1) | $(cmedian plain_ut1) | $(mbs "$(median plain_ut1)") | $(dps "$(median plain_ut1)") | $(ratio "$Tz" "$(median plain_ut1)") of zstd -d |"
+echo "| \`authors_filter.py big.jsonl.zst py.zst\` (anchor 2, level 3) | $(runs py) | $Tpy | $(cmedian py) | $(mbs "$Tpy") | $(dps "$Tpy") | 1 |"
 for v in z_def z_t1 z_t2 z_l1; do
   case $v in z_def) c="-z (level 3, default threads)";; z_t1) c="-z -T 1";; z_t2) c="-z -T 2";; z_l1) c="-l 1 (level 1)";; esac
-  echo "| \`oscar-filter $c big.jsonl.zst -o out.zst\` | $(runs $v) | $(median $v) | $(mbs "$(median $v)") | $(dps "$(median $v)") | **$(ratio "$Tpy" "$(median $v)")x** python |"
+  echo "| \`oscar-filter $c big.jsonl.zst -o out.zst\` | $(runs $v) | $(median $v) | $(cmedian $v) | $(mbs "$(median $v)") | $(dps "$(median $v)") | **$(ratio "$Tpy" "$(median $v)")x** python |"
 done
 echo
 echo "Output sizes: oscar-filter -z $zsize bytes, -l 1 $z1size bytes, python (json.dumps, level 3) $pysize bytes."
