@@ -35,7 +35,8 @@ struct bt_cpu {
     } *act;
     int *pos;                     /* [BT] the labelled positions of the batch */
     float *hx, *hd, *hg, *hn_xhat, *hn_rstd, *hn;  /* head, [M,h] */
-    float *logits;                /* [M,V]; then its gradient */
+    float *logits;                /* [M,V]; then its gradient (grown on demand: M is ~15% of BT) */
+    size_t logits_rows;
     /* backward scratch */
     float *dx, *da, *dt, *dq, *dk, *dv, *dctx, *dA;  /* [BT,h] */
     float *df;                    /* [BT,f] */
@@ -80,7 +81,8 @@ bt_cpu *bt_cpu_new(const bt_layout *L, int maxB, int T, char *err, size_t errlen
     m->pos = xcalloc(BT, sizeof *m->pos, &bad);
     m->hx = xcalloc(BT * h, 4, &bad); m->hd = xcalloc(BT * h, 4, &bad); m->hg = xcalloc(BT * h, 4, &bad);
     m->hn_xhat = xcalloc(BT * h, 4, &bad); m->hn_rstd = xcalloc(BT, 4, &bad); m->hn = xcalloc(BT * h, 4, &bad);
-    m->logits = xcalloc(BT * V, 4, &bad);
+    m->logits_rows = BT / 4 + 1;
+    m->logits = xcalloc(m->logits_rows * V, 4, &bad);
     m->dx = xcalloc(BT * h, 4, &bad); m->da = xcalloc(BT * h, 4, &bad); m->dt = xcalloc(BT * h, 4, &bad);
     m->dq = xcalloc(BT * h, 4, &bad); m->dk = xcalloc(BT * h, 4, &bad); m->dv = xcalloc(BT * h, 4, &bad);
     m->dctx = xcalloc(BT * h, 4, &bad); m->dA = xcalloc(BT * h, 4, &bad);
@@ -251,7 +253,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
     const int has_key = c->attn == BT_ATTN_ORIGINAL, has_pair = c->attn == BT_ATTN_PAIRWISE;
     const float ph = dropout ? c->hidden_dropout : 0.0f, pa = dropout ? c->attn_dropout : 0.0f;
     const float att_scale = 1.0f / sqrtf((float)d);
-    if (B > m->maxB || T != m->T) { if (n_labels) *n_labels = 0; return NAN; }
+    if (B > m->maxB || T != m->T) { if (n_labels) *n_labels = -1; return NAN; }
 
     /* embeddings: x0 = dropout(LN(word[id] + pos[t] + type[0])) */
     float *x0 = m->xs;
@@ -336,6 +338,11 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         }
     if (n_labels) *n_labels = M;
     if (M == 0) return 0.0;   /* nothing to predict: no loss, no gradient */
+    if ((size_t)M > m->logits_rows) {
+        float *nl = realloc(m->logits, (size_t)M * V * sizeof(float));
+        if (!nl) { if (n_labels) *n_labels = -1; return NAN; }
+        m->logits = nl; m->logits_rows = (size_t)M;
+    }
     const float *wemb = PARAM(BT_T_WORD_EMB, 0);
     double loss = 0.0;
     {
@@ -346,7 +353,7 @@ double bt_cpu_forward_backward(bt_cpu *m, const float *P, float *G, const bt_bat
         if (logits_out) memcpy(logits_out, m->logits, (size_t)M * V * sizeof(float));
         /* cross-entropy; the logits become their gradient scale * (softmax - onehot) */
         double *lrow = malloc((size_t)M * sizeof *lrow);
-        if (!lrow) { if (n_labels) *n_labels = 0; return NAN; }
+        if (!lrow) { if (n_labels) *n_labels = -1; return NAN; }
 #pragma omp parallel for schedule(static) if (PAR((size_t)M * V * 4))
         for (int r = 0; r < M; r++) {
             float *z = m->logits + (size_t)r * V, mx = -INFINITY;

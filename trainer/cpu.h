@@ -35,7 +35,8 @@ void bt_cpu_free(bt_cpu *m);
  * dropout != 0 applies the config's dropout with streams keyed by seed
  * (see bt_dropout_key); 0 turns every dropout off.  logits, when not NULL,
  * receives [n_labels, vocab] logits at the labelled positions in order
- * (room for B*T rows must be there). */
+ * (room for B*T rows must be there).  On failure (out of memory, a batch
+ * larger than bt_cpu_new was told) returns NAN with *n_labels = -1. */
 double bt_cpu_forward_backward(bt_cpu *m, const float *params, float *grads, const bt_batch *b,
                                int dropout, uint64_t seed, float scale, int *n_labels, float *logits);
 

@@ -201,6 +201,8 @@ int main(int argc, char **argv) {
     } else {
         if (!o.data[0] || !o.out[0]) { fprintf(stderr, "bert-train: --data and --out are required (see --help)\n"); return 2; }
         if (!warmup_given) o.optim.warmup = o.optim.total / 20;
+        char absdata[PATH_MAX];   /* the state records where the data is, for --resume from anywhere */
+        if (realpath(o.data, absdata) && strlen(absdata) < sizeof o.data) memcpy(o.data, absdata, strlen(absdata) + 1);
         char latest[2200]; struct stat sb;
         snprintf(latest, sizeof latest, "%s/latest", o.out);
         if (stat(latest, &sb) == 0) {

@@ -100,6 +100,7 @@ static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
         bt_batch bb = { b, t->T, t->inputs, t->labels, 0, 0 };
         int nl;
         sum += bt_cpu_forward_backward(t->cpu, t->params, NULL, &bb, 0, 0, 1.0f, &nl, NULL);
+        if (nl < 0) return fail(err, errlen, "evaluation: out of memory in the forward pass");
         count += nl;
     }
     *out = count ? sum / (double)count : NAN;
@@ -151,7 +152,8 @@ static int setup(trainer *t, const bt_run *r, char *err, size_t errlen) {
         bt_params_init(&t->L, t->params, t->o.seed);
     }
     if (mkdir_p(t->o.out, err, errlen)) return -1;
-    t->metrics = bt_metrics_open(t->o.out, t->st.step, err, errlen);
+    /* a fresh run starts a fresh log; a resumed one keeps the rows up to its step */
+    t->metrics = bt_metrics_open(t->o.out, r->resume ? t->st.step : -1, err, errlen);
     return t->metrics ? 0 : -1;
 }
 
@@ -192,6 +194,7 @@ int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {
             bt_batch bb = { b, t.T, t.inputs, t.labels, step, (uint64_t)first };
             int nl;
             loss_sum += bt_cpu_forward_backward(t.cpu, t.params, t.grads, &bb, t.o.dropout, t.o.seed, scale, &nl, NULL);
+            if (nl < 0) { rc = fail(err, errlen, "step %ld: out of memory in the forward pass", t.st.step + 1); break; }
             if (r->stop && *r->stop) { interrupted = 1; break; }
         }
         if (rc || interrupted) break;
