@@ -17,6 +17,8 @@
  * model.h's stream (the CPU trainer's masks exactly), and kept as bits for
  * the backward pass: B*NH*T*T/8 bytes per layer. */
 #include "trainer/cuda/attention.cuh"
+#include <stdlib.h>
+#include <string.h>
 
 #define FD 64
 #define FB 64
@@ -281,8 +283,14 @@ __global__ void flash_pre_kernel(float *dsum, const bf16 *dout, const bf16 *o, i
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
+#define DKVF_SMEM (DKV_SMEM + BWD_TILE * 2)
+#ifndef FLASH_BWD_DEFAULT
+#define FLASH_BWD_DEFAULT 0
+#endif
 
-__global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
+template <int MINB, bool FUSE>
+__global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, float *dqacc, int k_is_q,
+                                                            const bf16 *q, const bf16 *k,
                                                             const bf16 *v, const bf16 *dout, const float *lse,
                                                             const float *dsum, const uint64_t *bits, int T, int NH,
                                                             int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
@@ -291,7 +299,9 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
     bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE;
     float *sL0 = (float *)(sO0 + 2 * BWD_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
+    bf16 *sdS = (bf16 *)(sB0 + 2 * FB);          /* FUSE: dS^T of the tile, [key][query] */
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int C = NH * FD;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     size_t rq = (size_t)b * T;
     const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
@@ -361,12 +371,14 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
             }
         /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
 #pragma unroll
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++) {
+            const int q0 = i * 8 + 2 * t4;        /* two adjacent queries: 8- and 16-byte shared loads */
+            const float2 L2 = *(const float2 *)(sL + q0), D2 = *(const float2 *)(sD + q0);
+            const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                int qc = i * 8 + 2 * t4 + c;
-                float L = sL[qc], Dd = sD[qc];
-                uint64_t word = sB[qc];
+                float L = c ? L2.y : L2.x, Dd = c ? D2.y : D2.x;
+                uint64_t word = c ? W2.y : W2.x;
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
                     float p = exp2f(st[i][2 * r + c] * scale_log2 - L);
@@ -375,6 +387,7 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
                     st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
                 }
             }
+        }
         /* dV += P^T dO;  dK += dS^T Q  (A operands straight from registers) */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -387,6 +400,10 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
             as[1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
             as[2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
             as[3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
+            if (FUSE) {   /* dS^T rows kr0, kr0 + 8 (keys), columns 16 ks + 2 t4 (+ 8) (queries) */
+                uint32_t *d0 = (uint32_t *)(sdS + kr0 * FP + ks * 16 + 2 * t4), *d1 = (uint32_t *)((bf16 *)d0 + 8 * FP);
+                d0[0] = as[0]; d1[0] = as[1]; d0[4] = as[2]; d1[4] = as[3];
+            }
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t bo[4], bq[4];
@@ -398,8 +415,47 @@ __global__ void __launch_bounds__(128) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, 
                 mma16816(dK[2 * np + 1], as, bq[2], bq[3]);
             }
         }
+        if (FUSE) {
+            /* dQ[queries of this tile] += dS K over this block's 64 keys: warp w takes queries
+             * 16 w .. 16 w + 15, and adds them into the fp32 accumulator with atomics */
+            __syncthreads();
+            float aq[8][4];
+#pragma unroll
+            for (int i = 0; i < 8; i++) aq[i][0] = aq[i][1] = aq[i][2] = aq[i][3] = 0.0f;
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                uint32_t a[4];
+                load_a_t(a, sdS, w * 16, ks * 16, lane);
+#pragma unroll
+                for (int np = 0; np < 4; np++) {
+                    uint32_t bk[4];
+                    load_b_kn(bk, sK, ks * 16, np * 16, lane);
+                    mma16816(aq[2 * np], a, bk[0], bk[1]);
+                    mma16816(aq[2 * np + 1], a, bk[2], bk[3]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float *dst = dqacc + (rq + qb * FB + w * 16 + g + 8 * r) * C + h * FD + 2 * t4;
+#pragma unroll
+                for (int i = 0; i < 8; i++) atomicAdd((float2 *)(dst + i * 8), make_float2(aq[i][2 * r], aq[i][2 * r + 1]));
+            }
+        }
         cp_wait_all();
         __syncthreads();   /* next tile landed; this tile's buffers free */
+    }
+    if (FUSE && k_is_q) {   /* symmetric: dK is also a gradient of Q */
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float *dst = dqacc + (rq + kb * FB + kr0 + 8 * r) * C + h * FD + 2 * t4;
+            bf16 *dvr = dv + (rq + kb * FB + kr0 + 8 * r) * ldv + h * FD;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                atomicAdd((float2 *)(dst + i * 8), make_float2(dK[i][2 * r], dK[i][2 * r + 1]));
+                *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
+            }
+        }
+        return;
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -521,6 +577,36 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
     }
 }
 
+/* dq[row, h*64 + c] = (bf16) dqacc[row, h*64 + c]: the fused backward's
+ * fp32 accumulator, 8 values per thread. */
+__global__ void flash_dq_final_kernel(bf16 *dq, int ldq, const float *dqacc, size_t n, int C) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (i >= n) return;
+    size_t row = i / C, col = i % C;
+    float4 a = *(const float4 *)(dqacc + i), b = *(const float4 *)(dqacc + i + 4);
+    Pack16<bf16> o;
+    o.v[0] = __float2bfloat16_rn(a.x); o.v[1] = __float2bfloat16_rn(a.y); o.v[2] = __float2bfloat16_rn(a.z);
+    o.v[3] = __float2bfloat16_rn(a.w); o.v[4] = __float2bfloat16_rn(b.x); o.v[5] = __float2bfloat16_rn(b.y);
+    o.v[6] = __float2bfloat16_rn(b.z); o.v[7] = __float2bfloat16_rn(b.w);
+    st16(dq + row * ldq + col, o);
+}
+
+/* Which backward: SYMBERT_FLASH_BWD = split (dK dV kernel + dQ kernel, the
+ * first version), split3 (the same at 3 blocks per SM), fused (one pass,
+ * dQ through fp32 atomics) or fused3; read once. */
+static int flash_bwd_mode(void) {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("SYMBERT_FLASH_BWD");
+        mode = FLASH_BWD_DEFAULT;
+        if (e && !strcmp(e, "split")) mode = 0;
+        else if (e && !strcmp(e, "split3")) mode = 1;
+        else if (e && !strcmp(e, "fused")) mode = 2;
+        else if (e && !strcmp(e, "fused3")) mode = 3;
+    }
+    return mode;
+}
+
 int flash_supported(AttnShape s) {
     return s.d == FD && s.T % FQ == 0 && s.ldq % 8 == 0 && s.ldk % 8 == 0 && s.ldv % 8 == 0 && s.ldo % 8 == 0;
 }
@@ -551,22 +637,44 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
                     DropCtx dc, int k_is_q) {
     static int attr_set = 0;
     if (!attr_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVF_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVF_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
         attr_set = 1;
     }
-    int C = s.NH * FD;
+    int C = s.NH * FD, mode = flash_bwd_mode();
     size_t n = (size_t)s.B * s.T * s.NH;
     flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, s.T, s.NH, s.ldo);
     LAUNCH_CHECK("flash_pre_kernel");
     dim3 grid(s.T / FB, s.NH, s.B);
     float scale = 1.0f / sqrtf((float)s.d), scale_log2 = 1.4426950408889634f * scale;
     const uint64_t *bb = dc.on ? bits : NULL;
+    if (mode >= 2) {
+        /* one pass: dQ (and, when k is q, dK too) summed in fp32 in scratch [rows, C] */
+        size_t nq = (size_t)s.B * s.T * C;
+        CUDA_CHECK(cudaMemsetAsync(scratch, 0, nq * sizeof(float), g_stream));
+        if (mode == 2)
+            flash_bwd_dkv_kernel<2, true><<<grid, 128, DKVF_SMEM, g_stream>>>(dk, dv, scratch, k_is_q, q, k, v, dout, lse,
+                dsum, bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, s.ldk, scale, scale_log2, dc);
+        else
+            flash_bwd_dkv_kernel<3, true><<<grid, 128, DKVF_SMEM, g_stream>>>(dk, dv, scratch, k_is_q, q, k, v, dout, lse,
+                dsum, bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, s.ldk, scale, scale_log2, dc);
+        LAUNCH_CHECK("flash_bwd_dkv_kernel(fused)");
+        flash_dq_final_kernel<<<ceil_div(nq / 8, 256), 256, 0, g_stream>>>(dq, s.ldq, scratch, nq, C);
+        LAUNCH_CHECK("flash_dq_final_kernel");
+        return;
+    }
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
-    flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH, s.ldq,
-                                                            s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    if (mode == 0)
+        flash_bwd_dkv_kernel<2, false><<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, NULL, 0, q, k, v, dout, lse, dsum, bb,
+            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    else
+        flash_bwd_dkv_kernel<3, false><<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, NULL, 0, q, k, v, dout, lse, dsum, bb,
+            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
     LAUNCH_CHECK("flash_bwd_dkv_kernel");
     flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb, s.T,
                                                           s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
