@@ -1,6 +1,7 @@
 /* main.c - bin/bert-train: parses flags, installs the signal handlers,
  * prints progress; the work is in the trainer library.  See docs/bert-train.md. */
 #include "trainer/train.h"
+#include "trainer/cuda/train_cuda.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -38,7 +39,8 @@ static void usage(FILE *o) {
 "  --clip X             clip the global gradient norm at X, 0: off (1.0)\n"
 "  --seed N             weights, sample order, masks, dropout (42)\n"
 "  --no-dropout         turn every dropout off\n"
-"  --device cpu         this binary trains on the CPU (the CUDA trainer is separate)\n"
+"  --device cpu|cuda    where to train (cpu); cuda: the CUDA trainer, bf16, one GPU\n"
+"                       (see docs/bert-train-cuda.md; builds without nvcc say so)\n"
 "  --threads N          OpenMP threads (results do not depend on it)\n"
 "evaluation, logging, checkpoints\n"
 "  --eval-every N       validation loss every N steps, 0: never (250)\n"
@@ -138,8 +140,8 @@ int main(int argc, char **argv) {
     char err[2048];
     bt_run r;
     memset(&r, 0, sizeof r);
-    if (strcmp(device, "cpu")) {
-        fprintf(stderr, "bert-train: --device %s: this is the CPU trainer; only --device cpu\n", device);
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "bert-train: --device %s: not cpu or cuda\n", device);
         return 2;
     }
 
@@ -211,7 +213,7 @@ int main(int argc, char **argv) {
         }
         if (stop_at > o.optim.total) { fprintf(stderr, "bert-train: --stop-at %ld is beyond --steps %ld\n", stop_at, o.optim.total); return 2; }
     }
-    snprintf(o.device, sizeof o.device, "cpu");
+    snprintf(o.device, sizeof o.device, "%s", device);
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(threads);
 #else
@@ -228,7 +230,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int rc = bt_train_cpu(&r, err, sizeof err);
+    int rc = strcmp(device, "cuda") ? bt_train_cpu(&r, err, sizeof err) : bt_train_cuda(&r, NULL, err, sizeof err);
     if (rc < 0) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
     if (rc == 1) { fprintf(stderr, "bert-train: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
     return 0;

@@ -12,10 +12,13 @@ ifeq ($(V),opt)
 $(patsubst %.c,$(BUILD)/obj/%.o,trainer/cpu.c trainer/optim.c): CFLAGS += -O3
 endif
 
+# --device cuda goes to bt_train_cuda: the CUDA trainer's library where nvcc
+# exists, else its stub (one clear error).  Deferred (=): trainer/cuda.mk,
+# which defines CUDA_TRAIN_LIB / CUDA_TRAIN_LDLIBS, is read after this file.
 TOOLS += bert-train
 bert-train_SRC := trainer/main.c
-bert-train_LIBS := $(TRAINER_LIBS)
-bert-train_LDLIBS := $(TRAINER_LDLIBS)
+bert-train_LIBS = $(CUDA_TRAIN_LIB) $(TRAINER_LIBS)
+bert-train_LDLIBS = $(TRAINER_LDLIBS) $(CUDA_TRAIN_LDLIBS)
 
 TESTS += trainer_test
 trainer_test_SRC := tests/trainer_test.c
