@@ -5,6 +5,7 @@
 #define SYMBERT_CUDA_ELEMENTWISE_CUH
 #include "trainer/cuda/common.cuh"
 #include "trainer/cuda/matmul.cuh"
+#include <stdlib.h>
 
 /* GELU, erf form (as BERT and PyTorch's default). */
 __device__ __forceinline__ float gelu_f(float u) { return 0.5f * u * (1.0f + erff(u * 0.70710678118654752f)); }
@@ -102,7 +103,7 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
     constexpr int V = Pack16<T>::N;
     if (ld % V) cu_fail("colsum", "colsum", "leading dimension not a multiple of 16 bytes", __FILE__, __LINE__);
     unsigned gx = ceil_div(ld, 32 * V);
-    int target = 4 * nsm / (int)gx + 1;
+    int target = colsum_waves() * nsm / (int)gx + 1;
     int rpb = (M + target - 1) / target;
     if (rpb < 64) rpb = 64;
     dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
@@ -147,7 +148,7 @@ template <typename T> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du,
 template <typename T> static void gelu_backward_bias(T *du, const T *u, float *dbias, int M, int N, int nsm) {
     constexpr int V = Pack16<T>::N;
     unsigned gx = ceil_div(N, 32 * V);
-    int target = 4 * nsm / (int)gx + 1;
+    int target = colsum_waves() * nsm / (int)gx + 1;
     int rpb = (M + target - 1) / target;
     if (rpb < 64) rpb = 64;
     dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
