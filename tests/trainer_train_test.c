@@ -132,6 +132,9 @@ static void test_threads(void) {
     float *b = run(&o, &c, NULL, 0, NULL, NULL, NULL, &rc, err, sizeof err);
     REQUIRE(rc == 0 && b, "%s", err);
     CHECK(memcmp(a, b, total_of(&c) * 4) == 0, "1 and 3 threads differ");
+#ifndef _OPENMP
+    printf("# built without OpenMP: one thread only\n");
+#endif
 #ifdef _OPENMP
     omp_set_num_threads(1);   /* the rest of the tests: tiny models are fastest on one thread */
 #endif

@@ -7,7 +7,7 @@ TRAINER_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c
 # Link line for anything that uses libtrainer (after trainer in _LIBS: shard pipeline).
 TRAINER_LIBS := trainer shard pipeline
 TRAINER_LDLIBS := -lzstd $(TRAINER_OPENMP)
-$(patsubst %.c,$(BUILD)/obj/%.o,$(trainer_SRC) trainer/main.c): CFLAGS += $(TRAINER_OPENMP)
+$(patsubst %.c,$(BUILD)/obj/%.o,$(trainer_SRC) trainer/main.c tests/trainer_train_test.c): CFLAGS += $(TRAINER_OPENMP)
 ifeq ($(V),opt)
 $(patsubst %.c,$(BUILD)/obj/%.o,trainer/cpu.c trainer/optim.c): CFLAGS += -O3
 endif
