@@ -29,7 +29,8 @@ typedef struct bt_progress {
 typedef struct bt_metrics bt_metrics;
 /* Opens RUN/metrics.jsonl for appending.  Lines of steps after upto_step
  * (left by a run that died after its last checkpoint) are dropped first, so
- * that a resumed run's log has each step once. */
+ * that a resumed run's log has each step once.  A fresh run passes -1 (drop
+ * everything: a run that died before its first checkpoint leaves rows). */
 bt_metrics *bt_metrics_open(const char *run_dir, long upto_step, char *err, size_t errlen);
 /* Appends one JSON line ({"step":..,"loss":..,"eval_loss":..,"lr":..,
  * "grad_norm":..,"tokens_per_s":..,"elapsed_s":..}) and flushes. */
