@@ -9,6 +9,7 @@
  * last shard of each split can be short; for it the header is rewritten in
  * place (same length, padded) and the file hashed again from disk, once. */
 #include "pipeline/shard.h"
+#include "pipeline/strbuf.h"
 #include "pipeline/atomic.h"
 #include "pipeline/json.h"
 #include "pipeline/sha256.h"
@@ -178,36 +179,9 @@ void shard_npy_close(shard_npy *a) {
 
 /* ------------------------------------------------------------- manifest */
 
-typedef struct { char *p; size_t n, cap; int oom; } sbuf;
-static void sb_add(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap; va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = 1; return; }
-        if (b->p && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        size_t c = b->cap ? b->cap * 2 : 4096;
-        while (c < b->n + (size_t)k + 1) c *= 2;
-        char *q = realloc(b->p, c);
-        if (!q) { b->oom = 1; return; }
-        b->p = q; b->cap = c;
-    }
-}
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_add(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') sb_add(b, "\\%c", ch);
-        else if (ch < 0x20) sb_add(b, "\\u%04x", ch);
-        else sb_add(b, "%c", ch);
-    }
-    sb_add(b, "\"");
-}
-
 int shard_manifest_write(const char *dir, const shard_manifest *m, char *err, size_t errlen) {
-    sbuf b = { 0 };
-    sb_add(&b, "{\n  \"format\": \"%s\",\n  \"version\": %d,\n  \"seq_len\": %u,\n  \"vocab_size\": %u,\n"
+    strbuf b = { 0 };
+    strbuf_printf(&b, "{\n  \"format\": \"%s\",\n  \"version\": %d,\n  \"seq_len\": %u,\n  \"vocab_size\": %u,\n"
                "  \"vocab_sha256\": \"%s\",\n  \"dtype\": \"<u2\",\n  \"shard_samples\": %" PRIu64 ",\n"
                "  \"seed\": %" PRIu64 ",\n  \"val_samples_requested\": %" PRIu64 ",\n"
                "  \"validation_selection\": \"reservoir (Algorithm R) over sample indices, keyed by seed\",\n"
@@ -217,18 +191,18 @@ int shard_manifest_write(const char *dir, const shard_manifest *m, char *err, si
            m->seed, m->val_requested);
     for (size_t i = 0; i < m->nshards; i++) {
         const shard_entry *e = &m->shards[i];
-        sb_add(&b, "%s\n    {\"name\": \"%s\", \"split\": \"%s\", \"samples\": %" PRIu64 ", \"sha256\": \"%s\"}",
+        strbuf_printf(&b, "%s\n    {\"name\": \"%s\", \"split\": \"%s\", \"samples\": %" PRIu64 ", \"sha256\": \"%s\"}",
                i ? "," : "", e->name, shard_split_name(e->split), e->samples, e->sha256);
     }
-    sb_add(&b, "\n  ],\n  \"totals\": {\"documents\": %" PRIu64 ", \"tokens\": %" PRIu64 ", \"samples\": %" PRIu64
+    strbuf_printf(&b, "\n  ],\n  \"totals\": {\"documents\": %" PRIu64 ", \"tokens\": %" PRIu64 ", \"samples\": %" PRIu64
                ", \"train_samples\": %" PRIu64 ", \"validation_samples\": %" PRIu64 ", \"dropped_tail_tokens\": %" PRIu64 "}",
            m->t.documents, m->t.tokens, m->t.samples, m->t.train_samples, m->t.validation_samples, m->t.dropped_tail_tokens);
     if (m->nsources) {
-        sb_add(&b, ",\n  \"merged_from\": [");
-        for (size_t i = 0; i < m->nsources; i++) { if (i) sb_add(&b, ", "); sb_json_str(&b, m->sources[i]); }
-        sb_add(&b, "]");
+        strbuf_printf(&b, ",\n  \"merged_from\": [");
+        for (size_t i = 0; i < m->nsources; i++) { if (i) strbuf_printf(&b, ", "); strbuf_json_str(&b, m->sources[i]); }
+        strbuf_printf(&b, "]");
     }
-    sb_add(&b, "\n}\n");
+    strbuf_printf(&b, "\n}\n");
     if (b.oom) { free(b.p); return errf(err, errlen, "out of memory"); }
     char path[4200];
     snprintf(path, sizeof path, "%s/manifest.json", dir);

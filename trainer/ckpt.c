@@ -7,6 +7,7 @@
 #include "trainer/ckpt.h"
 #include "pipeline/atomic.h"
 #include "pipeline/json.h"
+#include "pipeline/strbuf.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,36 +30,21 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 /* ------------------------------------------------------------ safetensors */
 
-typedef struct { char *p; size_t n, cap; int oom; } sbuf;
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap; va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = 1; return; }
-        if (b->p && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *np = realloc(b->p, nc);
-        if (!np) { b->oom = 1; return; }
-        b->p = np; b->cap = nc;
-    }
-}
-
 int bt_st_write(const char *path, const bt_layout *L, int nbufs, const char *const *prefixes,
                 const float *const *bufs, char *err, size_t errlen) {
-    sbuf h = { 0 };
-    sb_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+    strbuf h = { 0 };
+    strbuf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
     uint64_t off = 0;
     for (int k = 0; k < nbufs; k++)
         for (int i = 0; i < L->n; i++) {
             const bt_tensor *t = &L->t[i];
-            sb_printf(&h, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[", prefixes[k], t->name);
-            for (int d = 0; d < t->ndim; d++) sb_printf(&h, "%s%d", d ? "," : "", t->shape[d]);
-            sb_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + (uint64_t)t->numel * 4);
+            strbuf_printf(&h, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[", prefixes[k], t->name);
+            for (int d = 0; d < t->ndim; d++) strbuf_printf(&h, "%s%d", d ? "," : "", t->shape[d]);
+            strbuf_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + (uint64_t)t->numel * 4);
             off += (uint64_t)t->numel * 4;
         }
-    sb_printf(&h, "}");
-    while (!h.oom && (h.n + 8) % 8) sb_printf(&h, " ");
+    strbuf_printf(&h, "}");
+    while (!h.oom && (h.n + 8) % 8) strbuf_printf(&h, " ");
     if (h.oom) { free(h.p); return fail(err, errlen, "%s: out of memory", path); }
     unsigned char len[8];
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
@@ -161,31 +147,20 @@ void bt_opts_defaults(bt_opts *o) {
     snprintf(o->device, sizeof o->device, "cpu");
 }
 
-static void json_str(sbuf *b, const char *s) {
-    sb_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') sb_printf(b, "\\%c", c);
-        else if (c < 0x20) sb_printf(b, "\\u%04x", c);
-        else sb_printf(b, "%c", c);
-    }
-    sb_printf(b, "\"");
-}
-
 int bt_state_to_json(const bt_opts *o, const bt_state *s, char *buf, size_t cap) {
-    sbuf b = { 0 };
-    sb_printf(&b, "{\n  \"format\": \"symbert-train-state\",\n  \"version\": 1,\n");
-    sb_printf(&b, "  \"step\": %ld,\n  \"tokens\": %.17g,\n  \"elapsed_s\": %.17g,\n", s->step, s->tokens, s->elapsed);
-    sb_printf(&b, "  \"seed\": \"%" PRIu64 "\",\n  \"eval_seed\": \"%" PRIu64 "\",\n", o->seed, o->eval_seed);
-    sb_printf(&b, "  \"data\": "); json_str(&b, o->data);
-    sb_printf(&b, ",\n  \"device\": "); json_str(&b, o->device);
-    sb_printf(&b, ",\n  \"batch\": %d,\n  \"micro_batch\": %d,\n  \"dropout\": %d,\n", o->batch, o->micro_batch, o->dropout);
+    strbuf b = { 0 };
+    strbuf_printf(&b, "{\n  \"format\": \"symbert-train-state\",\n  \"version\": 1,\n");
+    strbuf_printf(&b, "  \"step\": %ld,\n  \"tokens\": %.17g,\n  \"elapsed_s\": %.17g,\n", s->step, s->tokens, s->elapsed);
+    strbuf_printf(&b, "  \"seed\": \"%" PRIu64 "\",\n  \"eval_seed\": \"%" PRIu64 "\",\n", o->seed, o->eval_seed);
+    strbuf_printf(&b, "  \"data\": "); strbuf_json_str(&b, o->data);
+    strbuf_printf(&b, ",\n  \"device\": "); strbuf_json_str(&b, o->device);
+    strbuf_printf(&b, ",\n  \"batch\": %d,\n  \"micro_batch\": %d,\n  \"dropout\": %d,\n", o->batch, o->micro_batch, o->dropout);
     char f[6][32];
-    sb_printf(&b, "  \"lr\": %s,\n  \"beta1\": %s,\n  \"beta2\": %s,\n  \"eps\": %s,\n  \"weight_decay\": %s,\n  \"clip\": %s,\n",
+    strbuf_printf(&b, "  \"lr\": %s,\n  \"beta1\": %s,\n  \"beta2\": %s,\n  \"eps\": %s,\n  \"weight_decay\": %s,\n  \"clip\": %s,\n",
               bt_float_str(o->optim.lr, f[0]), bt_float_str(o->optim.beta1, f[1]), bt_float_str(o->optim.beta2, f[2]),
               bt_float_str(o->optim.eps, f[3]), bt_float_str(o->optim.weight_decay, f[4]), bt_float_str(o->optim.clip, f[5]));
-    sb_printf(&b, "  \"warmup\": %ld,\n  \"steps\": %ld,\n", o->optim.warmup, o->optim.total);
-    sb_printf(&b, "  \"eval_every\": %ld,\n  \"eval_samples\": %ld,\n  \"save_every\": %ld,\n  \"log_every\": %ld,\n  \"keep\": %d\n}\n",
+    strbuf_printf(&b, "  \"warmup\": %ld,\n  \"steps\": %ld,\n", o->optim.warmup, o->optim.total);
+    strbuf_printf(&b, "  \"eval_every\": %ld,\n  \"eval_samples\": %ld,\n  \"save_every\": %ld,\n  \"log_every\": %ld,\n  \"keep\": %d\n}\n",
               o->eval_every, o->eval_samples, o->save_every, o->log_every, o->keep);
     int n = b.oom ? -1 : (int)b.n;
     if (n >= 0) snprintf(buf, cap, "%s", b.p);
