@@ -71,7 +71,7 @@ CONTENTS = ['"plain text"', '"line one\\nline two\\n"', '"quote \\" backslash \\
 
 
 def edge_doc(rng, i, kind):
-    """Returns (line, note).  kind picks which rule decides."""
+    """One document line; kind ("pp", "cat", "qw", "any") picks the rule whose edges it explores."""
     rid = uuid(rng)
     meta = []
     # harmful_pp
