@@ -2,7 +2,7 @@
 # exists (CI included, which has nvcc but no GPU: it compiles, and the CPU
 # tests run).  Without nvcc this fragment says so once and adds nothing.
 #
-#   bin/bert-train-cuda        the trainer on one GPU (same flags as bert-train)
+#   bin/bert-train --device cuda   the trainer on one GPU (libcudatrain, linked into bert-train)
 #   bin/bert-train-cuda-bench  throughput, MFU, memory; GEMM and attention micro-benchmarks
 #   make test-cuda             builds and runs the GPU tests (tests/cuda_*), on a machine with a GPU
 #
@@ -48,11 +48,6 @@ $(CUDA_TESTDIR)/cuda_kernels_test: $(BUILD)/obj/tests/cuda_kernels_test.cu.o $(C
 	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
 EXTRA_TOOLS += $(foreach t,$(CUDA_TESTS),$(CUDA_TESTDIR)/$(t))
 
-TOOLS += bert-train-cuda
-bert-train-cuda_SRC := trainer/cuda/main.c
-bert-train-cuda_LIBS := cudatrain $(TRAINER_LIBS)
-bert-train-cuda_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
-
 TOOLS += bert-train-cuda-bench
 bert-train-cuda-bench_SRC := trainer/cuda/bench.c
 bert-train-cuda-bench_LIBS := cudatrain $(TRAINER_LIBS)
@@ -60,7 +55,7 @@ bert-train-cuda-bench_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
 
 # builds only what the GPU tests need (not every tool: a GPU machine may lack other tools' libraries)
 test-cuda:
-	@$(MAKE) --no-print-directory V=opt $(foreach t,$(CUDA_TESTS),$(BUILDROOT)/opt/cuda/tests/$(t)) $(BUILDROOT)/opt/bin/bert-train-cuda $(BUILDROOT)/opt/bin/bert-train-cuda-bench
+	@$(MAKE) --no-print-directory V=opt $(foreach t,$(CUDA_TESTS),$(BUILDROOT)/opt/cuda/tests/$(t)) $(BUILDROOT)/opt/bin/bert-train $(BUILDROOT)/opt/bin/bert-train-cuda-bench
 	@ln -sfn ../bin $(BUILDROOT)/opt/cuda/bin
 	@TESTS_MATCH='^cuda_' sh tests/run.sh $(BUILDROOT)/opt/cuda
 else

@@ -39,9 +39,14 @@ static void usage(FILE *o) {
 "  --clip X             clip the global gradient norm at X, 0: off (1.0)\n"
 "  --seed N             weights, sample order, masks, dropout (42)\n"
 "  --no-dropout         turn every dropout off\n"
-"  --device cpu|cuda    where to train (cpu); cuda: the CUDA trainer, bf16, one GPU\n"
-"                       (see docs/bert-train-cuda.md; builds without nvcc say so)\n"
-"  --threads N          OpenMP threads (results do not depend on it)\n"
+"  --device cpu|cuda    where to train (default: cuda where a GPU is present, else cpu);\n"
+"                       cuda: the CUDA trainer on GPU 0 (CUDA_VISIBLE_DEVICES picks it),\n"
+"                       see docs/bert-train-cuda.md; builds without nvcc say so\n"
+"  --precision bf16|fp32   cuda only: bf16 tensor-core compute with fp32 master weights\n"
+"                       (bf16), or fp32 everywhere, slow, for checking against the CPU\n"
+"  --attention-impl auto|flash|reference   cuda only: fused attention kernels (bf16, head\n"
+"                       size 64) or cuBLAS products + softmax (auto: flash where it applies)\n"
+"  --threads N          OpenMP threads of the CPU trainer (results do not depend on it)\n"
 "evaluation, logging, checkpoints\n"
 "  --eval-every N       validation loss every N steps, 0: never (250)\n"
 "  --eval-samples N     validation samples used, 0: all (0)\n"
@@ -51,7 +56,8 @@ static void usage(FILE *o) {
 "  --log-every N        a metrics.jsonl row every N steps (1)\n"
 "  --verify-data        check every shard's sha256 and token ids before training\n"
 "  --quiet              no progress lines\n"
-"SIGINT/SIGTERM: the last whole step is saved, then exit status 3.\n"
+"SIGINT/SIGTERM: the last whole step is saved, then exit status 3.  Out of GPU memory:\n"
+"the message names the buffer; use a smaller --micro-batch (gradients accumulate).\n"
 "Exit status: 0 done, 1 error, 2 usage, 3 interrupted (checkpoint saved).\n");
 }
 
@@ -73,6 +79,11 @@ static void progress(void *ctx, const bt_progress *p) {
     fprintf(stderr, "%s\n", line);
 }
 
+static void describe(void *ctx, const char *dev, const char *attention, int micro, size_t bytes) {
+    (void)ctx;
+    if (!quiet) fprintf(stderr, "device %s; attention %s; micro-batch %d; %.2f GB of GPU memory\n", dev, attention, micro, bytes / 1e9);
+}
+
 static int num(const char *flag, const char *s, double lo, double hi, double *out) {
     char *end; errno = 0;
     double d = strtod(s, &end);
@@ -92,7 +103,9 @@ static int whole(const char *flag, const char *s, double lo, double hi, long *ou
 }
 
 int main(int argc, char **argv) {
-    const char *config = NULL, *attn = NULL, *resume = NULL, *device = "cpu";
+    const char *config = NULL, *attn = NULL, *resume = NULL, *device = NULL;
+    btc_options co = { BTC_BF16, BTC_ATTN_AUTO, describe };
+    const char *cuda_only = NULL;   /* a flag that only the CUDA trainer takes */
     int count = 0, verify = 0, threads = 0;
     long stop_at = 0;
     bt_opts o; bt_opts_defaults(&o);
@@ -132,6 +145,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--save-every")) { NEED(); if (whole(a, val, 0, 1e12, &w)) return 2; o.save_every = w; }
         else if (!strcmp(a, "--log-every")) { NEED(); if (whole(a, val, 1, 1e12, &w)) return 2; o.log_every = w; }
         else if (!strcmp(a, "--keep")) { NEED(); if (whole(a, val, 0, 1e6, &w)) return 2; o.keep = (int)w; }
+        else if (!strcmp(a, "--precision")) {
+            NEED(); cuda_only = a;
+            if (!strcmp(val, "bf16")) co.precision = BTC_BF16;
+            else if (!strcmp(val, "fp32")) co.precision = BTC_FP32;
+            else { fprintf(stderr, "bert-train: --precision %s: not bf16 or fp32\n", val); return 2; }
+        } else if (!strcmp(a, "--attention-impl")) {
+            NEED(); cuda_only = a;
+            if (!strcmp(val, "auto")) co.attn_impl = BTC_ATTN_AUTO;
+            else if (!strcmp(val, "flash")) co.attn_impl = BTC_ATTN_FLASH;
+            else if (!strcmp(val, "reference")) co.attn_impl = BTC_ATTN_REF;
+            else { fprintf(stderr, "bert-train: --attention-impl %s: not auto, flash or reference\n", val); return 2; }
+        }
         else if (!strcmp(a, "--threads")) { NEED(); if (whole(a, val, 1, 1024, &w)) return 2; threads = (int)w; }
         else { fprintf(stderr, "bert-train: unknown option %s (see --help)\n", a); return 2; }
 #undef NEED
@@ -140,8 +165,12 @@ int main(int argc, char **argv) {
     char err[2048];
     bt_run r;
     memset(&r, 0, sizeof r);
-    if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+    if (device && strcmp(device, "cpu") && strcmp(device, "cuda")) {
         fprintf(stderr, "bert-train: --device %s: not cpu or cuda\n", device);
+        return 2;
+    }
+    if (device && !strcmp(device, "cpu") && cuda_only) {
+        fprintf(stderr, "bert-train: %s is for --device cuda (the CPU trainer computes in fp32)\n", cuda_only);
         return 2;
     }
 
@@ -213,6 +242,12 @@ int main(int argc, char **argv) {
         }
         if (stop_at > o.optim.total) { fprintf(stderr, "bert-train: --stop-at %ld is beyond --steps %ld\n", stop_at, o.optim.total); return 2; }
     }
+    if (!device) {   /* cuda where a GPU is present; say so when it is not */
+        char why[256];
+        device = btc_available(why, sizeof why) ? "cuda" : "cpu";
+        if (!strcmp(device, "cpu") && cuda_only) { fprintf(stderr, "bert-train: %s needs a GPU: %s\n", cuda_only, why); return 1; }
+        if (!strcmp(device, "cpu") && !quiet) fprintf(stderr, "bert-train: training on the CPU (%s; --device cpu says so and silences this)\n", why);
+    }
     snprintf(o.device, sizeof o.device, "%s", device);
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(threads);
@@ -230,7 +265,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int rc = strcmp(device, "cuda") ? bt_train_cpu(&r, err, sizeof err) : bt_train_cuda(&r, NULL, err, sizeof err);
+    int rc = strcmp(device, "cuda") ? bt_train_cpu(&r, err, sizeof err) : bt_train_cuda(&r, &co, err, sizeof err);
     if (rc < 0) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
     if (rc == 1) { fprintf(stderr, "bert-train: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
     return 0;

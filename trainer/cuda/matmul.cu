@@ -11,7 +11,7 @@
 cudaStream_t g_stream;
 
 void cu_fail(const char *what, const char *call, const char *msg, const char *file, int line) {
-    fprintf(stderr, "bert-train-cuda: %s error in %s at %s:%d: %s\n", what, call, file, line, msg);
+    fprintf(stderr, "bert-train: %s error in %s at %s:%d: %s\n", what, call, file, line, msg);
     fflush(stderr);
     exit(1);
 }
@@ -50,7 +50,7 @@ void *cu_alloc_named(size_t bytes, const char *what, const char *file, int line)
         size_t fr = 0, tot = 0;
         cudaGetLastError();
         cudaMemGetInfo(&fr, &tot);
-        fprintf(stderr, "bert-train-cuda: out of GPU memory allocating %s (%.1f MiB; %.1f MiB free of %.1f, "
+        fprintf(stderr, "bert-train: out of GPU memory allocating %s (%.1f MiB; %.1f MiB free of %.1f, "
                 "%.1f MiB already taken by the trainer) at %s:%d: try a smaller --micro-batch\n",
                 what, bytes / 1048576.0, fr / 1048576.0, tot / 1048576.0, g_allocated / 1048576.0, file, line);
         exit(1);

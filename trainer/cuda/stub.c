@@ -4,6 +4,11 @@
 #include "trainer/cuda/train_cuda.h"
 #include <stdio.h>
 
+int btc_available(char *err, size_t errlen) {
+    snprintf(err, errlen, "this build has no CUDA trainer");
+    return 0;
+}
+
 int bt_train_cuda(const bt_run *r, const btc_options *co, char *err, size_t errlen) {
     (void)r; (void)co;
     snprintf(err, errlen, "this build has no CUDA trainer (nvcc was not found when it was built; see docs/bert-train-cuda.md)");

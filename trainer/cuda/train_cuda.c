@@ -113,7 +113,7 @@ static int setup(trainer *t, const bt_run *r, const btc_options *co, char *err, 
     btc_set_params(t->gpu, t->params);
     btc_set_moments(t->gpu, t->m, t->v);
     if (mkdir_p(t->o.out, err, errlen)) return -1;
-    t->metrics = bt_metrics_open(t->o.out, t->st.step, err, errlen);
+    t->metrics = bt_metrics_open(t->o.out, r->resume ? t->st.step : -1, err, errlen);
     return t->metrics ? 0 : -1;
 }
 
