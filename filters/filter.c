@@ -2,8 +2,8 @@
  * the stats as JSON.  The streaming loop is in run.c. */
 #include "filters/filter.h"
 #include "pipeline/json.h"
+#include "pipeline/strbuf.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,74 +191,44 @@ int flt_eval(const flt_rules *r, const char *line, size_t n, flt_verdict *v, cha
 
 /* ---- stats ---- */
 
-typedef struct { char *p; size_t n, cap; int oom; } sbuf;
-
-static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap; va_start(ap, fmt);
-        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = 1; return; }
-        if ((size_t)k < b->cap - b->n) { b->n += (size_t)k; return; }
-        size_t c = b->cap * 2 + (size_t)k;
-        char *np = realloc(b->p, c);
-        if (!np) { b->oom = 1; return; }
-        b->p = np; b->cap = c;
-    }
+static void put_names(strbuf *b, char *const *v, int n) {
+    strbuf_printf(b, "[");
+    for (int i = 0; i < n; i++) { if (i) strbuf_printf(b, ", "); strbuf_json_str(b, v[i]); }
+    strbuf_printf(b, "]");
 }
 
-static void put_str(sbuf *b, const char *s) {
-    put(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') put(b, "\\%c", c);
-        else if (c < 0x20) put(b, "\\u%04x", c);
-        else put(b, "%c", c);
-    }
-    put(b, "\"");
-}
-
-static void put_names(sbuf *b, char *const *v, int n) {
-    put(b, "[");
-    for (int i = 0; i < n; i++) { if (i) put(b, ", "); put_str(b, v[i]); }
-    put(b, "]");
-}
-
-static void put_num(sbuf *b, double x) {
-    if (isinf(x)) put(b, x > 0 ? "1e999" : "-1e999");
-    else put(b, "%.17g", x);
+static void put_num(strbuf *b, double x) {
+    if (isinf(x)) strbuf_printf(b, x > 0 ? "1e999" : "-1e999");
+    else strbuf_printf(b, "%.17g", x);
 }
 
 char *flt_stats_json(const flt_stats *st, const flt_rules *r, double seconds) {
-    sbuf b = { malloc(1024), 0, 1024, 0 };
-    if (!b.p) return NULL;
-    put(&b, "{\"documents\": %llu, \"kept\": %llu, \"dropped\": %llu,\n", (unsigned long long)st->documents,
+    strbuf b = { NULL, 0, 0, 0 };
+    strbuf_printf(&b, "{\"documents\": %llu, \"kept\": %llu, \"dropped\": %llu,\n", (unsigned long long)st->documents,
         (unsigned long long)st->kept, (unsigned long long)st->dropped);
-    put(&b, " \"dropped_by\": {\"categories\": %llu, \"harmful_pp\": %llu, \"quality_warnings\": %llu, \"ut1\": %llu},\n",
+    strbuf_printf(&b, " \"dropped_by\": {\"categories\": %llu, \"harmful_pp\": %llu, \"quality_warnings\": %llu, \"ut1\": %llu},\n",
         (unsigned long long)st->by_reason[FLT_R_CATEGORIES], (unsigned long long)st->by_reason[FLT_R_HARMFUL_PP],
         (unsigned long long)st->by_reason[FLT_R_WARNINGS], (unsigned long long)st->by_reason[FLT_R_UT1]);
-    put(&b, " \"ut1_matches\": {\"domains\": %llu, \"urls\": %llu, \"expressions\": %llu},\n",
+    strbuf_printf(&b, " \"ut1_matches\": {\"domains\": %llu, \"urls\": %llu, \"expressions\": %llu},\n",
         (unsigned long long)st->ut1_by_kind[UT1_DOMAIN], (unsigned long long)st->ut1_by_kind[UT1_URL],
         (unsigned long long)st->ut1_by_kind[UT1_EXPRESSION]);
-    put(&b, " \"malformed\": %llu, \"unannotated\": %llu, \"no_url\": %llu,\n", (unsigned long long)st->malformed,
+    strbuf_printf(&b, " \"malformed\": %llu, \"unannotated\": %llu, \"no_url\": %llu,\n", (unsigned long long)st->malformed,
         (unsigned long long)st->unannotated, (unsigned long long)st->no_url);
-    put(&b, " \"files\": %llu, \"bytes_in\": %llu, \"bytes_in_raw\": %llu, \"bytes_out\": %llu, \"seconds\": %.3f,\n",
+    strbuf_printf(&b, " \"files\": %llu, \"bytes_in\": %llu, \"bytes_in_raw\": %llu, \"bytes_out\": %llu, \"seconds\": %.3f,\n",
         (unsigned long long)st->files, (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_in_raw,
         (unsigned long long)st->bytes_out, seconds);
-    put(&b, " \"rules\": {\"categories\": ");
-    if (r->cat_on) put_names(&b, r->cats, r->ncats); else put(&b, "null");
-    put(&b, ", \"harmful_pp\": ");
-    if (r->pp_on) { put(&b, "["); put_num(&b, r->pp_min); put(&b, ", "); put_num(&b, r->pp_max); put(&b, "]"); }
-    else put(&b, "null");
-    put(&b, ", \"quality_warnings\": ");
-    if (r->warn_mode == FLT_WARN_ANY) put(&b, "\"any\"");
+    strbuf_printf(&b, " \"rules\": {\"categories\": ");
+    if (r->cat_on) put_names(&b, r->cats, r->ncats); else strbuf_printf(&b, "null");
+    strbuf_printf(&b, ", \"harmful_pp\": ");
+    if (r->pp_on) { strbuf_printf(&b, "["); put_num(&b, r->pp_min); strbuf_printf(&b, ", "); put_num(&b, r->pp_max); strbuf_printf(&b, "]"); }
+    else strbuf_printf(&b, "null");
+    strbuf_printf(&b, ", \"quality_warnings\": ");
+    if (r->warn_mode == FLT_WARN_ANY) strbuf_printf(&b, "\"any\"");
     else if (r->warn_mode == FLT_WARN_LIST) put_names(&b, r->warn, r->nwarn);
-    else put(&b, "null");
-    put(&b, ", \"ut1\": ");
-    if (r->ut1) put_names(&b, r->ut1_names, r->nut1); else put(&b, "null");
-    put(&b, "}}\n");
+    else strbuf_printf(&b, "null");
+    strbuf_printf(&b, ", \"ut1\": ");
+    if (r->ut1) put_names(&b, r->ut1_names, r->nut1); else strbuf_printf(&b, "null");
+    strbuf_printf(&b, "}}\n");
     if (b.oom) { free(b.p); return NULL; }
     return b.p;
 }
