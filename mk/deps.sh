@@ -2,7 +2,7 @@
 # Installs the Debian packages symbert needs when any is missing (apt-get, as
 # root).  Called by `make`, `make test` and `make demo`; silent when all are there.
 PKGS="gcc make libzstd-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libcjson-dev
-      libarchive-dev zstd curl time gnuplot-nox python3 python3-zstandard python3-numpy"
+      libarchive-dev libjson-c-dev libjansson-dev zstd curl time gnuplot-nox python3 python3-zstandard python3-numpy"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -30,7 +30,9 @@ int js_scan(const char *s, size_t n, const js_path *paths, int npaths, js_val *o
  * or -1 on out of memory. */
 long js_string(const js_val *v, char **buf, size_t *cap);
 /* Compares a string value with a plain C string after unescaping, without
- * allocating.  Returns 1 when equal. */
+ * allocating.  Returns 1 when equal.  Meant for short names (categories,
+ * keys): a value whose raw text is longer than 256 bytes never compares
+ * equal; use js_string for longer values. */
 int js_string_eq(const js_val *v, const char *s, int ignore_ascii_case);
 /* Numbers: the value as Python's float() would read it (NaN and infinities too). */
 double js_number(const js_val *v);
