@@ -23,12 +23,16 @@ NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
 
 CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu trainer/cuda/bench_kernels.cu
-CUDA_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
+# nvcc's flags do not depend on the variant (opt / asan: the sanitizers are
+# host-compiler flags), so both variants share one set of CUDA objects.
+CUDA_OBJDIR := $(BUILDROOT)/cuda-obj
+CUDA_OBJ := $(patsubst %.cu,$(CUDA_OBJDIR)/%.cu.o,$(CUDA_SRC))
 CUDA_LIB := $(BUILD)/lib/libcudatrain.a
 CUDA_TRAIN_LIB := cudatrain
 CUDA_TRAIN_LDLIBS = $(CUDA_LDLIBS)
 
-$(BUILD)/obj/%.cu.o: %.cu
+-include $(shell find $(CUDA_OBJDIR) -name '*.d' 2>/dev/null)
+$(CUDA_OBJDIR)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
@@ -43,7 +47,7 @@ CUDA_TESTS := cuda_model_test cuda_kernels_test
 $(CUDA_TESTDIR)/cuda_model_test: $(BUILD)/obj/tests/cuda_model_test.o $(CUDA_LIB) $(foreach l,$(TRAINER_LIBS),$(BUILD)/lib/lib$(l).a)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
-$(CUDA_TESTDIR)/cuda_kernels_test: $(BUILD)/obj/tests/cuda_kernels_test.cu.o $(CUDA_LIB) $(foreach l,$(TRAINER_LIBS),$(BUILD)/lib/lib$(l).a)
+$(CUDA_TESTDIR)/cuda_kernels_test: $(CUDA_OBJDIR)/tests/cuda_kernels_test.cu.o $(CUDA_LIB) $(foreach l,$(TRAINER_LIBS),$(BUILD)/lib/lib$(l).a)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TRAINER_LDLIBS) $(CUDA_LDLIBS) -lm
 EXTRA_TOOLS += $(foreach t,$(CUDA_TESTS),$(CUDA_TESTDIR)/$(t))
