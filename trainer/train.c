@@ -78,11 +78,12 @@ void bt_metrics_close(bt_metrics *m) {
 
 typedef struct {
     const bt_run *r;
+    const bt_engine_ops *ops;
+    void *e;                   /* the engine */
     bt_opts o;
     bt_layout L;
     bt_data *data;
-    bt_cpu *cpu;
-    float *params, *grads, *m, *v;
+    float *params, *m, *v;     /* host copies: what checkpoints hold */
     int32_t *inputs, *labels;
     int T, micro;
     bt_metrics *metrics;
@@ -93,16 +94,18 @@ typedef struct {
 static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
     uint64_t n = bt_data_val_count(t->data);
     if (t->o.eval_samples > 0 && (uint64_t)t->o.eval_samples < n) n = (uint64_t)t->o.eval_samples;
-    double sum = 0; long count = 0;
+    long count = 0;
+    t->ops->loss_take(t->e);
     for (uint64_t first = 0; first < n; first += (uint64_t)t->micro) {
         int b = (int)((n - first) < (uint64_t)t->micro ? (n - first) : (uint64_t)t->micro);
         if (bt_data_val_batch(t->data, t->o.eval_seed, first, b, t->inputs, t->labels, NULL, err, errlen)) return -1;
         bt_batch bb = { b, t->T, t->inputs, t->labels, 0, 0 };
         int nl;
-        sum += bt_cpu_forward_backward(t->cpu, t->params, NULL, &bb, 0, 0, 1.0f, &nl, NULL);
-        if (nl < 0) return fail(err, errlen, "evaluation: out of memory in the forward pass");
+        char e[1024];
+        if (t->ops->forward_backward(t->e, &bb, 0, 0, 0, 1.0f, &nl, e, sizeof e)) return fail(err, errlen, "evaluation: %s", e);
         count += nl;
     }
+    double sum = t->ops->loss_take(t->e);
     *out = count ? sum / (double)count : NAN;
     return 0;
 }
@@ -115,34 +118,34 @@ static int report(trainer *t, bt_progress *p, char *err, size_t errlen) {
 
 static int save(trainer *t, long total, char *err, size_t errlen) {
     char path[2400];
+    t->ops->pull(t->e, t->params, t->m, t->v);
     if (bt_ckpt_save(&t->o, &t->st, &t->L, t->params, t->m, t->v, path, sizeof path, err, errlen)) return -1;
     bt_progress p = { t->st.step, total, NAN, NAN, NAN, NAN, NAN, t->st.elapsed, path };
     if (t->r->progress) t->r->progress(t->r->ctx, &p);
     return 0;
 }
 
-static int setup(trainer *t, const bt_run *r, char *err, size_t errlen) {
+static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errlen) {
     t->r = r;
     t->o = r->opts;
     if (t->o.batch < 1) return fail(err, errlen, "--batch must be at least 1");
     t->micro = t->o.micro_batch > 0 && t->o.micro_batch < t->o.batch ? t->o.micro_batch : t->o.batch;
     if (r->cfg.vocab_size <= BT_MASK_ID) return fail(err, errlen, "vocab_size %d: the [MASK] id %d must be inside the vocab", r->cfg.vocab_size, BT_MASK_ID);
-    if (bt_layout_init(&t->L, &r->cfg, err, errlen)) return -1;
     char e[1024];
+    if (t->ops->available && !t->ops->available(arg, e, sizeof e)) return fail(err, errlen, "%s", e);
+    if (bt_layout_init(&t->L, &r->cfg, err, errlen)) return -1;
     t->data = bt_data_open(t->o.data, r->cfg.vocab_size, r->verify_data, e, sizeof e);
     if (!t->data) return fail(err, errlen, "%s", e);
     t->T = bt_data_seq_len(t->data);
     if (t->T > r->cfg.max_pos) return fail(err, errlen, "%s: seq_len %d > max_position_embeddings %d", t->o.data, t->T, r->cfg.max_pos);
     if (t->o.eval_every > 0 && bt_data_val_count(t->data) == 0)
         return fail(err, errlen, "%s: no validation samples to evaluate on (use --eval-every 0)", t->o.data);
-    t->cpu = bt_cpu_new(&t->L, t->micro, t->T, e, sizeof e);
-    if (!t->cpu) return fail(err, errlen, "%s", e);
     size_t n = t->L.total;
-    t->params = malloc(n * sizeof(float)); t->grads = malloc(n * sizeof(float));
+    t->params = malloc(n * sizeof(float));
     t->m = calloc(n, sizeof(float)); t->v = calloc(n, sizeof(float));
     t->inputs = malloc((size_t)t->micro * t->T * sizeof *t->inputs);
     t->labels = malloc((size_t)t->micro * t->T * sizeof *t->labels);
-    if (!t->params || !t->grads || !t->m || !t->v || !t->inputs || !t->labels) return fail(err, errlen, "out of memory for %zu parameters", n);
+    if (!t->params || !t->m || !t->v || !t->inputs || !t->labels) return fail(err, errlen, "out of memory for %zu parameters", n);
     memset(&t->st, 0, sizeof t->st);
     if (r->resume) {
         bt_opts o2; bt_config c2;
@@ -151,6 +154,8 @@ static int setup(trainer *t, const bt_run *r, char *err, size_t errlen) {
     } else {
         bt_params_init(&t->L, t->params, t->o.seed);
     }
+    t->e = t->ops->open(arg, &t->L, t->micro, t->T, t->params, t->m, t->v, e, sizeof e);
+    if (!t->e) return fail(err, errlen, "%s", e);
     if (mkdir_p(t->o.out, err, errlen)) return -1;
     /* a fresh run starts a fresh log; a resumed one keeps the rows up to its step */
     t->metrics = bt_metrics_open(t->o.out, r->resume ? t->st.step : -1, err, errlen);
@@ -159,16 +164,17 @@ static int setup(trainer *t, const bt_run *r, char *err, size_t errlen) {
 
 static void teardown(trainer *t) {
     bt_metrics_close(t->metrics);
-    bt_cpu_free(t->cpu);
+    if (t->e) t->ops->close(t->e);
     bt_data_close(t->data);
     bt_layout_free(&t->L);
-    free(t->params); free(t->grads); free(t->m); free(t->v); free(t->inputs); free(t->labels);
+    free(t->params); free(t->m); free(t->v); free(t->inputs); free(t->labels);
 }
 
-int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {
+int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *err, size_t errlen) {
     trainer t;
     memset(&t, 0, sizeof t);
-    int rc = setup(&t, r, err, errlen);
+    t.ops = ops;
+    int rc = setup(&t, r, arg, err, errlen);
     if (rc) { teardown(&t); return -1; }
     const long total = r->stop_at > 0 ? r->stop_at : t.o.optim.total;
     const int B = t.o.batch;
@@ -185,25 +191,26 @@ int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {
         double t0 = now();
         long masked = bt_data_train_masked(t.data, t.o.seed, step, B);
         if (masked < 0) { rc = fail(err, errlen, "step %ld: cannot read the batch", t.st.step + 1); break; }
-        memset(t.grads, 0, t.L.total * sizeof(float));
+        ops->zero_grads(t.e);
         const float scale = masked ? 1.0f / (float)masked : 0.0f;
-        double loss_sum = 0;
         for (int first = 0; first < B && !rc; first += t.micro) {
             int b = B - first < t.micro ? B - first : t.micro;
             if (bt_data_train_batch(t.data, t.o.seed, step, B, first, b, t.inputs, t.labels, NULL, err, errlen)) { rc = -1; break; }
             bt_batch bb = { b, t.T, t.inputs, t.labels, step, (uint64_t)first };
             int nl;
-            loss_sum += bt_cpu_forward_backward(t.cpu, t.params, t.grads, &bb, t.o.dropout, t.o.seed, scale, &nl, NULL);
-            if (nl < 0) { rc = fail(err, errlen, "step %ld: out of memory in the forward pass", t.st.step + 1); break; }
+            char e[1024];
+            if (ops->forward_backward(t.e, &bb, 1, t.o.dropout, t.o.seed, scale, &nl, e, sizeof e)) {
+                rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break;
+            }
             if (r->stop && *r->stop) { interrupted = 1; break; }
         }
+        double loss_sum = ops->loss_take(t.e);
         if (rc || interrupted) break;
         double loss = masked ? loss_sum / (double)masked : 0.0;
-        double norm = bt_grad_norm(t.grads, t.L.total);
         if (!isfinite(loss)) { rc = fail(err, errlen, "step %ld: loss is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(loss) ? "nan" : "infinite"); break; }
-        if (!isfinite(norm)) { rc = fail(err, errlen, "step %ld: gradient norm is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(norm) ? "nan" : "infinite"); break; }
         double lr = bt_lr_at(&t.o.optim, t.st.step);
-        bt_adamw_update(&t.L, &t.o.optim, t.params, t.grads, t.m, t.v, t.st.step + 1, lr, bt_clip_coef(&t.o.optim, norm));
+        double norm = ops->update(t.e, &t.o.optim, t.st.step + 1, lr);
+        if (!isfinite(norm)) { rc = fail(err, errlen, "step %ld: gradient norm is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(norm) ? "nan" : "infinite"); break; }
         t.st.step++;
         t.st.tokens += (double)B * t.T;
         tokens_since += (double)B * t.T;
@@ -222,9 +229,59 @@ int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {
     }
     if (!rc) rc = save(&t, total, err, errlen);   /* at the end, or the last whole step when interrupted */
     if (!rc && r->params_out) {
+        ops->pull(t.e, t.params, t.m, t.v);
         *r->params_out = t.params;
         t.params = NULL;
     }
     teardown(&t);
     return rc ? -1 : interrupted ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ the CPU engine */
+
+typedef struct {
+    const bt_layout *L;
+    bt_cpu *cpu;
+    float *params, *m, *v;     /* the host copies themselves: nothing to pull */
+    float *grads;
+    double loss;
+} cpu_engine;
+
+static void *cpu_open(void *arg, const bt_layout *L, int micro, int T, float *params, float *m, float *v, char *err, size_t errlen) {
+    (void)arg;
+    cpu_engine *c = calloc(1, sizeof *c);
+    if (!c) { fail(err, errlen, "out of memory"); return NULL; }
+    c->L = L; c->params = params; c->m = m; c->v = v;
+    c->grads = malloc(L->total * sizeof(float));
+    c->cpu = bt_cpu_new(L, micro, T, err, errlen);
+    if (!c->grads || !c->cpu) {
+        if (!c->grads) fail(err, errlen, "out of memory for %zu gradients", L->total);
+        bt_cpu_free(c->cpu); free(c->grads); free(c); return NULL;
+    }
+    return c;
+}
+static void cpu_close(void *e) { cpu_engine *c = e; bt_cpu_free(c->cpu); free(c->grads); free(c); }
+static void cpu_zero_grads(void *e) { cpu_engine *c = e; memset(c->grads, 0, c->L->total * sizeof(float)); }
+static int cpu_forward_backward(void *e, const bt_batch *b, int train, int dropout, uint64_t seed, float scale,
+                                int *n_labels, char *err, size_t errlen) {
+    cpu_engine *c = e;
+    c->loss += bt_cpu_forward_backward(c->cpu, c->params, train ? c->grads : NULL, b, dropout, seed, scale, n_labels, NULL);
+    if (*n_labels < 0) return fail(err, errlen, "out of memory in the forward pass");
+    return 0;
+}
+static double cpu_loss_take(void *e) { cpu_engine *c = e; double l = c->loss; c->loss = 0; return l; }
+static double cpu_update(void *e, const bt_optim_cfg *o, long step, double lr) {
+    cpu_engine *c = e;
+    double norm = bt_grad_norm(c->grads, c->L->total);
+    if (isfinite(norm)) bt_adamw_update(c->L, o, c->params, c->grads, c->m, c->v, step, lr, bt_clip_coef(o, norm));
+    return norm;
+}
+static void cpu_pull(void *e, float *params, float *m, float *v) { (void)e; (void)params; (void)m; (void)v; }
+
+static const bt_engine_ops cpu_ops = {
+    NULL, cpu_open, cpu_close, cpu_zero_grads, cpu_forward_backward, cpu_loss_take, cpu_update, cpu_pull
+};
+
+int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {
+    return bt_train_with(r, &cpu_ops, NULL, err, errlen);
 }

@@ -12,6 +12,7 @@
 #define SYMBERT_TRAINER_TRAIN_H
 #include <signal.h>
 #include "trainer/ckpt.h"
+#include "trainer/cpu.h"   /* bt_batch */
 
 /* One row of metrics.jsonl / one progress report.  NAN fields are absent
  * from the JSON line. */
@@ -56,4 +57,28 @@ typedef struct bt_run {
  * written there), 1 when *stop was set (a checkpoint of the last whole step
  * is written), -1 on error with a message (e.g. "step 12: loss is nan"). */
 int bt_train_cpu(const bt_run *r, char *err, size_t errlen);
+
+/* Where the model runs.  The loop, data, masks, evaluation, metrics and
+ * checkpoints are one code (bt_train_with); an engine only computes.  The
+ * host keeps params, m and v (loaded or initialised before `open`); an
+ * engine that keeps its own copies writes them back in `pull`. */
+typedef struct bt_engine_ops {
+    /* optional: whether the engine can run at all, checked before the data is opened */
+    int (*available)(void *arg, char *err, size_t errlen);
+    void *(*open)(void *arg, const bt_layout *L, int micro, int T, float *params, float *m, float *v,
+                  char *err, size_t errlen);
+    void (*close)(void *e);
+    void (*zero_grads)(void *e);
+    /* one micro-batch forward, and backward when `train` (gradients accumulate,
+     * scaled by `scale`); *n_labels gets its masked positions.  May only queue
+     * the work: the losses are collected by loss_take.  0, or -1 with err. */
+    int (*forward_backward)(void *e, const bt_batch *b, int train, int dropout, uint64_t seed, float scale,
+                            int *n_labels, char *err, size_t errlen);
+    double (*loss_take)(void *e);    /* sum of the losses since the last call (waits for queued work) */
+    /* clip and AdamW at update `step` (1-based) with rate lr; returns the gradient
+     * norm before clipping (a non-finite norm: the run stops, nothing is saved) */
+    double (*update)(void *e, const bt_optim_cfg *o, long step, double lr);
+    void (*pull)(void *e, float *params, float *m, float *v);   /* host copies, for checkpoints */
+} bt_engine_ops;
+int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *err, size_t errlen);
 #endif
