@@ -32,15 +32,8 @@ __global__ static void sumsq_kernel(float *partial, const float *g, const AdamCh
 }
 /* out[0] = global norm, out[1] = clip factor min(1, max_norm / (norm + 1e-6)). */
 __global__ static void norm_kernel(float *out, const float *partial, int n, float max_norm) {
-    __shared__ double part[32];
-    double s = 0.0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) s += partial[i];
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
-    __syncthreads();
+    double t = block_sum_fixed(partial, n);
     if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int i = 0; i < (int)blockDim.x / 32; i++) t += part[i];
         float norm = (float)sqrt(t);
         float clip = max_norm > 0.0f ? max_norm / (norm + 1e-6f) : 1.0f;
         out[0] = norm;

@@ -71,15 +71,8 @@ static void cross_entropy(T *logits, float *loss, const int32_t *labels, int n, 
 
 /* out[0] = sum of x[0..n) in one block, deterministic (fixed order). */
 __global__ static void sum_kernel(float *out, const float *x, int n) {
-    __shared__ double part[32];
-    double s = 0.0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
-    __syncthreads();
+    double t = block_sum_fixed(x, n);
     if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int i = 0; i < (int)blockDim.x / 32; i++) t += part[i];
         out[0] = (float)t;
     }
 }

@@ -70,6 +70,20 @@ template <> struct CuType<float> { static constexpr cudaDataType_t id = CUDA_R_3
 template <> struct CuType<bf16> { static constexpr cudaDataType_t id = CUDA_R_16BF; };
 
 /* Warp and block reductions (blockDim.x a multiple of 32, at most 1024). */
+/* Sum of x[0..n) over one block, in double and in a fixed order (the same
+ * result on every run); valid in thread 0.  blockDim.x a multiple of 32. */
+__device__ static double block_sum_fixed(const float *x, int n) {
+    __shared__ double part[32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
+    __syncthreads();
+    double t = 0.0;
+    if (threadIdx.x == 0) for (int i = 0; i < (int)blockDim.x / 32; i++) t += part[i];
+    return t;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
