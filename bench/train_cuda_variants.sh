@@ -2,10 +2,9 @@
 # bench/train_cuda_variants.sh - the CUDA trainer's kernel variants side by
 # side on one GPU (run on the device machine after `make test-cuda`):
 # the GPU tests again under each attention-backward variant, the attention
-# micro-benchmark and a BERT-base update for each, then the LayerNorm
-# backward in its two forms.  Selection is by environment variable:
+# micro-benchmark and a BERT-base update for each.  Selection is by
+# environment variable:
 #   SYMBERT_FLASH_BWD = split | split3 | fused | fused3   (attention backward)
-#   SYMBERT_LN_BWD    = split (two kernels) | anything else (one pass)
 # Usage: sh bench/train_cuda_variants.sh [BUILDROOT]   (build by default)
 set -u
 R=${1:-build}
@@ -24,5 +23,3 @@ for m in split split3 fused fused3; do
   echo "== BERT-base original, SYMBERT_FLASH_BWD=$m"
   SYMBERT_FLASH_BWD=$m $B --config base --attention original --steps 20 2>&1 | grep '"model"'
 done
-echo "== BERT-base original, SYMBERT_LN_BWD=split (two-kernel LayerNorm backward)"
-SYMBERT_LN_BWD=split $B --config base --attention original --steps 20 2>&1 | grep '"model"'

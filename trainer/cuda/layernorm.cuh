@@ -221,107 +221,6 @@ __global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, con
     }
 }
 
-/* Backward in one pass (the default): the row kernel's work, with each
- * warp walking rows w, w + (all warps), ... and keeping its lanes' column
- * sums of dgamma, dbeta and dbias in registers; the warps of a block meet in
- * shared memory and the block adds into the fp32 gradients once.  Reads
- * dout and r once (the two-kernel form reads them twice). */
-template <typename T, int LN_MAXP>
-__global__ void ln_bwd_fused_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r,
-                                    const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
-                                    LnDrop drop, int out_dropout) {
-    constexpr int V = Pack16<T>::N;
-    extern __shared__ float lnsh[];              /* [3][C] */
-    int warps = blockDim.x / 32, lane = threadIdx.x % 32, npk = C / V;
-    for (int j = threadIdx.x; j < 3 * C; j += blockDim.x) lnsh[j] = 0.0f;
-    __syncthreads();
-    const bool dk = drop.site >= 0 && drop.dc.on;
-    float ag[LN_MAXP][V], ab[LN_MAXP][V], ay[LN_MAXP][V];
-#pragma unroll
-    for (int p = 0; p < LN_MAXP; p++)
-#pragma unroll
-        for (int i = 0; i < V; i++) ag[p][i] = ab[p][i] = ay[p][i] = 0.0f;
-    for (int row = blockIdx.x * warps + threadIdx.x / 32; row < M; row += gridDim.x * warps) {
-        int t = row % seq, b = row / seq;
-        uint64_t key = dk ? d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
-        float m = mean[row], rs = rstd[row];
-        float g[LN_MAXP][V], xh[LN_MAXP][V];
-        uint32_t kbits[LN_MAXP];
-        float s1 = 0.0f, s2 = 0.0f;
-#pragma unroll
-        for (int p = 0; p < LN_MAXP; p++) {
-            int pk = lane + 32 * p;
-            kbits[p] = 0xffffffffu;
-            if (pk >= npk) break;
-            int c0 = pk * V;
-            if (dk) {
-                uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
-                uint32_t kb = 0;
-#pragma unroll
-                for (int i = 0; i < V; i++) kb |= (uint32_t)((d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr) << i;
-                kbits[p] = kb;
-            }
-            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
-#pragma unroll
-            for (int i = 0; i < V; i++) {
-                float gg = to_f(a.v[i]);
-                if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
-                float xx = (to_f(rr.v[i]) - m) * rs;
-                ag[p][i] += gg * xx; ab[p][i] += gg;
-                gg *= gamma[c0 + i];
-                g[p][i] = gg; xh[p][i] = xx;
-                s1 += gg; s2 += gg * xx;
-            }
-        }
-        s1 = warp_sum(s1) / C;
-        s2 = warp_sum(s2) / C;
-#pragma unroll
-        for (int p = 0; p < LN_MAXP; p++) {
-            int pk = lane + 32 * p;
-            if (pk >= npk) break;
-            int c0 = pk * V;
-            Pack16<T> o, oy;
-#pragma unroll
-            for (int i = 0; i < V; i++) {
-                float d = rs * (g[p][i] - s1 - xh[p][i] * s2);
-                o.v[i] = from_f<T>(d);
-                if (dy) {
-                    oy.v[i] = from_f<T>(!out_dropout && dk ? (((kbits[p] >> i) & 1) ? d * drop.dc.scale : 0.0f) : d);
-                    ay[p][i] += to_f(oy.v[i]);
-                }
-            }
-            st16(dr + (size_t)row * C + c0, o);
-            if (dy) st16(dy + (size_t)row * C + c0, oy);
-        }
-    }
-#pragma unroll
-    for (int p = 0; p < LN_MAXP; p++) {
-        int pk = lane + 32 * p;
-        if (pk >= npk) break;
-#pragma unroll
-        for (int i = 0; i < V; i++) {
-            atomicAdd(&lnsh[pk * V + i], ag[p][i]);
-            atomicAdd(&lnsh[C + pk * V + i], ab[p][i]);
-            if (dy && dbias) atomicAdd(&lnsh[2 * C + pk * V + i], ay[p][i]);
-        }
-    }
-    __syncthreads();
-    for (int j = threadIdx.x; j < C; j += blockDim.x) {
-        atomicAdd(&dgamma[j], lnsh[j]);
-        atomicAdd(&dbeta[j], lnsh[C + j]);
-        if (dy && dbias) atomicAdd(&dbias[j], lnsh[2 * C + j]);
-    }
-}
-
-/* The two-kernel backward is the default: on the H100 the one-pass kernel
- * (236 registers a thread at C = 768, so 8 warps per SM) measured slower
- * (BERT-base 523k vs 531k tok/s).  SYMBERT_LN_BWD=fused selects it. */
-static int ln_bwd_split(void) {
-    static int v = -1;
-    if (v < 0) { const char *e = getenv("SYMBERT_LN_BWD"); v = !(e && !strcmp(e, "fused")); }
-    return v;
-}
-
 /* The number of 16-byte packs per lane for a row of C values. */
 template <typename T> static int ln_packs(int C) {
     int v = 16 / sizeof(T), need = (C / v + 31) / 32;
@@ -355,19 +254,6 @@ template <typename T>
 static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r,
                                const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
                                LnDrop drop, int out_dropout, int nsm) {
-    if (!ln_bwd_split()) {
-        size_t sh = (size_t)3 * C * sizeof(float);
-        int grid = 2 * nsm;
-        if (grid > (int)ceil_div(M, 4)) grid = (int)ceil_div(M, 4);
-        switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_bwd_fused_kernel<T, P><<<grid, 128, sh, g_stream>>>(dr, dy, dgamma, dbeta, dy ? dbias : NULL, \
-        dout, r, mean, rstd, gamma, M, C, seq, drop, out_dropout); break;
-        L_(1) L_(2) L_(3) L_(4) L_(8)
-#undef L_
-        }
-        LAUNCH_CHECK("ln_bwd_fused_kernel");
-        return;
-    }
     switch (ln_packs<T>(C)) {
 #define L_(P) case P: ln_bwd_row_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(dr, dy, dout, r, mean, rstd, gamma, \
         M, C, seq, drop, out_dropout); break;
