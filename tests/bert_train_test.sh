@@ -78,6 +78,11 @@ eq resume_longer_latest "$(cat A/latest)" checkpoint-8
 ok keep_prunes "$T" $COMMON --out K --steps 6 --keep 2
 eq keep_prunes_left "$(ls -d K/checkpoint-* | wc -l | tr -d ' ')" 2
 ok no_dropout_run "$T" $COMMON --out ND --steps 2 --no-dropout
+# without --out: runs/<config>-<attention>, said on stderr
+"$T" --config small.json --data sh --batch 4 --steps 1 --eval-every 0 --device cpu >dflt.log 2>&1
+eq default_out_exit "$?" 0
+eq default_out_folder "$(cat runs/small-pairwise/latest 2>/dev/null)" checkpoint-1
+grep_ok default_out_said 'run folder runs/small-pairwise' dflt.log
 
 # corrupt shards: clear errors naming the file
 cp -r sh shbad

@@ -28,6 +28,7 @@ static void usage(FILE *o) {
 "training (defaults: the paper's recipe)\n"
 "  --data DIR           shard-pack folder (manifest.json + .npy shards)\n"
 "  --out DIR            run folder: checkpoint-STEP/, latest, metrics.jsonl\n"
+"                       (runs/CONFIG-ATTENTION, e.g. runs/base-pairwise)\n"
 "  --steps N            length of the schedule, the rate reaches 0 there (200000)\n"
 "  --stop-at N          stop after step N with a checkpoint (continue with --resume)\n"
 "  --batch N            sequences per update (256)\n"
@@ -230,7 +231,14 @@ int main(int argc, char **argv) {
         }
         r.resume = ckpt;
     } else {
-        if (!o.data[0] || !o.out[0]) { fprintf(stderr, "bert-train: --data and --out are required (see --help)\n"); return 2; }
+        if (!o.data[0]) { fprintf(stderr, "bert-train: --data is required (a shard-pack folder; see --help)\n"); return 2; }
+        if (!o.out[0]) {   /* runs/<config name>-<attention> */
+            const char *c = config ? config : "base", *b = strrchr(c, '/');
+            b = b ? b + 1 : c;
+            int n = (int)strcspn(b, ".");
+            snprintf(o.out, sizeof o.out, "runs/%.*s-%s", n, b, r.cfg.attn == BT_ATTN_SYMMETRIC ? "symmetric" : r.cfg.attn == BT_ATTN_PAIRWISE ? "pairwise" : "original");
+            if (!quiet) fprintf(stderr, "bert-train: run folder %s (--out to choose another)\n", o.out);
+        }
         if (!warmup_given) o.optim.warmup = o.optim.total / 20;
         char absdata[PATH_MAX];   /* the state records where the data is, for --resume from anywhere */
         if (realpath(o.data, absdata) && strlen(absdata) < sizeof o.data) memcpy(o.data, absdata, strlen(absdata) + 1);
