@@ -81,14 +81,13 @@ void flt_rules_free(flt_rules *r) {
 
 /* ---- one document ---- */
 
-static const js_path PATHS[] = {
-    { { "metadata" }, 1 },
-    { { "metadata", "categories" }, 2 },
-    { { "metadata", "harmful_pp" }, 2 },
-    { { "metadata", "quality_warnings" }, 2 },
-    { { "warc_headers", "warc-target-uri" }, 2 },
+const js_path flt_paths[FLT_NPATHS] = {
+    [P_META] = { { "metadata" }, 1 },
+    [P_CATS] = { { "metadata", "categories" }, 2 },
+    [P_PP]   = { { "metadata", "harmful_pp" }, 2 },
+    [P_WARN] = { { "metadata", "quality_warnings" }, 2 },
+    [P_URL]  = { { "warc_headers", "warc-target-uri" }, 2 },
 };
-enum { P_META, P_CATS, P_PP, P_WARN, P_URL };
 
 static const char *type_name(js_type t) {
     static const char *n[] = { "absent", "null", "false", "true", "number", "string", "list", "object" };
@@ -134,7 +133,7 @@ static int schema(const char *line, const js_val *v, const char *field, const ch
 
 int flt_eval(const flt_rules *r, const char *line, size_t n, flt_verdict *v, char *err, size_t errlen) {
     js_val f[5];
-    if (js_scan(line, n, PATHS, r->ut1 ? 5 : 4, f, err, errlen) < 0) return -1;
+    if (js_scan(line, n, flt_paths, r->ut1 ? FLT_NPATHS : P_URL, f, err, errlen) < 0) return -1;
     memset(v, 0, sizeof *v);
     size_t i = 0;
     while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;

@@ -26,6 +26,7 @@
 #ifndef SYMBERT_FILTER_H
 #define SYMBERT_FILTER_H
 #include "filters/ut1.h"
+#include "pipeline/json.h"
 #include "pipeline/sio.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -97,4 +98,8 @@ int flt_run(const flt_rules *r, const char *const *paths, int npaths, sout *out,
 /* The stats as one JSON object (with the rules used and the elapsed time),
  * newline-terminated, in a malloc'd string; NULL when out of memory. */
 char *flt_stats_json(const flt_stats *st, const flt_rules *r, double seconds);
+/* The key paths a document is judged by, in js_scan's order (P_URL only
+ * with UT1 lists); shared with the differential fuzz test. */
+enum { P_META, P_CATS, P_PP, P_WARN, P_URL, FLT_NPATHS };
+extern const js_path flt_paths[FLT_NPATHS];
 #endif

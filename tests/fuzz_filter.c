@@ -51,14 +51,7 @@ static void print_counts(void) {
             n_both_ok, n_both_bad, n_rewritten, n_allowed);
 }
 
-static const js_path PATHS[] = {
-    { { "metadata" }, 1 },
-    { { "metadata", "categories" }, 2 },
-    { { "metadata", "harmful_pp" }, 2 },
-    { { "metadata", "quality_warnings" }, 2 },
-    { { "warc_headers", "warc-target-uri" }, 2 },
-};
-#define NP 5
+#define NP FLT_NPATHS
 
 static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 static int numchar(char c) { return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E'; }
@@ -160,11 +153,11 @@ static int reference_rules(const cJSON *root) {
 static void compare_trees(const char *buf, size_t n, const js_val *f, const cJSON *root, const flt_rules *rules) {
     const cJSON *md = last_member(root, "metadata");
     const cJSON *wh = last_member(root, "warc_headers");
-    same_value(&f[0], md, "metadata", 0);
-    same_value(&f[1], last_member(md, "categories"), "metadata.categories", 0);
-    same_value(&f[2], last_member(md, "harmful_pp"), "metadata.harmful_pp", 0);
-    same_value(&f[3], last_member(md, "quality_warnings"), "metadata.quality_warnings", 0);
-    same_value(&f[4], last_member(wh, "warc-target-uri"), "warc_headers.warc-target-uri", 0);
+    same_value(&f[P_META], md, "metadata", 0);
+    same_value(&f[P_CATS], last_member(md, "categories"), "metadata.categories", 0);
+    same_value(&f[P_PP], last_member(md, "harmful_pp"), "metadata.harmful_pp", 0);
+    same_value(&f[P_WARN], last_member(md, "quality_warnings"), "metadata.quality_warnings", 0);
+    same_value(&f[P_URL], last_member(wh, "warc-target-uri"), "warc_headers.warc-target-uri", 0);
     flt_verdict v; char err[256];
     int ours = flt_eval(rules, buf, n, &v, err, sizeof err) < 0 ? -1 : (int)v.drop;
     int ref = reference_rules(root);
@@ -186,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     js_val f[NP]; char err[256];
     for (int round = 0; round < 4096; round++) {
-        int js = js_scan(buf, n, PATHS, NP, f, err, sizeof err);
+        int js = js_scan(buf, n, flt_paths, NP, f, err, sizeof err);
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(buf, n + 1, &end, 1);
         if (round) n_rewritten++;
