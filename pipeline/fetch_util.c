@@ -336,19 +336,30 @@ int fetch_token_find(char *tok, size_t toklen, char *from, size_t fromlen, char 
 
 /* ---- archive path safety ------------------------------------------------- */
 
+/* The next '/'-separated component of *p into *s, *len, skipping empty and
+ * "." components; 0 at the end. */
+static int next_component(const char **p, const char **s, size_t *len) {
+    while (**p) {
+        const char *b = *p;
+        while (**p && **p != '/') (*p)++;
+        size_t n = (size_t)(*p - b);
+        if (**p == '/') (*p)++;
+        if (n == 0 || (n == 1 && b[0] == '.')) continue;
+        *s = b; *len = n;
+        return 1;
+    }
+    return 0;
+}
+
 int fetch_entry_path(const char *name, const char *strip_top, char *out, size_t outlen,
                      char *err, size_t errlen) {
     if (!name || !*name) { snprintf(err, errlen, "entry with an empty name"); return -1; }
     if (name[0] == '/') { snprintf(err, errlen, "entry '%s' has an absolute path", name); return -1; }
     size_t o = 0;
     int first = 1, stripped = 0;
-    const char *p = name;
-    while (*p) {
-        const char *s = p;
-        while (*p && *p != '/') p++;
-        size_t len = (size_t)(p - s);
-        if (*p == '/') p++;
-        if (len == 0 || (len == 1 && s[0] == '.')) continue;
+    const char *p = name, *s;
+    size_t len;
+    while (next_component(&p, &s, &len)) {
         if (len == 2 && s[0] == '.' && s[1] == '.') {
             snprintf(err, errlen, "entry '%s' has a '..' component", name);
             return -1;
@@ -375,13 +386,9 @@ int fetch_link_inside(const char *at, const char *target) {
     if (!target || !*target || target[0] == '/') return 0;
     long depth = 0;                       /* components of dirname(at) */
     for (const char *c = at; *c; c++) if (*c == '/') depth++;
-    const char *p = target;
-    while (*p) {
-        const char *s = p;
-        while (*p && *p != '/') p++;
-        size_t len = (size_t)(p - s);
-        if (*p == '/') p++;
-        if (len == 0 || (len == 1 && s[0] == '.')) continue;
+    const char *p = target, *s;
+    size_t len;
+    while (next_component(&p, &s, &len)) {
         if (len == 2 && s[0] == '.' && s[1] == '.') { if (--depth < 0) return 0; }
         else depth++;
     }
