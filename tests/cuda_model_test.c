@@ -14,10 +14,16 @@
  *              cosine similarity >= 0.999 to the CPU's, dropout off.
  * Also: gradient accumulation over micro-batches equals one big batch;
  * one AdamW step equals bt_adamw_update; a GPU checkpoint
- * (bt_st_write of the GPU's weights) loads on the CPU and back unchanged. */
+ * (bt_st_write of the GPU's weights) loads on the CPU and back unchanged;
+ * masking on the GPU makes exactly bt_mask_batch's inputs and labels; and
+ * the training loop on the GPU (fp32, device masks, dropout, micro-batches,
+ * evaluation) ends with the CPU loop's weights. */
 #include "tests/t.h"
 #include "trainer/cuda/gpu.h"
 #include "trainer/ckpt.h"
+#include "trainer/train.h"
+#include "trainer/cuda/train_cuda.h"
+#include "tests/trainer_shards.h"
 #include <stdint.h>
 #include <unistd.h>
 
@@ -72,7 +78,7 @@ static void compare(shape sh, bt_attn attn, int prec, int dropout) {
     make_batch(B, T, cfg.vocab_size, 5, 3, in, lab, &n);
     REQUIRE(n > 0, "no masked position");
     float scale = 1.0f / (float)n;
-    bt_batch bb = { B, T, in, lab, 3, 0 };
+    bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 3, .sample0 = 0 };
     bt_cpu *cpu = bt_cpu_new(&L, B, T, err, sizeof err);
     REQUIRE(cpu, "%s", err);
     int nc = 0, ng = 0;
@@ -148,14 +154,14 @@ static void test_accumulation(void) {
     btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
-    bt_batch all = { B, T, in, lab, 2, 0 };
+    bt_batch all = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 2, .sample0 = 0 };
     btc_zero_grads(g);
     double la = btc_forward_backward(g, &all, 1, 1, 4, 1.0f / n, NULL);
     btc_get_grads(g, g1);
     btc_zero_grads(g);
     double ls = 0;
     for (int b = 0; b < B; b++) {
-        bt_batch one = { 1, T, in + b * T, lab + b * T, 2, (uint64_t)b };
+        bt_batch one = { .B = 1, .T = T, .inputs = in + b * T, .labels = lab + b * T, .step = 2, .sample0 = (uint64_t)b };
         ls += btc_forward_backward(g, &one, 1, 1, 4, 1.0f / n, NULL);
     }
     btc_get_grads(g, g2);
@@ -184,7 +190,7 @@ static void test_adamw(void) {
     o.clip = 0.05f;   /* so that clipping happens */
     btc_model *gm = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
     REQUIRE(gm, "%s", err);
-    bt_batch bb = { B, T, in, lab, 1, 0 };
+    bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 1, .sample0 = 0 };
     btc_set_params(gm, p);
     btc_zero_grads(gm);
     btc_forward_backward(gm, &bb, 1, 0, 0, 1.0f / n, NULL);
@@ -235,6 +241,105 @@ static void test_checkpoint_roundtrip(void) {
     free(p); free(q); free(r);
 }
 
+/* Raw ids (with [CLS]/[SEP]/[PAD]) masked on the GPU equal bt_mask_batch's,
+ * and the pass gives the loss of the host-masked batch. */
+static void test_device_masks(void) {
+    bt_config cfg; char err[512];
+    bt_config_preset("tiny", &cfg);
+    bt_layout L; REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    enum { B = 5, T = 128 };
+    const int V = cfg.vocab_size;
+    static uint16_t ids[B * T];
+    static int32_t in[B * T], lab[B * T], gin[B * T], glab[B * T];
+    int counts[B], n = 0;
+    for (int b = 0; b < B; b++) {
+        uint16_t *s = ids + b * T;
+        for (int t = 0; t < T; t++) s[t] = (uint16_t)(bt_rand32(bt_key(8, 1, (uint64_t)b, 0, 0), (uint64_t)t) % (uint32_t)V);
+        s[0] = BT_CLS_ID; s[T - 1] = BT_SEP_ID; s[40] = BT_SEP_ID; s[41] = BT_CLS_ID;
+        for (int t = 100 + b; t < T - 1; t++) s[t] = BT_PAD_ID;   /* padded tails of different lengths */
+        counts[b] = bt_mask_count(5, 7, 3 + (uint64_t)b, s, T);
+        int k = bt_mask_batch(5, 7, 3 + (uint64_t)b, s, T, V, in + b * T, lab + b * T);
+        CHECK(k == counts[b], "sample %d: bt_mask_count %d, bt_mask_batch %d", b, counts[b], k);
+        n += k;
+    }
+    REQUIRE(n > 0, "nothing masked");
+    float *p = malloc(L.total * 4);
+    REQUIRE(p, "out of host memory");
+    bt_params_init(&L, p, 1);
+    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    REQUIRE(g, "%s", err);
+    btc_set_params(g, p);
+    bt_batch raw = { .B = B, .T = T, .inputs = NULL, .labels = NULL, .step = 3, .sample0 = 0, .ids = ids, .counts = counts, .mask_seed = 5, .mask_step = 7, .mask_sample0 = 3 };
+    int nd = 0, nh = 0;
+    btc_zero_grads(g);
+    double ld = btc_forward_backward(g, &raw, 1, 1, 11, 1.0f / n, &nd);
+    btc_get_batch(g, gin, glab, B);
+    int bad_in = 0, bad_lab = 0, replaced = 0;
+    for (int i = 0; i < B * T; i++) {
+        bad_in += gin[i] != in[i];
+        bad_lab += glab[i] != lab[i];
+        replaced += lab[i] != BT_IGNORE && in[i] != BT_MASK_ID && in[i] != lab[i];
+    }
+    CHECK(nd == n, "device pass counted %d labels, host %d", nd, n);
+    CHECK(bad_in == 0, "%d of %d masked inputs differ from bt_mask_batch's", bad_in, B * T);
+    CHECK(bad_lab == 0, "%d of %d labels differ from bt_mask_batch's", bad_lab, B * T);
+    CHECK(replaced > 0, "no position got a random id: the test does not cover that branch");
+    bt_batch host = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 3, .sample0 = 0 };
+    btc_zero_grads(g);
+    double lh = btc_forward_backward(g, &host, 1, 1, 11, 1.0f / n, &nh);
+    CHECK(nh == n && ld == lh, "loss with device masks %.9g, host masks %.9g", ld, lh);
+    printf("  %d samples, %d labelled (%d random ids): device masks equal bt_mask_batch, loss %.7f both\n",
+           B, n, replaced, ld / n);
+    btc_free(g);
+    bt_layout_free(&L);
+    free(p);
+}
+
+/* bt_train_cuda (fp32: the CPU's arithmetic; masks drawn on the GPU) and
+ * bt_train_cpu, same run: the same weights at the end. */
+static void test_train_loop_matches_cpu(void) {
+    char err[1024];
+    enum { VOC = 160, SEQ = 32 };
+    REQUIRE(ts_write("shards", SEQ, VOC, 48, 8) == 0, "cannot write test shards");
+    static const bt_attn kinds[3] = { BT_ATTN_ORIGINAL, BT_ATTN_SYMMETRIC, BT_ATTN_PAIRWISE };
+    for (int k = 0; k < 3; k++) {
+        bt_config c;
+        bt_config_preset("tiny", &c);
+        c.vocab_size = VOC; c.hidden = 32; c.heads = 2; c.layers = 2; c.ffn = 64; c.max_pos = SEQ; c.attn = kinds[k];
+        float *w[2] = { NULL, NULL };
+        for (int dev = 0; dev < 2; dev++) {
+            bt_run r; memset(&r, 0, sizeof r);
+            bt_opts_defaults(&r.opts);
+            snprintf(r.opts.data, sizeof r.opts.data, "shards");
+            snprintf(r.opts.out, sizeof r.opts.out, "run-%d-%d", k, dev);
+            r.opts.batch = 6; r.opts.micro_batch = 4;   /* micro-batches of 4 and 2 */
+            r.opts.optim.lr = 1e-3f; r.opts.optim.warmup = 2; r.opts.optim.total = 6;
+            r.opts.eval_every = 3; r.opts.eval_samples = 6; r.opts.save_every = 0; r.opts.log_every = 1;
+            r.cfg = c; r.params_out = &w[dev];
+            btc_options co = { BTC_FP32, BTC_ATTN_AUTO, NULL };
+            int rc = dev ? bt_train_cuda(&r, &co, err, sizeof err) : bt_train_cpu(&r, err, sizeof err);
+            REQUIRE(rc == 0 && w[dev], "%s run: %s", dev ? "GPU" : "CPU", err);
+        }
+        /* per tensor; not the key bias, whose exact gradient is 0 (rounding noise that AdamW
+         * normalises to steps of size lr, see compare()) */
+        bt_layout L;
+        REQUIRE(bt_layout_init(&L, &c, err, sizeof err) == 0, "%s", err);
+        double rel = 0;
+        const char *wn = "";
+        for (int i = 0; i < L.n; i++) {
+            if (L.t[i].kind == BT_T_K_B) continue;
+            double r = rel_err(w[1] + L.t[i].offset, w[0] + L.t[i].offset, L.t[i].numel);
+            if (!(r <= rel)) { rel = r; wn = L.t[i].name; }
+        }
+        bt_layout_free(&L);
+        CHECK(rel <= 1e-4, "%s: weights after 6 updates differ, %s rel %.3g",
+              k == 0 ? "original" : k == 1 ? "symmetric" : "pairwise", wn, rel);
+        printf("  %-9s 6 updates (6 = 4 + 2 per update, dropout, device masks): worst tensor rel diff GPU/CPU %.2e (%s)\n",
+               k == 0 ? "original" : k == 1 ? "symmetric" : "pairwise", rel, wn);
+        free(w[0]); free(w[1]);
+    }
+}
+
 int main(void) {
     char err[256], name[256];
     if (!btc_available(err, sizeof err)) { printf("FAIL cuda_model_test: %s\n", err); return 1; }
@@ -247,5 +352,7 @@ int main(void) {
     T_RUN(test_accumulation);
     T_RUN(test_adamw);
     T_RUN(test_checkpoint_roundtrip);
+    T_RUN(test_device_masks);
+    T_RUN(test_train_loop_matches_cpu);
     return T_DONE();
 }

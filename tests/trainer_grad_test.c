@@ -35,7 +35,7 @@ static void check_variant(bt_attn attn, int dropout) {
     }
     in[3] = 0;
     lab[3] = 5;
-    bt_batch b = { B, T, in, lab, 11, 4 };
+    bt_batch b = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 11, .sample0 = 4 };
     int n;
     double loss = bt_cpu_forward_backward(m, p, g, &b, dropout, 3, 1.0f, &n, NULL);
     CHECK(n == 6, "labels %d", n);

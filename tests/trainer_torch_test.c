@@ -94,7 +94,7 @@ static void compare(int v) {
     REQUIRE(M > 0, "no masked positions");
     bt_cpu *m = bt_cpu_new(&L, B, T, err, sizeof err);
     REQUIRE(m, "%s", err);
-    bt_batch bb = { B, T, in, lab, 0, 0 };
+    bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 0, .sample0 = 0 };
     int nl;
     double loss = bt_cpu_forward_backward(m, w, g, &bb, 0, 0, 1.0f / (float)M, &nl, logits) / M;
     /* torch's numbers */

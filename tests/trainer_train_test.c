@@ -166,7 +166,7 @@ static void test_microbatch_split(void) {
             int n = B - first < split[k] ? B - first : split[k];
             long nm;
             REQUIRE(bt_data_train_batch(d, 9, 5, B, first, n, in, lab, &nm, err, sizeof err) == 0, "%s", err);
-            bt_batch bb = { n, SEQ, in, lab, 5, (uint64_t)first };
+            bt_batch bb = { .B = n, .T = SEQ, .inputs = in, .labels = lab, .step = 5, .sample0 = (uint64_t)first };
             int nl;
             loss[k] += bt_cpu_forward_backward(m, p, g[k], &bb, 1, 9, 1.0f / (float)masked, &nl, NULL);
             seen += nl;
@@ -276,12 +276,57 @@ static void test_perm(void) {
     CHECK(differ > 80, "epochs share the order (%d of 100 differ)", differ);
 }
 
+/* The raw-id path of device-masking engines: bt_data_train_ids / val_ids
+ * give the samples bt_data_train_batch masks, and counts equal to its
+ * labelled positions; bt_data_train_masked is their sum over the batch. */
+static void test_raw_ids(void) {
+    char err[512];
+    bt_data *d = bt_data_open("shards", VOCAB, 0, err, sizeof err);
+    REQUIRE(d, "%s", err);
+    enum { NB = 6 };
+    static int32_t in[NB * SEQ], lab[NB * SEQ], in2[NB * SEQ], lab2[NB * SEQ];
+    static uint16_t ids[NB * SEQ];
+    int counts[NB];
+    for (int split = 0; split < 2; split++) {
+        for (uint64_t step = 0; step < 3; step++) {
+            long nm = 0, sum = 0;
+            if (split == 0) {
+                REQUIRE(bt_data_train_batch(d, 9, step, 10, 4, NB, in, lab, &nm, err, sizeof err) == 0, "%s", err);
+                REQUIRE(bt_data_train_ids(d, 9, step, 10, 4, NB, ids, counts, err, sizeof err) == 0, "%s", err);
+            } else {
+                REQUIRE(bt_data_val_batch(d, 3, step * NB, NB, in, lab, &nm, err, sizeof err) == 0, "%s", err);
+                REQUIRE(bt_data_val_ids(d, 3, step * NB, NB, ids, counts, err, sizeof err) == 0, "%s", err);
+            }
+            int same = 1;
+            for (int b = 0; b < NB; b++) {
+                sum += counts[b];
+                uint64_t ms = split ? BT_EVAL_STEP : step, si = split ? step * NB + (uint64_t)b : 4 + (uint64_t)b;
+                int k = bt_mask_batch(split ? 3 : 9, ms, si, ids + b * SEQ, SEQ, VOCAB, in2 + b * SEQ, lab2 + b * SEQ);
+                same &= k == counts[b];
+            }
+            CHECK(sum == nm, "%s step %llu: counts sum to %ld, the batch has %ld labels", split ? "val" : "train",
+                  (unsigned long long)step, sum, nm);
+            CHECK(same && !memcmp(in, in2, sizeof in) && !memcmp(lab, lab2, sizeof lab),
+                  "%s step %llu: masking the raw ids differs from the masked batch", split ? "val" : "train",
+                  (unsigned long long)step);
+        }
+    }
+    long whole = bt_data_train_masked(d, 9, 1, 10), parts = 0;
+    for (int first = 0; first < 10; first += 5) {
+        REQUIRE(bt_data_train_ids(d, 9, 1, 10, first, 5, ids, counts, err, sizeof err) == 0, "%s", err);
+        for (int b = 0; b < 5; b++) parts += counts[b];
+    }
+    CHECK(whole == parts && whole > 0, "bt_data_train_masked %ld, counts %ld", whole, parts);
+    bt_data_close(d);
+}
+
 int main(void) {
 #ifdef _OPENMP
     omp_set_num_threads(1);   /* tiny models: threads cost more than they give (test_threads uses 3) */
 #endif
     if (ts_write("shards", SEQ, VOCAB, 2048, 32)) { printf("FAIL setup: cannot write shards\n"); return 1; }
     T_RUN(test_perm);
+    T_RUN(test_raw_ids);
     T_RUN(test_resume_exact);
     T_RUN(test_interrupt_resume);
     T_RUN(test_threads);

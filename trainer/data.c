@@ -126,17 +126,37 @@ int bt_data_val_batch(const bt_data *d, uint64_t eval_seed, uint64_t first, int 
     return 0;
 }
 
+int bt_data_train_ids(const bt_data *d, uint64_t seed, uint64_t step, int batch, int first, int n,
+                      uint16_t *ids, int *counts, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        uint64_t g = step * (uint64_t)batch + (uint64_t)(first + i);
+        const uint16_t *s = get(d, SHARD_TRAIN, bt_data_train_index(d, seed, g), err, errlen);
+        if (!s) return -1;
+        memcpy(ids + (size_t)i * d->seq_len, s, (size_t)d->seq_len * sizeof *s);
+        counts[i] = bt_mask_count(seed, step, (uint64_t)(first + i), s, d->seq_len);
+    }
+    return 0;
+}
+
+int bt_data_val_ids(const bt_data *d, uint64_t eval_seed, uint64_t first, int n,
+                    uint16_t *ids, int *counts, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        const uint16_t *s = get(d, SHARD_VALIDATION, first + (uint64_t)i, err, errlen);
+        if (!s) return -1;
+        memcpy(ids + (size_t)i * d->seq_len, s, (size_t)d->seq_len * sizeof *s);
+        counts[i] = bt_mask_count(eval_seed, BT_EVAL_STEP, first + (uint64_t)i, s, d->seq_len);
+    }
+    return 0;
+}
+
 long bt_data_train_masked(const bt_data *d, uint64_t seed, uint64_t step, int batch) {
-    /* the masks are cheap: draw them for the whole batch and count */
-    int32_t *in = malloc((size_t)d->seq_len * sizeof *in), *lab = malloc((size_t)d->seq_len * sizeof *lab);
+    /* only the first draw of each position decides whether it is labelled */
     long total = 0;
-    if (!in || !lab) { free(in); free(lab); return -1; }
     for (int i = 0; i < batch; i++) {
         uint64_t g = step * (uint64_t)batch + (uint64_t)i;
         const uint16_t *ids = shard_set_sample(d->set, SHARD_TRAIN, bt_data_train_index(d, seed, g), NULL, 0);
-        if (!ids) { total = -1; break; }
-        total += bt_mask_batch(seed, step, (uint64_t)i, ids, d->seq_len, d->vocab_size, in, lab);
+        if (!ids) return -1;
+        total += bt_mask_count(seed, step, (uint64_t)i, ids, d->seq_len);
     }
-    free(in); free(lab);
     return total;
 }

@@ -44,6 +44,15 @@ int bt_data_train_batch(const bt_data *d, uint64_t seed, uint64_t step, int batc
 /* Validation samples first .. first+n-1 with the fixed evaluation masks. */
 int bt_data_val_batch(const bt_data *d, uint64_t eval_seed, uint64_t first, int n,
                       int32_t *inputs, int32_t *labels, long *n_masked, char *err, size_t errlen);
+/* The same samples unmasked, for engines that mask on the device: ids get
+ * n * seq_len raw token ids (range-checked), counts[i] the positions
+ * bt_mask_batch would choose in sample i (its mask key is (seed, step,
+ * first + i) for training, (eval_seed, BT_EVAL_STEP, first + i) for
+ * validation).  0, or -1 with a message as above. */
+int bt_data_train_ids(const bt_data *d, uint64_t seed, uint64_t step, int batch, int first, int n,
+                      uint16_t *ids, int *counts, char *err, size_t errlen);
+int bt_data_val_ids(const bt_data *d, uint64_t eval_seed, uint64_t first, int n,
+                    uint16_t *ids, int *counts, char *err, size_t errlen);
 /* Labelled positions of the whole update (all `batch` samples): the
  * normaliser of the batch-mean loss, known before any micro-batch runs. */
 long bt_data_train_masked(const bt_data *d, uint64_t seed, uint64_t step, int batch);

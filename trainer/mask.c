@@ -7,20 +7,26 @@
 
 int bt_mask_batch(uint64_t seed, uint64_t step, uint64_t sample_index, const uint16_t *ids, int seq_len,
                   int vocab_size, int32_t *out_inputs, int32_t *out_labels) {
-    uint64_t key = bt_key(seed, BT_RNG_MASK, step, sample_index, 0);
+    uint64_t key = bt_mask_key(seed, step, sample_index);
     int n = 0;
     for (int t = 0; t < seq_len; t++) {
         int id = ids[t];
         uint64_t c = 4 * (uint64_t)t;
-        int special = id == BT_PAD_ID || id == BT_CLS_ID || id == BT_SEP_ID;
         out_inputs[t] = id;
         out_labels[t] = BT_IGNORE;
-        if (special || bt_uniform(key, c) >= BT_MLM_PROB) continue;
+        if (!bt_mask_chosen(key, t, id)) continue;
         out_labels[t] = id;
         n++;
         if (bt_uniform(key, c + 1) < 0.8f) out_inputs[t] = BT_MASK_ID;
         else if (bt_uniform(key, c + 2) < 0.5f)
             out_inputs[t] = (int32_t)(((uint64_t)bt_rand32(key, c + 3) * (uint64_t)vocab_size) >> 32);
     }
+    return n;
+}
+
+int bt_mask_count(uint64_t seed, uint64_t step, uint64_t sample_index, const uint16_t *ids, int seq_len) {
+    uint64_t key = bt_mask_key(seed, step, sample_index);
+    int n = 0;
+    for (int t = 0; t < seq_len; t++) n += bt_mask_chosen(key, t, ids[t]);
     return n;
 }

@@ -220,6 +220,19 @@ static inline uint64_t bt_dropout_key(uint64_t seed, uint64_t step, uint64_t sam
 int bt_mask_batch(uint64_t seed, uint64_t step, uint64_t sample_index, const uint16_t *ids, int seq_len,
                   int vocab_size, int32_t *out_inputs, int32_t *out_labels);
 #define BT_MLM_PROB 0.15f
+/* The key of a sample's mask stream, and whether position t (token id) is
+ * chosen: the first draw of bt_mask_batch, shared by the CPU, the count
+ * below and the GPU's masking kernel (trainer/cuda/model.cu), which
+ * re-states it for the device. */
+static inline uint64_t bt_mask_key(uint64_t seed, uint64_t step, uint64_t sample_index) {
+    return bt_key(seed, BT_RNG_MASK, step, sample_index, 0);
+}
+static inline int bt_mask_chosen(uint64_t key, int t, int id) {
+    if (id == BT_PAD_ID || id == BT_CLS_ID || id == BT_SEP_ID) return 0;
+    return bt_uniform(key, 4 * (uint64_t)t) < BT_MLM_PROB;
+}
+/* The number of positions bt_mask_batch chooses, without masking. */
+int bt_mask_count(uint64_t seed, uint64_t step, uint64_t sample_index, const uint16_t *ids, int seq_len);
 /* The "step" used for validation masks: fixed, so every evaluation (and
  * every run with the same eval seed) masks the same positions. */
 #define BT_EVAL_STEP UINT64_MAX

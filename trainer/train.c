@@ -85,10 +85,19 @@ typedef struct {
     bt_data *data;
     float *params, *m, *v;     /* host copies: what checkpoints hold */
     int32_t *inputs, *labels;
+    uint16_t *ids;             /* device_masks engines: raw ids and chosen counts */
+    int *counts;
     int T, micro;
     bt_metrics *metrics;
     bt_state st;
 } trainer;
+
+/* A batch of raw ids for an engine that masks on its device. */
+static void device_batch(bt_batch *bb, const trainer *t, uint64_t mseed, uint64_t mstep, uint64_t msample0) {
+    bb->inputs = NULL; bb->labels = NULL;
+    bb->ids = t->ids; bb->counts = t->counts;
+    bb->mask_seed = mseed; bb->mask_step = mstep; bb->mask_sample0 = msample0;
+}
 
 /* Mean loss over the first eval_samples validation samples with fixed masks. */
 static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
@@ -98,8 +107,12 @@ static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
     t->ops->loss_take(t->e);
     for (uint64_t first = 0; first < n; first += (uint64_t)t->micro) {
         int b = (int)((n - first) < (uint64_t)t->micro ? (n - first) : (uint64_t)t->micro);
-        if (bt_data_val_batch(t->data, t->o.eval_seed, first, b, t->inputs, t->labels, NULL, err, errlen)) return -1;
-        bt_batch bb = { b, t->T, t->inputs, t->labels, 0, 0 };
+        bt_batch bb = { .B = b, .T = t->T, .inputs = t->inputs, .labels = t->labels, .step = 0, .sample0 = 0 };
+        if (t->ops->device_masks) {
+            if (bt_data_val_ids(t->data, t->o.eval_seed, first, b, t->ids, t->counts, err, errlen)) return -1;
+            device_batch(&bb, t, t->o.eval_seed, BT_EVAL_STEP, first);
+        } else if (bt_data_val_batch(t->data, t->o.eval_seed, first, b, t->inputs, t->labels, NULL, err, errlen))
+            return -1;
         int nl;
         char e[1024];
         if (t->ops->forward_backward(t->e, &bb, 0, 0, 0, 1.0f, &nl, e, sizeof e)) return fail(err, errlen, "evaluation: %s", e);
@@ -145,7 +158,9 @@ static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errle
     t->m = calloc(n, sizeof(float)); t->v = calloc(n, sizeof(float));
     t->inputs = malloc((size_t)t->micro * t->T * sizeof *t->inputs);
     t->labels = malloc((size_t)t->micro * t->T * sizeof *t->labels);
-    if (!t->params || !t->m || !t->v || !t->inputs || !t->labels) return fail(err, errlen, "out of memory for %zu parameters", n);
+    t->ids = malloc((size_t)t->micro * t->T * sizeof *t->ids);
+    t->counts = malloc((size_t)t->micro * sizeof *t->counts);
+    if (!t->params || !t->m || !t->v || !t->inputs || !t->labels || !t->ids || !t->counts) return fail(err, errlen, "out of memory for %zu parameters", n);
     memset(&t->st, 0, sizeof t->st);
     if (r->resume) {
         bt_opts o2; bt_config c2;
@@ -168,6 +183,7 @@ static void teardown(trainer *t) {
     bt_data_close(t->data);
     bt_layout_free(&t->L);
     free(t->params); free(t->m); free(t->v); free(t->inputs); free(t->labels);
+    free(t->ids); free(t->counts);
 }
 
 int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *err, size_t errlen) {
@@ -195,8 +211,13 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
         const float scale = masked ? 1.0f / (float)masked : 0.0f;
         for (int first = 0; first < B && !rc; first += t.micro) {
             int b = B - first < t.micro ? B - first : t.micro;
-            if (bt_data_train_batch(t.data, t.o.seed, step, B, first, b, t.inputs, t.labels, NULL, err, errlen)) { rc = -1; break; }
-            bt_batch bb = { b, t.T, t.inputs, t.labels, step, (uint64_t)first };
+            bt_batch bb = { .B = b, .T = t.T, .inputs = t.inputs, .labels = t.labels, .step = step, .sample0 = (uint64_t)first };
+            if (ops->device_masks) {
+                if (bt_data_train_ids(t.data, t.o.seed, step, B, first, b, t.ids, t.counts, err, errlen)) { rc = -1; break; }
+                device_batch(&bb, &t, t.o.seed, step, (uint64_t)first);
+            } else if (bt_data_train_batch(t.data, t.o.seed, step, B, first, b, t.inputs, t.labels, NULL, err, errlen)) {
+                rc = -1; break;
+            }
             int nl;
             char e[1024];
             if (ops->forward_backward(t.e, &bb, 1, t.o.dropout, t.o.seed, scale, &nl, e, sizeof e)) {
@@ -279,7 +300,7 @@ static double cpu_update(void *e, const bt_optim_cfg *o, long step, double lr) {
 static void cpu_pull(void *e, float *params, float *m, float *v) { (void)e; (void)params; (void)m; (void)v; }
 
 static const bt_engine_ops cpu_ops = {
-    NULL, cpu_open, cpu_close, cpu_zero_grads, cpu_forward_backward, cpu_loss_take, cpu_update, cpu_pull
+    NULL, cpu_open, cpu_close, cpu_zero_grads, cpu_forward_backward, cpu_loss_take, cpu_update, cpu_pull, 0
 };
 
 int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {

@@ -79,6 +79,9 @@ typedef struct bt_engine_ops {
      * norm before clipping (a non-finite norm: the run stops, nothing is saved) */
     double (*update)(void *e, const bt_optim_cfg *o, long step, double lr);
     void (*pull)(void *e, float *params, float *m, float *v);   /* host copies, for checkpoints */
+    /* 1: forward_backward gets raw ids and mask keys (bt_batch.ids) and
+     * masks on the device; 0: the host masks (bt_batch.inputs, labels) */
+    int device_masks;
 } bt_engine_ops;
 int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *err, size_t errlen);
 #endif

@@ -58,7 +58,7 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
     btc_set_params(m, p);
     int B = mb * accum;
     uint16_t *ids = malloc((size_t)B * T * sizeof *ids);
-    int32_t *in = malloc((size_t)B * T * 4), *lab = malloc((size_t)B * T * 4);
+    int *counts = malloc((size_t)B * sizeof *counts);
     for (size_t i = 0; i < (size_t)B * T; i++) ids[i] = (uint16_t)(1000 + bt_rand32(7, i) % (uint32_t)(cfg.vocab_size - 1000));
     bt_optim_cfg o; bt_optim_defaults(&o);
     long masked = 0, tokens = 0;
@@ -67,12 +67,14 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
     for (int s = 0; s < steps + 3 + (profile ? 1 : 0); s++) {
         if (s == 3) { btc_sync(); t0 = now(); masked = 0; tokens = 0; }
         if (s == steps + 3) { dt = now() - t0; btc_profile_begin(); }
+        /* as the training loop does: the host counts the masked positions, the GPU masks */
         int n = 0;
-        for (int b = 0; b < B; b++)
-            n += bt_mask_batch(1, (uint64_t)s, (uint64_t)b, ids + (size_t)b * T, T, cfg.vocab_size, in + (size_t)b * T, lab + (size_t)b * T);
+        for (int b = 0; b < B; b++) n += counts[b] = bt_mask_count(1, (uint64_t)s, (uint64_t)b, ids + (size_t)b * T, T);
         btc_zero_grads(m);
         for (int a = 0; a < accum; a++) {
-            bt_batch bb = { mb, T, in + (size_t)a * mb * T, lab + (size_t)a * mb * T, (uint64_t)s, (uint64_t)(a * mb) };
+            bt_batch bb = { .B = mb, .T = T, .step = (uint64_t)s, .sample0 = (uint64_t)(a * mb),
+                            .ids = ids + (size_t)a * mb * T, .counts = counts + a * mb,
+                            .mask_seed = 1, .mask_step = (uint64_t)s, .mask_sample0 = (uint64_t)(a * mb) };
             btc_forward_backward_async(m, &bb, 1, 1, 1, 1.0f / n, NULL);
         }
         loss = btc_loss_wait(m) / n;
@@ -102,7 +104,7 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
     fflush(stdout);
     btc_free(m);
     bt_layout_free(&L);
-    free(p); free(ids); free(in); free(lab);
+    free(p); free(ids); free(counts);
     return isfinite(loss) ? 0 : 1;
 }
 

@@ -50,8 +50,10 @@ void btc_set_moments(btc_model *m, const float *mom1, const float *mom2);   /* N
 void btc_get_moments(btc_model *m, float *mom1, float *mom2);
 void btc_zero_grads(btc_model *m);
 
-/* One micro-batch (b->B <= max_B, b->T == T; inputs/labels on the host,
- * masked already): forward, and the backward when `backward` is set.
+/* One micro-batch (b->B <= max_B, b->T == T): forward, and the backward
+ * when `backward` is set.  Either b->inputs/labels (masked by the host) or
+ * b->ids, counts and the mask key fields (see bt_batch), masked on the GPU
+ * with bt_mask_batch's draws (btc_get_batch returns what it made).
  * Returns the summed loss and the number of labelled positions.  The loss
  * is read back, so this waits for the GPU; btc_forward_backward_async
  * queues the work and btc_loss_wait collects the loss later. */
@@ -60,6 +62,9 @@ double btc_forward_backward(btc_model *m, const bt_batch *b, int backward, int d
 void btc_forward_backward_async(btc_model *m, const bt_batch *b, int backward, int dropout, uint64_t seed, float scale,
                                 int *n_labels);
 double btc_loss_wait(btc_model *m);        /* sum of the losses queued since the last call */
+/* The masked inputs and labels ([B*T] each, BT_IGNORE where unlabelled) of
+ * the last pass, however they were masked: for tests. */
+void btc_get_batch(btc_model *m, int32_t *inputs, int32_t *labels, int B);
 /* The logits of the last forward pass at the labelled positions, [n, vocab]. */
 void btc_get_logits(btc_model *m, float *logits, int n);
 

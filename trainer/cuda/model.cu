@@ -39,6 +39,7 @@
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/classifier.cuh"
 #include "trainer/cuda/adamw.cuh"
+#include "trainer/cuda/mask.cuh"
 #include <math.h>
 #include <string.h>
 
@@ -60,7 +61,10 @@ struct btc_model {
     float *p, *grad, *m1, *m2;
     void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
     int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
-    int32_t *h_slot[NSLOTS];        /* pinned staging for those */
+    int32_t *h_slot[NSLOTS];        /* pinned staging for those (or for raw ids and offsets) */
+    uint16_t *d_ids;                /* raw ids of a micro-batch masked on the device [M] */
+    int32_t *d_off;                 /* where each sample's labelled positions start [maxB + 1] */
+    int *d_maskerr, *h_maskerr;     /* a sample whose device count differs from the host's (+1) */
     cudaEvent_t ev_slot[NSLOTS];
     int slot;
     void *x0, *r0;
@@ -235,6 +239,11 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
     m->pc = prec == BTC_FP32 ? (void *)m->p : cu_alloc(m->np * 2, "bf16 copy of the weights");
     m->d_in = (int32_t *)cu_alloc(3 * M * 4, "input ids, masked positions and labels");
+    m->d_ids = (uint16_t *)cu_alloc(M * 2, "raw input ids");
+    m->d_off = (int32_t *)cu_alloc(((size_t)maxB + 1) * 4, "masked positions per sample");
+    m->d_maskerr = (int *)cu_alloc(4, "masking check");
+    CUDA_CHECK(cudaMemset(m->d_maskerr, 0, 4));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_maskerr, 4));
     for (int s = 0; s < NSLOTS; s++) {
         CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
         CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
@@ -318,9 +327,9 @@ extern "C" void btc_free(btc_model *m) {
     if (!m) return;
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
     for (int s = 0; s < NSLOTS; s++) { cudaFreeHost(m->h_slot[s]); cudaEventDestroy(m->ev_slot[s]); }
-    cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm);
+    cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm); cudaFreeHost(m->h_maskerr);
     /* device memory: freed wholesale; the process usually ends here */
-    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
+    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
                     m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
                     m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
                     m->normclip, m->chunks, m->partials};
@@ -476,7 +485,11 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
      * padding is zero (so the products see few distinct shapes and the padding adds nothing) */
     const int np_ = head_pad(n), npad = np_ - n;
     LnDrop none = {hd, -1, -1};
-    gemm_set_autotune(0);   /* these shapes follow the masked count: take the heuristic's pick, no timing mid-run */
+    /* these shapes follow the masked count, rounded to HEAD_ROUND rows: a handful of shapes, each
+     * timed once when first seen (SYMBERT_HEAD_AUTOTUNE=0: take the heuristic's first pick) */
+    static int head_tune = -1;
+    if (head_tune < 0) head_tune = getenv("SYMBERT_HEAD_AUTOTUNE") ? atoi(getenv("SYMBERT_HEAD_AUTOTUNE")) != 0 : 1;
+    gemm_set_autotune(head_tune);
     gather_rows<T>((T *)m->hm, xL, pos, n, C);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
@@ -597,26 +610,43 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
     int B = b->B, M = B * m->T;
     if (B < 1 || B > m->maxB || b->T != m->T)
         cu_fail("btc", "btc_forward_backward", "micro-batch larger than allocated or wrong sequence length", __FILE__, __LINE__);
-    /* stage inputs, masked positions and their labels in a pinned slot */
+    /* stage the batch in a pinned slot: raw ids and per-sample offsets (masked here, on the
+     * device), or inputs, masked positions and labels masked by the host */
     int s = m->slot;
     m->slot = (s + 1) % NSLOTS;
     CUDA_CHECK(cudaEventSynchronize(m->ev_slot[s]));
     int32_t *h = m->h_slot[s];
     int n = 0;
-    for (int i = 0; i < M; i++) {
-        h[i] = b->inputs[i];
-        if (b->labels[i] != BT_IGNORE) { h[M + n] = i; h[2 * M + n] = b->labels[i]; n++; }
+    if (b->ids) {
+        int32_t *off = h;                          /* [B + 1], then the ids as uint16 */
+        uint16_t *ids = (uint16_t *)(h + B + 1);
+        off[0] = 0;
+        for (int i = 0; i < B; i++) off[i + 1] = off[i] + b->counts[i];
+        n = off[B];
+        memcpy(ids, b->ids, (size_t)M * sizeof *ids);
+        CUDA_CHECK(cudaMemcpyAsync(m->d_off, off, (size_t)(B + 1) * 4, cudaMemcpyHostToDevice, g_stream));
+        CUDA_CHECK(cudaMemcpyAsync(m->d_ids, ids, (size_t)M * 2, cudaMemcpyHostToDevice, g_stream));
+        CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
+        mlm_mask_kernel<<<B, m->T < MASK_THREADS ? (m->T + 31) / 32 * 32 : MASK_THREADS, 0, g_stream>>>(
+            m->d_in, m->d_in + M, m->d_in + 2 * M, m->d_maskerr, m->d_ids, m->d_off, m->T, m->V,
+            b->mask_seed, b->mask_step, b->mask_sample0);
+        LAUNCH_CHECK("mlm_mask_kernel");
+    } else {
+        for (int i = 0; i < M; i++) {
+            h[i] = b->inputs[i];
+            if (b->labels[i] != BT_IGNORE) { h[M + n] = i; h[2 * M + n] = b->labels[i]; n++; }
+        }
+        /* the three arrays at their offsets (pos at M, labels at 2M) */
+        CUDA_CHECK(cudaMemcpyAsync(m->d_in, h, (size_t)M * 4, cudaMemcpyHostToDevice, g_stream));
+        CUDA_CHECK(cudaMemcpyAsync(m->d_in + M, h + M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
+        CUDA_CHECK(cudaMemcpyAsync(m->d_in + 2 * M, h + 2 * M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
+        CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
     }
     if (n_labels) *n_labels = n;
     if (head_pad(n) > m->cap) {   /* rare: more masked positions than planned for */
         CUDA_CHECK(cudaStreamSynchronize(g_stream));
         alloc_head(m, n + n / 4);
     }
-    /* the three arrays at their offsets (pos at M, labels at 2M) */
-    CUDA_CHECK(cudaMemcpyAsync(m->d_in, h, (size_t)M * 4, cudaMemcpyHostToDevice, g_stream));
-    CUDA_CHECK(cudaMemcpyAsync(m->d_in + M, h + M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
-    CUDA_CHECK(cudaMemcpyAsync(m->d_in + 2 * M, h + 2 * M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
-    CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
     DropCtx dc = drop_ctx(seed, b->step, (int)b->sample0, dropout ? 1.0f : 0.0f);
     dc.on = dropout != 0;
     if (m->prec == BTC_FP32) run_pass<float>(m, B, n, backward, dc, scale);
@@ -626,8 +656,28 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
 extern "C" double btc_loss_wait(btc_model *m) {
     CUDA_CHECK(cudaMemcpyAsync(m->h_loss, m->lossacc, sizeof(double), cudaMemcpyDeviceToHost, g_stream));
     CUDA_CHECK(cudaMemsetAsync(m->lossacc, 0, sizeof(double), g_stream));
+    CUDA_CHECK(cudaMemcpyAsync(m->h_maskerr, m->d_maskerr, sizeof(int), cudaMemcpyDeviceToHost, g_stream));
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    if (*m->h_maskerr) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "sample %d of a micro-batch: the device chose a different number of positions than "
+                 "the host counted (bt_mask_count)", *m->h_maskerr - 1);
+        cu_fail("btc", "mlm_mask_kernel", msg, __FILE__, __LINE__);
+    }
     return *m->h_loss;
+}
+
+/* The masked batch of the last pass as the host would have built it. */
+extern "C" void btc_get_batch(btc_model *m, int32_t *inputs, int32_t *labels, int B) {
+    size_t M = (size_t)B * m->T;
+    int32_t *h = (int32_t *)malloc(3 * M * 4);
+    if (!h) cu_fail("btc", "btc_get_batch", "out of host memory", __FILE__, __LINE__);
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    CUDA_CHECK(cudaMemcpy(h, m->d_in, 3 * M * 4, cudaMemcpyDeviceToHost));
+    memcpy(inputs, h, M * 4);
+    for (size_t i = 0; i < M; i++) labels[i] = BT_IGNORE;
+    for (int i = 0; i < m->last_n; i++) labels[h[M + i]] = h[2 * M + i];
+    free(h);
 }
 
 extern "C" double btc_forward_backward(btc_model *m, const bt_batch *b, int backward, int dropout, uint64_t seed,

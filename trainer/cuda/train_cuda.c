@@ -3,10 +3,12 @@
  * resume are the CPU trainer's own code, so a run can move between the
  * trainers: a checkpoint written here resumes on the CPU and back.
  *
- * Per update: for each micro-batch the host masks the samples and this
- * engine queues the forward and backward pass, so that masking the next
- * micro-batch overlaps the GPU's work on this one; one synchronisation
- * reads the loss (loss_take), a second the gradient norm (update). */
+ * Per update: for each micro-batch the host copies the raw ids and counts
+ * the positions the masks choose (the loss normaliser and the head's
+ * shapes need the counts); this engine masks on the GPU and queues the
+ * forward and backward pass, so the host's reading of the next micro-batch
+ * overlaps the GPU's work on this one; one synchronisation reads the loss
+ * (loss_take), a second the gradient norm (update). */
 #include "trainer/cuda/train_cuda.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +60,8 @@ static void gpu_pull(void *e, float *params, float *m, float *v) {
 }
 
 static const bt_engine_ops gpu_ops = {
-    gpu_available, gpu_open, gpu_close, gpu_zero_grads, gpu_forward_backward, gpu_loss_take, gpu_update, gpu_pull
+    gpu_available, gpu_open, gpu_close, gpu_zero_grads, gpu_forward_backward, gpu_loss_take, gpu_update, gpu_pull,
+    1   /* masks on the device (trainer/cuda/mask.cuh) */
 };
 
 int bt_train_cuda(const bt_run *r, const btc_options *co, char *err, size_t errlen) {
