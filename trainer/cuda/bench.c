@@ -140,6 +140,15 @@ int main(int argc, char **argv) {
                btc_bench_gemm(3072, 16384, 768, 20));
         printf("{\"bench\": \"gemm\", \"shape\": \"16384x768x768 bf16 (projection of base, mb 32)\", \"tflops\": %.1f}\n",
                btc_bench_gemm(768, 16384, 768, 20));
+        for (int tune = 0; tune < 2; tune++)
+            for (int Vr = 30522; Vr <= 30592; Vr += Vr == 30522 ? 6 : 64) {
+                double hm[3];
+                btc_bench_head(30522, Vr, 2560, 768, tune, 20, hm);
+                double f = 2.0 * Vr * 2560.0 * 768 / 1e9;
+                printf("{\"bench\": \"mlm head\", \"vocab rows\": %d, \"masked rows\": 2560, \"autotune\": %d, \"fwd_ms\": %.3f, "
+                       "\"dword_ms\": %.3f, \"dx_ms\": %.3f, \"tflops\": [%.1f, %.1f, %.1f]}\n", Vr, tune, hm[0], hm[1], hm[2],
+                       f / hm[0], f / hm[1], f / hm[2]);
+            }
         printf("{\"bench\": \"copy\", \"bytes\": 1073741824, \"GB_s\": %.0f}\n", btc_bench_copy(1u << 30, 20));
         for (int impl2 = BTC_ATTN_FLASH; impl2 <= BTC_ATTN_REF; impl2++)
             for (int dr = 1; dr >= 0; dr--) {

@@ -99,3 +99,26 @@ extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop
     }
     cu_free(qkv); cu_free(dout); cu_free(o); cu_free(dqkv);
 }
+
+/* The MLM head's three products as the model issues them (n masked rows,
+ * vocab V, hidden C): logits = word . hn^T + bias, dword += hn^T-view .
+ * dlogits (fp32), dhn = dlogits . word; with the vocab as is (Vr = V) or
+ * padded (Vr > V, as if the word matrix had zero rows); tune: time the
+ * candidates (else the heuristic's first pick, as the model does).  ms[0..2]. */
+extern "C" void btc_bench_head(int V, int Vr, int n, int C, int tune, int reps, double ms[3]) {
+    ensure_init();
+    (void)V;
+    gemm_forget();
+    gemm_set_autotune(tune);
+    int Vp = (Vr + 7) / 8 * 8;
+    bf16 *wte = rand_bf16((size_t)Vr * C, 21, 0.05f, "bench word"), *hn = rand_bf16((size_t)n * C, 22, 1.0f, "bench hn");
+    bf16 *bias = rand_bf16((size_t)Vr, 23, 0.1f, "bench bias"), *lg = rand_bf16((size_t)n * Vp, 24, 0.01f, "bench logits");
+    bf16 *dh = (bf16 *)cu_alloc((size_t)n * C * 2, "bench dh");
+    float *gw = (float *)cu_alloc((size_t)Vr * C * 4, "bench dword");
+    CUDA_CHECK(cudaMemsetAsync(gw, 0, (size_t)Vr * C * 4, g_stream));
+    ms[0] = time_ms([&] { gemm(lg, CUDA_R_16BF, Vp, wte, C, 1, hn, C, 0, CUDA_R_16BF, Vr, n, C, 1.0f, 0.0f, bias, 1, 0, 0, 0); }, reps);
+    ms[1] = time_ms([&] { gemm(gw, CUDA_R_32F, C, hn, C, 0, lg, Vp, 1, CUDA_R_16BF, C, Vr, n, 1.0f, 1.0f, NULL, 1, 0, 0, 0); }, reps);
+    ms[2] = time_ms([&] { gemm(dh, CUDA_R_16BF, C, wte, C, 0, lg, Vp, 0, CUDA_R_16BF, C, n, Vr, 1.0f, 0.0f, NULL, 1, 0, 0, 0); }, reps);
+    cu_free(wte); cu_free(hn); cu_free(bias); cu_free(lg); cu_free(dh); cu_free(gw);
+    gemm_set_autotune(1);
+}

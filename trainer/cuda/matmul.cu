@@ -106,6 +106,7 @@ void gemm_init(void) {
 cublasHandle_t gemm_cublas(void) { return g_blas; }
 
 static void cache_flush(void);
+void gemm_forget(void) { cache_flush(); }
 void gemm_shutdown(void) {
     cache_flush();
     if (g_blas) cublasDestroy(g_blas);
