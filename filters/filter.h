@@ -84,6 +84,9 @@ typedef struct {
     int skip_malformed;   /* count and report malformed lines instead of failing */
     /* called for each skipped line with "file: line N: byte M: what" */
     void (*on_skip)(void *ud, const char *msg);
+    /* called after the kept lines of each input block (about 4 MiB) went to
+     * out; oscar-filter starts the output file's write-back there */
+    void (*on_block)(void *ud);
     void *ud;
 } flt_run_opts;
 

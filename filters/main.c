@@ -3,6 +3,7 @@
 #include "filters/ut1.h"
 #include "pipeline/atomic.h"
 #include "pipeline/sio.h"
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,14 @@ static void on_skip(void *ud, const char *msg) {
     fprintf(stderr, "oscar-filter: skipped %s\n", msg);
 }
 
+/* Starts write-back of what is already written to the output file, without
+ * waiting for it, so that afile_commit's fsync at the end has only the tail
+ * left to wait for (otherwise it waits for the whole file's write-out). */
+static void on_block(void *ud) {
+    const int *fd = ud;
+    if (*fd >= 0) sync_file_range(*fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static flt_rules rules;   /* global only so that every exit path can free it */
 
 static int usage_error(const char *msg) {
@@ -87,7 +96,8 @@ int main(int argc, char **argv) {
     const char *outpath = NULL, *statspath = NULL, *ut1dir = NULL, *ut1cats = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int level = 0, threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu, quiet = 0, ok, c;
-    flt_run_opts ro = { 0, on_skip, NULL };
+    int syncfd = -1;      /* the output file that afile_commit will fsync */
+    flt_run_opts ro = { .on_skip = on_skip, .on_block = on_block, .ud = &syncfd };
     char err[2048];
     while ((c = getopt_long(argc, argv, "o:zl:T:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -148,6 +158,7 @@ int main(int argc, char **argv) {
     if (outpath) {
         if (afile_open(&af, outpath, err, sizeof err) < 0) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
         af_open = 1; fd = af.fd;
+        if (!af.direct) syncfd = af.fd;
     }
     out = sout_fd(fd, outpath ? outpath : "<stdout>", level, level ? threads : 0, err, sizeof err);
     if (!out) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }

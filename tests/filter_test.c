@@ -324,7 +324,7 @@ static int run_files(const flt_rules *r, const char **paths, int n, const char *
                      flt_stats *st, char *err, size_t errlen) {
     int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     sout *o = sout_fd(fd, outpath, 0, 0, err, errlen);
-    flt_run_opts ro = { skip, NULL, NULL };
+    flt_run_opts ro = { .skip_malformed = skip };
     memset(st, 0, sizeof *st);
     int rc = flt_run(r, paths, n, o, &ro, st, err, errlen);
     if (rc == 0 && sout_finish(o) < 0) rc = -1;
