@@ -54,12 +54,13 @@ static void ensure_init(void) {
     if (!done) { gemm_init(); done = 1; }
 }
 
-extern "C" double btc_bench_gemm(int m, int n, int k, int reps) {
+extern "C" double btc_bench_gemm(int m, int n, int k, int bias, int reps) {
     ensure_init();
     bf16 *A = rand_bf16((size_t)m * k, 1, 1.0f, "bench A"), *B = rand_bf16((size_t)k * n, 2, 1.0f, "bench B");
+    bf16 *bv = rand_bf16((size_t)m, 3, 1.0f, "bench bias");
     bf16 *D = (bf16 *)cu_alloc((size_t)m * n * 2, "bench D");
-    double ms = time_ms([&] { gemm(D, CUDA_R_16BF, m, A, k, 1, B, k, 0, CUDA_R_16BF, m, n, k, 1.0f, 0.0f, NULL, 1, 0, 0, 0); }, reps);
-    cu_free(A); cu_free(B); cu_free(D);
+    double ms = time_ms([&] { gemm(D, CUDA_R_16BF, m, A, k, 1, B, k, 0, CUDA_R_16BF, m, n, k, 1.0f, 0.0f, bias ? bv : NULL, 1, 0, 0, 0); }, reps);
+    cu_free(A); cu_free(B); cu_free(D); cu_free(bv);
     return 2.0 * m * n * k / (ms * 1e-3) / 1e12;
 }
 

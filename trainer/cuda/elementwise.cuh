@@ -23,23 +23,9 @@ template <typename T> __global__ void gelu_fwd_kernel(T *g, const T *u, size_t n
     for (int k = 0; k < V; k++) o.v[k] = from_f<T>(gelu_f(to_f(a.v[k])));
     st16(g + i, o);
 }
-/* du[n] = dg[n] * gelu'(u[n]) (du may alias dg). */
-template <typename T> __global__ void gelu_bwd_kernel(T *du, const T *dg, const T *u, size_t n) {
-    constexpr int V = Pack16<T>::N;
-    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (i >= n) return;
-    Pack16<T> a = ld16(u + i), d = ld16(dg + i), o;
-#pragma unroll
-    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(d.v[k]) * gelu_grad_f(to_f(a.v[k])));
-    st16(du + i, o);
-}
 template <typename T> static void gelu_forward(T *g, const T *u, size_t n) {
     gelu_fwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(g, u, n);
     LAUNCH_CHECK("gelu_fwd_kernel");
-}
-template <typename T> static void gelu_backward(T *du, const T *dg, const T *u, size_t n) {
-    gelu_bwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(du, dg, u, n);
-    LAUNCH_CHECK("gelu_bwd_kernel");
 }
 
 /* out[n] (+)= a[n] (+ b[n]): out = a + b, or out += a when b is NULL and

@@ -93,7 +93,7 @@ int btc_profile_end(const char **names, double *ms, int cap);
  * product through the model's cuBLASLt wrapper; GB/s (read + write) of a
  * device-to-device copy; forward and backward milliseconds of attention
  * (impl BTC_ATTN_FLASH or BTC_ATTN_REF, bf16, head size 64, dropout p_drop). */
-double btc_bench_gemm(int m, int n, int k, int reps);
+double btc_bench_gemm(int m, int n, int k, int bias, int reps);   /* bias: with the bias epilogue */
 double btc_bench_copy(size_t bytes, int reps);
 void btc_bench_attention(int B, int T, int heads, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms);
 /* The MLM head's products (forward, word gradient, input gradient) in ms,
