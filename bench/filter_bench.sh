@@ -16,16 +16,21 @@
 # cached in $FILTER_BENCH_DIR.  Prints a Markdown report (also written to
 # $FILTER_BENCH_DIR/report.md); bench/results/filter.md holds recorded runs.
 #
+# Every command that writes a file writes a new one (the previous run's output
+# is removed before, outside the timing, for oscar-filter and the authors'
+# script alike).  After the timed rounds the outputs are checked: the
+# decompressed -z and -l 1 outputs must equal the plain output byte for byte.
+#
 #   env: FILTER_BENCH_DIR (/tmp/symbert-filter-bench) FILTER_BENCH_MB (560)
-#        FILTER_BENCH_RUNS (5) FILTER_BENCH_PYRUNS (3) OSCAR_FILTER (bin/oscar-filter)
+#        FILTER_BENCH_RUNS (7) FILTER_BENCH_PYRUNS (5) OSCAR_FILTER (bin/oscar-filter)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 F=${OSCAR_FILTER:-$ROOT/bin/oscar-filter}
 PY=/usr/bin/python3
 W=${FILTER_BENCH_DIR:-/tmp/symbert-filter-bench}
 MB=${FILTER_BENCH_MB:-560}
-RUNS=${FILTER_BENCH_RUNS:-5}
-PYRUNS=${FILTER_BENCH_PYRUNS:-3}
+RUNS=${FILTER_BENCH_RUNS:-7}
+PYRUNS=${FILTER_BENCH_PYRUNS:-5}
 GEN="$ROOT/tests/gen_filter_corpus.py"
 [ -x "$F" ] || { echo "filter_bench: $F missing (run make)" >&2; exit 1; }
 mkdir -p "$W"
@@ -59,18 +64,24 @@ inbytes=$(zstd -dc big.jsonl.zst | wc -c)
 docs=$($PY -c "import json; print(json.load(open('st.json'))['documents'])")
 kept=$($PY -c "import json; print(json.load(open('st.json'))['kept'])")
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "running: $RUNS rounds (python: $PYRUNS), interleaved..." >&2
 for r in $(seq "$RUNS"); do
   tm zstd_d zstd -q -d -c big.jsonl.zst > /dev/null
   tm plain "$F" -q big.jsonl.zst > /dev/null
-  tm z_def "$F" -q -z big.jsonl.zst -o out.zst
-  tm z_t1 "$F" -q -z -T 1 big.jsonl.zst -o out.zst
-  tm z_t2 "$F" -q -z -T 2 big.jsonl.zst -o out.zst
-  tm z_l1 "$F" -q -l 1 big.jsonl.zst -o out1.zst
+  rm -f out.zst; tm z_def "$F" -q -z big.jsonl.zst -o out.zst
+  rm -f outt1.zst; tm z_t1 "$F" -q -z -T 1 big.jsonl.zst -o outt1.zst
+  rm -f out1.zst; tm z_l1 "$F" -q -l 1 big.jsonl.zst -o out1.zst
   tm plain_ut1 "$F" -q --ut1 ut1big big.jsonl.zst > /dev/null
-  if [ "$r" -le "$PYRUNS" ]; then tm py $PY "$ROOT/tests/authors_filter.py" big.jsonl.zst py.zst 2>/dev/null; fi
+  if [ "$r" -le "$PYRUNS" ]; then rm -f py.zst; tm py $PY "$ROOT/tests/authors_filter.py" big.jsonl.zst py.zst 2>/dev/null; fi
 done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 zsize=$(stat -c %s out.zst); z1size=$(stat -c %s out1.zst); pysize=$(stat -c %s py.zst)
+# the compressed outputs hold exactly the plain output's bytes
+"$F" -q big.jsonl.zst > kept.jsonl
+verified=yes
+for o in out.zst outt1.zst out1.zst; do zstd -q -d -c "$o" | cmp -s - kept.jsonl || { verified="NO ($o differs)"; echo "filter_bench: $o differs from the plain output" >&2; }; done
+keptbytes=$(stat -c %s kept.jsonl); rm -f kept.jsonl
 
 # ---- memory: peak RSS (KB) for half and full input
 rss() { /usr/bin/time -f %M -o rss.txt "$@" > /dev/null 2>&1; cat rss.txt; }
@@ -182,7 +193,7 @@ dps() { awk -v n="$docs" -v t="$1" 'BEGIN {printf "%.0f", n / t}'; }
 echo "## oscar-filter bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
-     "load average before: $(cut -d' ' -f1-3 /proc/loadavg). zstd $(zstd -V | sed 's/.*v\([0-9.]*\).*/\1/'), $($PY --version)."
+     "load average before the timed rounds: $load0, after: $load1. zstd $(zstd -V | sed 's/.*v\([0-9.]*\).*/\1/'), $($PY --version)."
 echo "Input: $MB MB generated OSCAR-like JSONL ($docs documents, $kept kept by the paper's rules)," \
      "zstd -3: $(stat -c %s big.jsonl.zst) bytes. Median of $RUNS interleaved runs (python: $PYRUNS); wall seconds, and CPU seconds (user + system, all threads)."
 echo
@@ -192,12 +203,13 @@ echo "| \`zstd -d -c big.jsonl.zst > /dev/null\` (anchor 1) | $(runs zstd_d) | $
 echo "| \`oscar-filter big.jsonl.zst > /dev/null\` | $(runs plain) | $Tp | $(cmedian plain) | $(mbs "$Tp") | $(dps "$Tp") | **$(ratio "$Tz" "$Tp")** of zstd -d |"
 echo "| \`oscar-filter --ut1 ut1big big.jsonl.zst > /dev/null\` (3.15M domains; includes loading them) | $(runs plain_ut1) | $(median plain_ut1) | $(cmedian plain_ut1) | $(mbs "$(median plain_ut1)") | $(dps "$(median plain_ut1)") | $(ratio "$Tz" "$(median plain_ut1)") of zstd -d |"
 echo "| \`authors_filter.py big.jsonl.zst py.zst\` (anchor 2, level 3) | $(runs py) | $Tpy | $(cmedian py) | $(mbs "$Tpy") | $(dps "$Tpy") | 1 |"
-for v in z_def z_t1 z_t2 z_l1; do
-  case $v in z_def) c="-z (level 3, default threads)";; z_t1) c="-z -T 1";; z_t2) c="-z -T 2";; z_l1) c="-l 1 (level 1)";; esac
+for v in z_def z_t1 z_l1; do
+  case $v in z_def) c="-z (level 3, default -T $(n=$(nproc); [ "$n" -gt 8 ] && n=8; echo "$n"))";; z_t1) c="-z -T 1";; z_l1) c="-l 1 (level 1)";; esac
   echo "| \`oscar-filter $c big.jsonl.zst -o out.zst\` | $(runs $v) | $(median $v) | $(cmedian $v) | $(mbs "$(median $v)") | $(dps "$(median $v)") | **$(ratio "$Tpy" "$(median $v)")x** python |"
 done
 echo
-echo "Output sizes: oscar-filter -z $zsize bytes, -l 1 $z1size bytes, python (json.dumps, level 3) $pysize bytes."
+echo "Output sizes: oscar-filter -z $zsize bytes, -l 1 $z1size bytes, python (json.dumps, level 3) $pysize bytes." \
+     "Decompressed -z, -z -T 1 and -l 1 outputs equal the plain output ($keptbytes bytes): $verified."
 echo
 echo "Peak RSS (KB, /usr/bin/time -f %M), half vs full input: oscar-filter plain $m_plain_half / $m_plain_big;" \
      "-z $m_z_half / $m_z_big; authors_filter.py $m_py_half / $m_py_big."
