@@ -4,13 +4,17 @@
 #
 #  1. One large file (FETCH_BENCH_MB, default 1024 MiB, sparse): oscar-fetch
 #     (download + sha256 + fdatasync + rename) against the anchors measured in
-#     the same run, alternating: `curl -s -o FILE URL`, and `curl` followed
-#     by `sha256sum FILE` (what a user would do to verify by hand).
+#     the same run, taking turns in a rotated order: `curl -s -o FILE URL`,
+#     and `curl` followed by `sha256sum FILE` (what a user would do to verify
+#     by hand).  Written to the disk, then again to /dev/shm (a tmpfs, where
+#     the fdatasync is free: the download paths alone; FETCH_BENCH_NOSHM=1
+#     skips it).
 #  2. Many files (16 x 4 MiB) from a server that limits each connection to
 #     8 MiB/s and answers after 50 ms (as a CDN does per connection):
 #     -P 4 against -P 1.
 # Each figure is the median of FETCH_BENCH_RUNS runs (default 5 and 3).
-# Environment: BIN (default build/opt/bin), FETCH_BENCH_MB, FETCH_BENCH_RUNS.
+# Environment: BIN (default build/opt/bin), FETCH_BENCH_MB, FETCH_BENCH_RUNS,
+# FETCH_BENCH_PRUNS, FETCH_BENCH_NOSHM.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/build/opt/bin}
@@ -48,33 +52,53 @@ truncate -s "${MB}M" big/en_meta/en_meta_part_1.jsonl.zst
 BYTES=$((MB * 1048576))
 start_server big big
 URL="http://127.0.0.1:$PORT/en_meta/en_meta_part_1.jsonl.zst"
-: > t_curl; : > t_curlsum; : > t_ours; : > c_curl; : > c_curlsum; : > c_ours
-for r in $(seq "$RUNS"); do
-  for who in curl ours curlsum; do
-    rm -rf out; mkdir out; sync
-    # bash's `time`: wall, user and system seconds of the client
-    { time case $who in
-      curl) curl -s -o out/x "$URL" ;;
-      curlsum) curl -s -o out/x "$URL" && sha256sum out/x >/dev/null ;;
-      ours) "$F" en 1 -o out -q --base-url "http://127.0.0.1:$PORT" ;;
-    esac ; } 2> tm || { echo "fetch_bench: $who failed" >&2; exit 1; }
-    read -r real user sys < tm
-    echo "$real" >> "t_$who"
-    echo "$user $sys" | awk '{print $1 + $2}' >> "c_$who"
+# Output on the disk (the folder of this script's scratch dir) and, where
+# /dev/shm is a tmpfs, there too: fsync costs nothing on a tmpfs, so that
+# pair compares the download paths alone.  The disk pair is the real one.
+SHM=""
+[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -z "${FETCH_BENCH_NOSHM:-}" ] && SHM=$(mktemp -d /dev/shm/fetch_bench.XXXXXX)
+cleanup_shm() { [ -n "$SHM" ] && rm -rf "$SHM"; }
+WHO="curl ours curlsum"
+for where in disk ${SHM:+shm}; do
+  case $where in disk) O=$W/out ;; shm) O=$SHM/out ;; esac
+  for who in $WHO; do : > "t_${where}_$who"; : > "c_${where}_$who"; done
+  for r in $(seq "$RUNS"); do
+    # The clients take turns in an order rotated each round: on this VM the
+    # run after a plain `curl -o` (1 GiB left dirty, then deleted) pays
+    # more for fresh page-cache pages, so a fixed order favours one client.
+    set -- $WHO; k=$(( (r - 1) % $# )); order="${*:k+1} ${*:1:k}"
+    for who in $order; do
+      rm -rf "$O"; mkdir -p "$O"; sync
+      # bash's `time`: wall, user and system seconds of the client
+      { time case $who in
+        curl) curl -s -o "$O/x" "$URL" ;;
+        curlsum) curl -s -o "$O/x" "$URL" && sha256sum "$O/x" >/dev/null ;;
+        ours) "$F" en 1 -o "$O" -q --base-url "http://127.0.0.1:$PORT" ;;
+      esac ; } 2> tm || { echo "fetch_bench: $who failed" >&2; cleanup_shm; exit 1; }
+      [ -f "$O/en_meta_part_1.jsonl.zst" ] || [ -f "$O/x" ] || { echo "fetch_bench: no output" >&2; cleanup_shm; exit 1; }
+      read -r real user sys < tm
+      echo "$real" >> "t_${where}_$who"
+      echo "$user $sys" | awk '{print $1 + $2}' >> "c_${where}_$who"
+    done
   done
-  [ -f out/en_meta_part_1.jsonl.zst ] || [ -f out/x ] || { echo "fetch_bench: no output" >&2; exit 1; }
+  rm -rf "$O"
+  tc=$(median < "t_${where}_curl"); tcs=$(median < "t_${where}_curlsum"); to=$(median < "t_${where}_ours")
+  cpu() { awk -v c="$(median < "c_${where}_$1")" -v m="$MB" 'BEGIN {printf "%.2f", c * 1024 / m}'; }
+  echo
+  case $where in
+    disk) echo "one file, ${MB} MiB, loopback, written to the disk ($(df -P "$W" | awk 'NR==2 {print $1}')), median of $RUNS:" ;;
+    shm) echo "the same, written to /dev/shm (tmpfs: fdatasync is free; not the disk figure), median of $RUNS:" ;;
+  esac
+  echo "  curl -s -o FILE URL                 $(rate $BYTES "$tc") MiB/s  ($tc s; client CPU $(cpu curl) s/GiB)"
+  echo "  curl ... && sha256sum FILE          $(rate $BYTES "$tcs") MiB/s  ($tcs s; client CPU $(cpu curlsum) s/GiB)"
+  echo "  oscar-fetch en 1 (sha256 + fsync)   $(rate $BYTES "$to") MiB/s  ($to s; client CPU $(cpu ours) s/GiB)"
+  echo "  ratio oscar-fetch / curl            $(awk -v a="$tc" -v b="$to" 'BEGIN {printf "%.2f", a / b}')"
+  echo "  ratio oscar-fetch / curl+sha256sum  $(awk -v a="$tcs" -v b="$to" 'BEGIN {printf "%.2f", a / b}')"
+  echo "  all runs (s): curl $(tr '\n' ' ' < "t_${where}_curl")| oscar-fetch $(tr '\n' ' ' < "t_${where}_ours")"
 done
-rm -rf out
-tc=$(median < t_curl); tcs=$(median < t_curlsum); to=$(median < t_ours)
-echo
-echo "one file, ${MB} MiB, loopback, median of $RUNS:"
-cpu() { awk -v c="$(median < "c_$1")" -v m="$MB" 'BEGIN {printf "%.2f", c * 1024 / m}'; }
-echo "  curl -s -o FILE URL                 $(rate $BYTES "$tc") MiB/s  ($tc s; client CPU $(cpu curl) s/GiB)"
-echo "  curl ... && sha256sum FILE          $(rate $BYTES "$tcs") MiB/s  ($tcs s; client CPU $(cpu curlsum) s/GiB)"
-echo "  oscar-fetch en 1 (sha256 + fsync)   $(rate $BYTES "$to") MiB/s  ($to s; client CPU $(cpu ours) s/GiB)"
-echo "  ratio oscar-fetch / curl            $(awk -v a="$tc" -v b="$to" 'BEGIN {printf "%.2f", a / b}')"
-echo "  ratio oscar-fetch / curl+sha256sum  $(awk -v a="$tcs" -v b="$to" 'BEGIN {printf "%.2f", a / b}')"
+cleanup_shm
 rm -rf big
+echo "load after part 1: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- 2. many files, per-connection rate limit: -P 4 against -P 1 ----------------------
 mkdir -p many/en_meta

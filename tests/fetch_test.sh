@@ -105,6 +105,21 @@ eq cut_ranges "$(q A.log "[(x['range'], x['status']) for x in r if 'part_3' in x
   "[(None, 200), ('bytes=$(( $(size root/en_meta/en_meta_part_3.jsonl.zst) / 2 ))-', 206)]"
 stop_servers
 
+# ---- 6b. a large part (several write buffers, past the flusher's step) cut at
+# an odd offset: the buffered bytes reach the .part, the resume asks for them
+mkdir -p bigroot/en_meta
+$PY -c 'import random; open("bigroot/en_meta/en_meta_part_1.jsonl.zst", "wb").write(random.Random(3).randbytes(40 << 20))'
+(cd bigroot/en_meta && sha256sum en_meta_part_1.jsonl.zst > checksum.sha256)
+CUT=$((3 * 1048576 + 12345))
+SROOT=bigroot start_server A --fault "en_meta_part_1.jsonl.zst:cut:1:$CUT"
+fetch en 1 -o big
+eq big_exit "$RC" 0
+ok big_sha256 cmp big/en_meta_part_1.jsonl.zst bigroot/en_meta/en_meta_part_1.jsonl.zst
+eq big_ranges "$(q A.log "[(x['range'], x['status']) for x in r if 'part_1' in x['path']]")" "[(None, 200), ('bytes=$CUT-', 206)]"
+ok big_no_part no_part_files big
+rm -rf bigroot big
+stop_servers
+
 # ---- 7. 500 twice, then 200 ----------------------------------------------------
 start_server A --fault 'en_meta_part_1.jsonl.zst:500:2'
 fetch en 1 -o e500
