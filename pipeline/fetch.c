@@ -31,16 +31,27 @@
 
 /* ---- the hasher: sha256 of a file that is still being written ------------ */
 
+/* A download hands its body over in WBUF-byte buffers, a ring of NBUF of
+ * them, to the writer thread (pwrite), so the copy into the page cache (the
+ * costliest step of a download on the VM measured) overlaps the receiving. */
+enum { WBUF = 1 << 20, NBUF = 4 };
+
 typedef struct hasher {
-    pthread_t th, fth;
+    pthread_t th, fth, wth;
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* wakes the hasher */
     pthread_cond_t fcv;     /* wakes the flusher */
-    int fd;                 /* read side, pread */
+    pthread_cond_t wcv;     /* wakes the writer */
+    pthread_cond_t mcv;     /* wakes the transfer's thread: a buffer came free */
+    int fd;                 /* pread, pwrite */
     CURLM *wake;            /* curl_multi_wakeup when a result is ready */
-    int sync;               /* a download: fdatasync before reporting, flusher */
-    int flusher;            /* the flusher thread runs */
+    int sync;               /* a download: fdatasync before reporting, flusher and writer threads */
+    char *rb[NBUF];         /* the ring (downloads) */
+    size_t rlen[NBUF];
+    uint64_t rat[NBUF];     /* file offset of each buffer */
     /* shared, under mu */
+    unsigned head, wtail;   /* buffers handed over, buffers written */
+    int werr;               /* errno of a failed pwrite (the later buffers are dropped) */
     uint64_t written;       /* bytes of this generation in the file */
     uint64_t flushed;       /* of which the flusher's last fdatasync covered */
     int flush_errno;        /* a failed fdatasync of the flusher (sticky: the
@@ -142,34 +153,114 @@ static void *flusher_main(void *arg) {
     return NULL;
 }
 
+static int write_all_at(int fd, const char *p, size_t n, uint64_t at) {
+    while (n) {
+        ssize_t k = pwrite(fd, p, n, (off_t)at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        p += k; n -= (size_t)k; at += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* The writer: writes the ring's buffers in order, then lets the hasher (and
+ * the flusher) know that the file has grown. */
+static void *writer_main(void *arg) {
+    hasher *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->cancel && h->wtail == h->head)
+            pthread_cond_wait(&h->wcv, &h->mu);
+        if (h->cancel) break;
+        unsigned i = h->wtail % NBUF;
+        int failed = h->werr;
+        pthread_mutex_unlock(&h->mu);
+        int r = failed ? 0 : write_all_at(h->fd, h->rb[i], h->rlen[i], h->rat[i]), e = errno;
+        pthread_mutex_lock(&h->mu);
+        if (r < 0 && !h->werr) h->werr = e ? e : EIO;
+        if (!h->werr) {
+            h->written += h->rlen[i];
+            pthread_cond_signal(&h->cv);
+            if (h->written - h->flushed >= FLUSH_STEP) pthread_cond_signal(&h->fcv);
+        }
+        h->wtail++;
+        pthread_cond_signal(&h->mcv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* The caller's threads stop (and are joined) in reverse. */
+static void hasher_cancel(hasher *h, int nthreads) {
+    pthread_mutex_lock(&h->mu);
+    h->cancel = 1;
+    pthread_cond_signal(&h->cv);
+    pthread_cond_signal(&h->fcv);
+    pthread_cond_signal(&h->wcv);
+    pthread_mutex_unlock(&h->mu);
+    if (nthreads > 2) pthread_join(h->wth, NULL);
+    if (nthreads > 1) pthread_join(h->fth, NULL);
+    if (nthreads > 0) pthread_join(h->th, NULL);
+    for (int i = 0; i < NBUF; i++) { free(h->rb[i]); h->rb[i] = NULL; }
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv); pthread_cond_destroy(&h->fcv);
+    pthread_cond_destroy(&h->wcv); pthread_cond_destroy(&h->mcv);
+}
+
+/* sync: a download (ring, writer, flusher, fdatasync at the end); else only
+ * hashes the `written` bytes already in the file. */
 static int hasher_start(hasher *h, int fd, uint64_t written, int writer_done, int sync, CURLM *wake) {
     memset(h, 0, sizeof *h);
     h->fd = fd; h->written = written; h->writer_done = writer_done; h->sync = sync; h->wake = wake;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
-    pthread_cond_init(&h->fcv, NULL);
+    pthread_cond_init(&h->cv, NULL); pthread_cond_init(&h->fcv, NULL);
+    pthread_cond_init(&h->wcv, NULL); pthread_cond_init(&h->mcv, NULL);
+    int n = 0;
+    for (int i = 0; sync && i < NBUF; i++)
+        if (posix_memalign((void **)&h->rb[i], 4096, WBUF) != 0) { h->rb[i] = NULL; goto fail; }
     if (pthread_create(&h->th, NULL, hasher_main, h) != 0) goto fail;
-    if (sync && pthread_create(&h->fth, NULL, flusher_main, h) != 0) {
-        pthread_mutex_lock(&h->mu);
-        h->cancel = 1;
-        pthread_cond_signal(&h->cv);
-        pthread_mutex_unlock(&h->mu);
-        pthread_join(h->th, NULL);
-        goto fail;
-    }
-    h->flusher = sync;
+    n++;
+    if (!sync) return 0;
+    if (pthread_create(&h->fth, NULL, flusher_main, h) != 0) goto fail;
+    n++;
+    if (pthread_create(&h->wth, NULL, writer_main, h) != 0) goto fail;
     return 0;
 fail:
-    pthread_mutex_destroy(&h->mu); pthread_cond_destroy(&h->cv); pthread_cond_destroy(&h->fcv);
+    hasher_cancel(h, n);
     return -1;
 }
 
-static void hasher_add(hasher *h, uint64_t n) {
+/* A free buffer of the ring for the next body bytes (waits for the writer
+ * when all NBUF are taken). */
+static char *ring_slot(hasher *h) {
     pthread_mutex_lock(&h->mu);
-    h->written += n;
-    pthread_cond_signal(&h->cv);
-    if (h->flusher && h->written - h->flushed >= FLUSH_STEP) pthread_cond_signal(&h->fcv);
+    while (h->head - h->wtail >= NBUF) pthread_cond_wait(&h->mcv, &h->mu);
+    char *b = h->rb[h->head % NBUF];
     pthread_mutex_unlock(&h->mu);
+    return b;
+}
+
+/* Hands the buffer from ring_slot over: n bytes for file offset `at`.
+ * Returns the errno of an earlier failed write, or 0. */
+static int ring_submit(hasher *h, size_t n, uint64_t at) {
+    pthread_mutex_lock(&h->mu);
+    unsigned i = h->head % NBUF;
+    h->rlen[i] = n; h->rat[i] = at;
+    h->head++;
+    pthread_cond_signal(&h->wcv);
+    int e = h->werr;
+    pthread_mutex_unlock(&h->mu);
+    return e;
+}
+
+/* Waits until every buffer handed over is in the file; the errno of a
+ * failed write, or 0. */
+static int ring_drain(hasher *h) {
+    pthread_mutex_lock(&h->mu);
+    while (h->wtail != h->head) pthread_cond_wait(&h->mcv, &h->mu);
+    int e = h->werr;
+    pthread_mutex_unlock(&h->mu);
+    return e;
 }
 
 static void hasher_done_writing(hasher *h) {
@@ -196,18 +287,7 @@ static int hasher_result(hasher *h, char hex[65], int *io_errno) {
     return r;
 }
 
-static void hasher_stop(hasher *h) {
-    pthread_mutex_lock(&h->mu);
-    h->cancel = 1;
-    pthread_cond_signal(&h->cv);
-    pthread_cond_signal(&h->fcv);
-    pthread_mutex_unlock(&h->mu);
-    pthread_join(h->th, NULL);
-    if (h->flusher) pthread_join(h->fth, NULL);
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
-    pthread_cond_destroy(&h->fcv);
-}
+static void hasher_stop(hasher *h) { hasher_cancel(h, h->sync ? 3 : 1); }
 
 /* ---- per-job state ------------------------------------------------------- */
 
@@ -306,16 +386,6 @@ static const char *http_str(long code, char *buf, size_t len) {
 
 /* ---- sinks ---------------------------------------------------------------- */
 
-static int write_all_at(int fd, const char *p, size_t n, uint64_t at) {
-    while (n) {
-        ssize_t k = pwrite(fd, p, n, (off_t)at);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        p += k; n -= (size_t)k; at += (uint64_t)k;
-    }
-    return 0;
-}
-
 static int write_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t k = write(fd, p, n);
@@ -330,28 +400,38 @@ static int write_all(int fd, const char *p, size_t n) {
  * WBUF bytes per write (65536 pwrite calls per GiB were 35 s of strace time
  * before).  A slow transfer still writes what it has every WBUF_MS, so the
  * .part (and the progress a resume starts from) stays close behind. */
-enum { WBUF = 1 << 20, WBUF_MS = 250 };
+enum { WBUF_MS = 250 };
 
-/* Writes the gathered body bytes to the .part and hands them to the hasher. */
+static void write_failed(xfer *x, int e) {
+    x->sink_err = 1;
+    snprintf(x->sink_msg, sizeof x->sink_msg, "%s: write error: %s", x->part, strerror(e));
+}
+
+/* Hands the gathered body bytes to the writer thread. */
 static int flush_wbuf(xfer *x) {
     size_t n = x->wlen;
     if (!n) return 0;
-    x->wlen = 0;
-    if (write_all_at(x->fd, x->wbuf, n, x->wat) < 0) {
-        x->sink_err = 1;
-        snprintf(x->sink_msg, sizeof x->sink_msg, "%s: write error: %s", x->part, strerror(errno));
-        return -1;
-    }
+    x->wlen = 0; x->wbuf = NULL;
+    int e = ring_submit(&x->h, n, x->wat);
     x->wat += n;
-    hasher_add(&x->h, n);
+    if (e) { write_failed(x, e); return -1; }
+    return 0;
+}
+
+/* All the body bytes received so far are in the .part (end of an attempt). */
+static int drain_wbuf(xfer *x) {
+    if (flush_wbuf(x) < 0) return -1;
+    int e = ring_drain(&x->h);
+    if (e) { write_failed(x, e); return -1; }
     return 0;
 }
 
 /* Drops the bytes of a .part file: the next body starts the file again. */
 static int restart_file(xfer *x) {
+    x->wlen = 0; x->wat = 0;
+    ring_drain(&x->h);   /* (none in flight: attempts drain when they end) */
     hasher_reset(&x->h);
     x->job->have = 0;
-    x->wlen = 0; x->wat = 0;
     if (ftruncate(x->fd, 0) < 0) {
         x->sink_err = 1;
         snprintf(x->sink_msg, sizeof x->sink_msg, "%s: cannot truncate: %s", x->part, strerror(errno));
@@ -444,6 +524,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
     switch (x->sink) {
     case SINK_FILE:
         for (const char *r = q, *end = q + m; r < end;) {
+            if (!x->wbuf) x->wbuf = ring_slot(&x->h);
             if (!x->wlen) { x->wat = j->have + (uint64_t)(r - q); x->wsince = now_ms(); }
             size_t k = WBUF - x->wlen;
             if (k > (size_t)(end - r)) k = (size_t)(end - r);
@@ -492,9 +573,8 @@ static void finish(xfer *x, enum fetch_status s, const char *fmt, ...) __attribu
 static void release(xfer *x, int keep_part) {
     if (x->easy) { curl_multi_remove_handle(x->e->multi, x->easy); curl_easy_cleanup(x->easy); x->easy = NULL; }
     curl_slist_free_all(x->hdrs); x->hdrs = NULL;
-    if (keep_part && x->fd >= 0 && x->hashing) flush_wbuf(x);   /* what arrived stays for a resume */
-    x->wlen = 0;
-    free(x->wbuf); x->wbuf = NULL;
+    if (keep_part && x->fd >= 0 && x->hashing && x->h.sync) drain_wbuf(x);   /* what arrived stays for a resume */
+    x->wlen = 0; x->wbuf = NULL;
     if (x->hashing) { hasher_stop(&x->h); x->hashing = 0; }
     if (x->sink == SINK_FILE && x->fd >= 0) {
         close(x->fd); x->fd = -1;
@@ -631,7 +711,7 @@ static void on_done(xfer *x, CURLcode res) {
     char why[700], hs[64];
     if (!x->hdr_done) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
     if (x->code) j->http_code = x->code;
-    if (x->sink == SINK_FILE) flush_wbuf(x);
+    if (x->sink == SINK_FILE) drain_wbuf(x);
     if (x->sink_err) {
         curl_multi_remove_handle(e->multi, x->easy);
         finish(x, FETCH_E_IO, "%s: %s", j->name, x->sink_msg);
@@ -818,10 +898,9 @@ static void start_download(xfer *x) {
     }
     j->have = (uint64_t)st.st_size;
     j->resumed = j->have > 0;
-    x->wlen = 0;
-    if (!x->wbuf && !(x->wbuf = malloc(WBUF))) { finish(x, FETCH_E_IO, "%s: out of memory", j->name); return; }
+    x->wlen = 0; x->wbuf = NULL;
     if (hasher_start(&x->h, x->fd, j->have, 0, 1, e->multi) < 0) {
-        finish(x, FETCH_E_IO, "%s: cannot start a thread", j->name);
+        finish(x, FETCH_E_IO, "%s: cannot start the writer threads (out of memory?)", j->name);
         return;
     }
     x->hashing = 1;
@@ -896,7 +975,6 @@ static void engine_free(engine *e) {
         curl_slist_free_all(x->hdrs);
         if (x->hashing) hasher_stop(&x->h);
         if (x->fd >= 0) close(x->fd);
-        free(x->wbuf);
         free(x->url);
         free(x->mem);
     }
