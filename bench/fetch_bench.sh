@@ -4,7 +4,8 @@
 #
 #  1. One large file (FETCH_BENCH_MB, default 1024 MiB, sparse): oscar-fetch
 #     (download + sha256 + fdatasync + rename) against the anchors measured in
-#     the same run, taking turns in a rotated order: `curl -s -o FILE URL`,
+#     the same run, taking turns in a rotated order, each timed run after an
+#     untimed write of a scratch file of the same size: `curl -s -o FILE URL`,
 #     and `curl` followed by `sha256sum FILE` (what a user would do to verify
 #     by hand).  Written to the disk, then again to /dev/shm (a tmpfs, where
 #     the fdatasync is free: the download paths alone; FETCH_BENCH_NOSHM=1
@@ -63,12 +64,16 @@ for where in disk ${SHM:+shm}; do
   case $where in disk) O=$W/out ;; shm) O=$SHM/out ;; esac
   for who in $WHO; do : > "t_${where}_$who"; : > "c_${where}_$who"; done
   for r in $(seq "$RUNS"); do
-    # The clients take turns in an order rotated each round: on this VM the
-    # run after a plain `curl -o` (1 GiB left dirty, then deleted) pays
-    # more for fresh page-cache pages, so a fixed order favours one client.
+    # The clients take turns in an order rotated each round, and each timed
+    # run starts from the same state: on this VM the first GiB written to the
+    # page cache after a `curl -o` run costs 1-1.4 s more than the next one
+    # (dd: 1.0-1.6 s, then 0.16 s), whoever writes it.  So a scratch file of
+    # the same size is written, synced and deleted first (not timed).
     set -- $WHO; k=$(( (r - 1) % $# )); order="${*:k+1} ${*:1:k}"
     for who in $order; do
-      rm -rf "$O"; mkdir -p "$O"; sync
+      rm -rf "$O"; mkdir -p "$O"
+      dd if=/dev/zero of="$O/settle" bs=1M count="$MB" conv=fdatasync status=none; rm -f "$O/settle"
+      sync
       # bash's `time`: wall, user and system seconds of the client
       { time case $who in
         curl) curl -s -o "$O/x" "$URL" ;;

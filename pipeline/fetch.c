@@ -9,10 +9,13 @@
  * next URL has the origin of the job's first URL.  A retry always starts
  * again from the first URL (CDN links are signed and expire).
  *
- * Three sinks: a .part file (hashed by a helper thread reading the file back
- * behind the writer, so hashing overlaps the network), a file descriptor
- * (stdout, hashed inline, resumed by skipping what was already written) and
- * memory (checksum lists). */
+ * Three sinks: a .part file, a file descriptor (stdout, hashed inline,
+ * resumed by skipping what was already written) and memory (checksum lists).
+ * A .part download uses three helper threads, so that the transfer's thread
+ * only receives and copies into 1 MiB buffers: a writer (pwrite of a ring of
+ * buffers), a hasher (reads the file back from the page cache behind the
+ * writer, so a resumed .part is hashed while the rest arrives) and a flusher
+ * (fdatasync every 32 MiB, so the one before the rename is short). */
 #include "pipeline/fetch.h"
 #include "pipeline/sha256.h"
 #include <curl/curl.h>

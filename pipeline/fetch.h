@@ -21,9 +21,11 @@
  *     the token (Authorization: Bearer) is only ever sent to the origin
  *     (scheme, host, port) that the job's first URL names: the CDN never
  *     sees it;
- *   - hashing of file downloads runs in one helper thread per transfer,
- *     reading the .part back from the page cache, so that a slow sha256 does
- *     not stall the socket.
+ *   - file downloads are written, hashed and flushed to disk by helper
+ *     threads (a writer fed by a ring of 1 MiB buffers, a hasher reading the
+ *     .part back from the page cache, a flusher calling fdatasync every
+ *     32 MiB), so that neither the sha256 nor the disk stalls the socket and
+ *     the final fdatasync before the rename has little left to do.
  *
  * The library never prints: it reports through fetch_event callbacks and
  * returns results in each fetch_job.  Helpers for the CLI and its tests
