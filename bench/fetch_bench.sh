@@ -27,7 +27,8 @@ RUNS=${FETCH_BENCH_RUNS:-5}
 command -v curl >/dev/null || { echo "fetch_bench: the curl command is needed as the anchor" >&2; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/fetch_bench.XXXXXX")
 PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$W"; }
+SHM=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$W"; [ -n "$SHM" ] && rm -rf "$SHM"; }
 trap cleanup EXIT INT TERM
 cd "$W" || exit 1
 
@@ -56,7 +57,6 @@ URL="http://127.0.0.1:$PORT/en_meta/en_meta_part_1.jsonl.zst"
 # Output on the disk (the folder of this script's scratch dir) and, where
 # /dev/shm is a tmpfs, there too: fsync costs nothing on a tmpfs, so that
 # pair compares the download paths alone.  The disk pair is the real one.
-SHM=""
 [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -z "${FETCH_BENCH_NOSHM:-}" ] && SHM=$(mktemp -d /dev/shm/fetch_bench.XXXXXX)
 cleanup_shm() { [ -n "$SHM" ] && rm -rf "$SHM"; }
 WHO="curl ours curlsum"
