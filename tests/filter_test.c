@@ -320,10 +320,10 @@ static void test_eval_with_ut1(void) {
 
 /* ---- streaming ---- */
 
-static int run_files(const flt_rules *r, const char **paths, int n, const char *outpath, int skip,
-                     flt_stats *st, char *err, size_t errlen) {
+static int run_files_z(const flt_rules *r, const char **paths, int n, const char *outpath, int skip, int level,
+                       int threads, flt_stats *st, char *err, size_t errlen) {
     int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    sout *o = sout_fd(fd, outpath, 0, 0, err, errlen);
+    sout *o = sout_fd(fd, outpath, level, threads, err, errlen);
     flt_run_opts ro = { .skip_malformed = skip };
     memset(st, 0, sizeof *st);
     int rc = flt_run(r, paths, n, o, &ro, st, err, errlen);
@@ -331,6 +331,11 @@ static int run_files(const flt_rules *r, const char **paths, int n, const char *
     sout_free(o);
     close(fd);
     return rc;
+}
+
+static int run_files(const flt_rules *r, const char **paths, int n, const char *outpath, int skip,
+                     flt_stats *st, char *err, size_t errlen) {
+    return run_files_z(r, paths, n, outpath, skip, 0, 0, st, err, errlen);
 }
 
 static void test_run_bytes_and_order(void) {
@@ -434,6 +439,54 @@ static void test_run_long_lines(void) {
     flt_rules_free(&r);
 }
 
+/* zstd in and out: the input written through sout (level 3, 2 workers:
+ * small writes gathered, large ones passed straight, the early flushes),
+ * read back by the reader (decompressing straight into its blocks), the
+ * output compressed by 2 workers and read back through sio in small reads:
+ * the kept bytes are the input's without the dropped lines. */
+static void test_run_zstd_both_ways(void) {
+    flt_rules r; flt_rules_default(&r);
+    int fd = open("mix.jsonl.zst", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char err[512];
+    sout *w = sout_fd(fd, "mix.jsonl.zst", 3, 2, err, sizeof err);
+    REQUIRE(w, "%s", err);
+    size_t cap = 24u << 20, ni = 0, nw = 0, nk = 0;
+    char *in = malloc(cap), *want = malloc(cap), *line = malloc(1u << 20);
+    REQUIRE(in && want && line, "memory");
+    uint64_t x = 7;
+    for (int i = 0; ni < 20u << 20; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t pad = (size_t)(x >> 33) % (i % 50 == 0 ? 700000 : 9000);    /* a few lines over 256 KB */
+        int drop = (x >> 20) % 3 == 0;
+        int k = snprintf(line, 64, "{\"metadata\":{\"harmful_pp\":%s},\"c\":\"", drop ? "1" : "300");
+        for (size_t j = 0; j < pad; j++) line[k + j] = (char)('a' + (j * 7 + (size_t)i) % 26);
+        k += (int)pad;
+        k += snprintf(line + k, 8, "\"}\n");
+        memcpy(in + ni, line, (size_t)k); ni += (size_t)k;
+        if (!drop) { memcpy(want + nw, line, (size_t)k); nw += (size_t)k; nk++; }
+        /* split each line into a small and a large write */
+        size_t cut = (size_t)k < 100 ? (size_t)k : 100;
+        CHECK(sout_write(w, line, cut) == 0 && sout_write(w, line + cut, (size_t)k - cut) == 0, "write");
+    }
+    CHECK(sout_finish(w) == 0, "finish: %s", sout_error(w));
+    sout_free(w); close(fd);
+    const char *p[] = { "mix.jsonl.zst" };
+    flt_stats st;
+    REQUIRE(run_files_z(&r, p, 1, "mix.out.zst", 0, 3, 2, &st, err, sizeof err) == 0, "%s", err);
+    CHECK(st.kept == nk && st.bytes_in == ni && st.bytes_out == nw, "kept %llu of %llu", (unsigned long long)st.kept,
+          (unsigned long long)st.documents);
+    sio *rd = sio_open("mix.out.zst", err, sizeof err);
+    REQUIRE(rd, "%s", err);
+    CHECK(sio_is_zstd(rd), "zstd output");
+    size_t no = 0; long k;
+    while (no < cap && (k = sio_read(rd, in + no, 1000)) > 0) no += (size_t)k;   /* in[] reused as the buffer */
+    CHECK(k == 0, "read: %s", sio_error(rd));
+    CHECK(no == nw && !memcmp(in, want, nw), "output differs (%zu vs %zu bytes)", no, nw);
+    sio_close(rd);
+    free(in); free(want); free(line);
+    flt_rules_free(&r);
+}
+
 static void test_stats_json(void) {
     flt_rules r; flt_rules_default(&r);
     char err[64];
@@ -462,6 +515,7 @@ int main(void) {
     T_RUN(test_run_bytes_and_order);
     T_RUN(test_run_malformed);
     T_RUN(test_run_long_lines);
+    T_RUN(test_run_zstd_both_ways);
     T_RUN(test_stats_json);
     return T_DONE();
 }
