@@ -411,6 +411,16 @@ grep_ok ut1_refuse_message 'refused|goes through a link' run.out
 ok ut1_nothing_outside test ! -e "$TDIR/outside" -a ! -e "$TDIR/evil" -a ! -e /tmp/evil-abs-x
 stop_servers
 
+# ---- 21b. the disk refuses a write (file size limit: EFBIG from the writer thread) ---
+start_server A
+( ulimit -f 256; trap '' XFSZ; fetch en 3 -o fullout; echo "$RC" > fullout.rc ) 2>/dev/null
+RC=$(cat fullout.rc 2>/dev/null || echo missing)
+eq write_error_exit "$RC" 1
+grep_ok write_error_names_file 'en_meta_part_3.jsonl.zst.*(large|space|write)' run.out
+ok write_error_no_final_file test ! -e fullout/en_meta_part_3.jsonl.zst
+no_crash write_error_no_crash
+stop_servers
+
 # ---- 22. usage ------------------------------------------------------------------
 ok help "$F" --help
 grep_ok help_text 'usage: oscar-fetch LANG PARTS' .out
