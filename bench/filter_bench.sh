@@ -17,8 +17,8 @@
 # $FILTER_BENCH_DIR/report.md); bench/results/filter.md holds recorded runs.
 #
 # Every command that writes a file writes a new one (the previous run's output
-# is removed before, outside the timing, for oscar-filter and the authors'
-# script alike).  After the timed rounds the outputs are checked: the
+# is removed before, and `sync` run, outside the timing, for oscar-filter and
+# the authors' script alike).  After the timed rounds the outputs are checked: the
 # decompressed -z and -l 1 outputs must equal the plain output byte for byte.
 #
 #   env: FILTER_BENCH_DIR (/tmp/symbert-filter-bench) FILTER_BENCH_MB (560)
@@ -64,16 +64,20 @@ inbytes=$(zstd -dc big.jsonl.zst | wc -c)
 docs=$($PY -c "import json; print(json.load(open('st.json'))['documents'])")
 kept=$($PY -c "import json; print(json.load(open('st.json'))['kept'])")
 
+# fresh: removes the previous output and writes back what earlier commands
+# left dirty (the authors' script does not fsync its output), outside the
+# timing, so that no command pays for another's write-back
+fresh() { rm -f "$@"; sync; }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "running: $RUNS rounds (python: $PYRUNS), interleaved..." >&2
 for r in $(seq "$RUNS"); do
-  tm zstd_d zstd -q -d -c big.jsonl.zst > /dev/null
+  fresh; tm zstd_d zstd -q -d -c big.jsonl.zst > /dev/null
   tm plain "$F" -q big.jsonl.zst > /dev/null
-  rm -f out.zst; tm z_def "$F" -q -z big.jsonl.zst -o out.zst
-  rm -f outt1.zst; tm z_t1 "$F" -q -z -T 1 big.jsonl.zst -o outt1.zst
-  rm -f out1.zst; tm z_l1 "$F" -q -l 1 big.jsonl.zst -o out1.zst
+  fresh out.zst; tm z_def "$F" -q -z big.jsonl.zst -o out.zst
+  fresh outt1.zst; tm z_t1 "$F" -q -z -T 1 big.jsonl.zst -o outt1.zst
+  fresh out1.zst; tm z_l1 "$F" -q -l 1 big.jsonl.zst -o out1.zst
   tm plain_ut1 "$F" -q --ut1 ut1big big.jsonl.zst > /dev/null
-  if [ "$r" -le "$PYRUNS" ]; then rm -f py.zst; tm py $PY "$ROOT/tests/authors_filter.py" big.jsonl.zst py.zst 2>/dev/null; fi
+  if [ "$r" -le "$PYRUNS" ]; then fresh py.zst; tm py $PY "$ROOT/tests/authors_filter.py" big.jsonl.zst py.zst 2>/dev/null; fi
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 zsize=$(stat -c %s out.zst); z1size=$(stat -c %s out1.zst); pysize=$(stat -c %s py.zst)

@@ -88,12 +88,9 @@ static void *reader(void *arg) {
             if (ncarry) memcpy(b->p, carry, ncarry);
             b->len = ncarry; ncarry = 0;
             b->file = fi; b->last = 0; b->raw = 0;
-            /* the first blocks are filled only to 256 KB, 512 KB, 1 MB, 2 MB:
-             * the caller (and the zstd workers behind it) start sooner */
-            size_t lim = seq < 4 && b->len < (BLK >> (4 - seq)) ? BLK >> (4 - seq) : b->cap;
             for (;;) {
-                while (b->len < lim) {
-                    long k = sio_read(r, b->p + b->len, lim - b->len);
+                while (b->len < b->cap) {
+                    long k = sio_read(r, b->p + b->len, b->cap - b->len);
                     if (k < 0) { reader_fail(g, sio_error(r)); sio_close(r); goto out; }
                     if (k == 0) { eof = 1; break; }
                     b->len += (size_t)k;
@@ -112,9 +109,7 @@ static void *reader(void *arg) {
                     b->len = keep;
                     break;
                 }
-                if (lim < b->cap) { lim = b->cap; continue; }
                 if (grow(b, b->cap * 2) < 0) goto oom;       /* one line longer than the block */
-                lim = b->cap;
             }
             if (eof) { b->last = 1; b->raw = sio_offset_in(r); }
             seq++;

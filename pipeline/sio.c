@@ -232,19 +232,12 @@ void sio_close(sio *r) {
  * writes of SOUT_DIRECT bytes or more go straight to ZSTD_compressStream2
  * (which copies its input into its own buffers anyway: staging them in buf
  * would copy every byte once more); smaller ones are gathered in buf first.
- * Compressed bytes collect in zbuf and are written ZBUF at a time.
- * With worker threads, zstd hands a job to a worker only once it holds a
- * whole job (8 MB at level 3): the workers would sit idle while the first
- * 8 MB arrive.  So the first EARLY bytes are flushed (ZSTD_e_flush, without
- * waiting for the output) at 1, 2 and 4 MB: the first jobs are small and
- * start at once. */
+ * Compressed bytes collect in zbuf and are written ZBUF at a time. */
 #define SOUT_DIRECT 4096
 #define ZBUF ((size_t)1 << 20)
-#define EARLY ((uint64_t)4 << 20)
 struct sout {
-    int fd, level, threads; char name[512]; char err[768];
+    int fd, level; char name[512]; char err[768];
     ZSTD_CCtx *cz; unsigned char *zbuf; size_t zcap, zlen;
-    uint64_t zin, next_flush;     /* bytes given to zstd; next early flush point */
     unsigned char *buf; size_t len, cap;
 };
 
@@ -276,8 +269,7 @@ sout *sout_fd(int fd, const char *name, int level, int threads, char *err, size_
         w->zcap = ZBUF; w->zbuf = malloc(w->zcap);
         if (!w->cz || !w->zbuf) { snprintf(err, errlen, "out of memory"); sout_free(w); return NULL; }
         ZSTD_CCtx_setParameter(w->cz, ZSTD_c_compressionLevel, level);
-        if (threads > 0 && !ZSTD_isError(ZSTD_CCtx_setParameter(w->cz, ZSTD_c_nbWorkers, threads))) w->threads = threads;
-        w->next_flush = (uint64_t)1 << 20;
+        if (threads > 0) ZSTD_CCtx_setParameter(w->cz, ZSTD_c_nbWorkers, threads);
     }
     if (!w->buf) { snprintf(err, errlen, "out of memory"); sout_free(w); return NULL; }
     return w;
@@ -287,17 +279,12 @@ sout *sout_fd(int fd, const char *name, int level, int threads, char *err, size_
  * out when full, and at the end of the frame. */
 static int zpush(sout *w, const void *p, size_t n, ZSTD_EndDirective mode) {
     ZSTD_inBuffer ib = { p, n, 0 };
-    w->zin += n;
-    if (mode == ZSTD_e_continue && w->threads && w->zin >= w->next_flush && w->next_flush <= EARLY) {
-        mode = ZSTD_e_flush;      /* hand what zstd holds to a worker now */
-        while (w->next_flush <= w->zin) w->next_flush *= 2;
-    }
     for (;;) {
         ZSTD_outBuffer ob = { w->zbuf, w->zcap, w->zlen };
         size_t rem = ZSTD_compressStream2(w->cz, &ob, &ib, mode);
         if (ZSTD_isError(rem)) return wfail(w, "zstd: %s", ZSTD_getErrorName(rem));
         w->zlen = ob.pos;
-        int end = mode == ZSTD_e_end ? rem == 0 : ib.pos == ib.size;   /* e_flush: no wait for its output */
+        int end = mode == ZSTD_e_end ? rem == 0 : ib.pos == ib.size;
         if (w->zlen == w->zcap || (mode == ZSTD_e_end && end && w->zlen)) {
             if (write_all(w, w->zbuf, w->zlen) < 0) return -1;
             w->zlen = 0;

@@ -440,8 +440,8 @@ static void test_run_long_lines(void) {
 }
 
 /* zstd in and out: the input written through sout (level 3, 2 workers:
- * small writes gathered, large ones passed straight, the early flushes),
- * read back by the reader (decompressing straight into its blocks), the
+ * small writes gathered, large ones passed straight to zstd), read back by
+ * the reader (decompressing straight into its blocks), the
  * output compressed by 2 workers and read back through sio in small reads:
  * the kept bytes are the input's without the dropped lines. */
 static void test_run_zstd_both_ways(void) {
@@ -456,7 +456,7 @@ static void test_run_zstd_both_ways(void) {
     uint64_t x = 7;
     for (int i = 0; ni < 20u << 20; i++) {
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        size_t pad = (size_t)(x >> 33) % (i % 50 == 0 ? 700000 : 9000);    /* a few lines over 256 KB */
+        size_t pad = (size_t)(x >> 33) % (i % 50 == 0 ? 700000 : 9000);    /* a few long lines */
         int drop = (x >> 20) % 3 == 0;
         int k = snprintf(line, 64, "{\"metadata\":{\"harmful_pp\":%s},\"c\":\"", drop ? "1" : "300");
         for (size_t j = 0; j < pad; j++) line[k + j] = (char)('a' + (j * 7 + (size_t)i) % 26);
