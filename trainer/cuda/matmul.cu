@@ -97,7 +97,11 @@ static gentry g_cache[GCACHE];
 void gemm_init(void) {
     CUBLAS_CHECK(cublasLtCreate(&g_lt));
     CUBLAS_CHECK(cublasCreate(&g_blas));
-    CUDA_CHECK(cudaStreamCreate(&g_stream));
+    /* the work stream at the highest priority: side streams (the attention dropout bits)
+     * fill what it leaves free (measured +0.4-0.8% tokens/s at BERT-base) */
+    int lo, hi;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&g_stream, cudaStreamDefault, hi));
     CUBLAS_CHECK(cublasSetStream(g_blas, g_stream));
     CUBLAS_CHECK(cublasSetMathMode(g_blas, CUBLAS_PEDANTIC_MATH));  /* fp32 stays fp32 */
     g_ws = cu_alloc(WS_BYTES, "cuBLASLt workspace");

@@ -327,7 +327,9 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     CUDA_CHECK(cudaMemcpy(m->chunks, hc, nch * sizeof *hc, cudaMemcpyHostToDevice));
     free(hc);
     m->partials = (float *)cu_alloc(nch * 4, "gradient norm partials");
-    CUDA_CHECK(cudaStreamCreateWithFlags(&m->side, cudaStreamNonBlocking));
+    int prio_lo, prio_hi;   /* the side stream at the lowest priority (g_stream has the highest) */
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&prio_lo, &prio_hi));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&m->side, cudaStreamNonBlocking, prio_lo));
     CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_start, cudaEventDisableTiming));
     m->ev_bits = (cudaEvent_t *)calloc(c->layers, sizeof(cudaEvent_t));
     for (int l = 0; l < c->layers; l++) CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_bits[l], cudaEventDisableTiming));
