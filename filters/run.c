@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define BLK ((size_t)4 << 20)
 #define NBLK 4
@@ -55,15 +54,14 @@ static void reader_fail(ring *g, const char *msg) {
     pthread_mutex_unlock(&g->mu);
 }
 
-/* Blocks are 2 MiB-aligned and marked MADV_HUGEPAGE (as zstd's buffers in
- * pipeline/sio.c): 16 MiB in 4 KiB pages is 4,096 page faults, costly in a VM. */
+/* Blocks come from sio_big_alloc (huge pages, as zstd's buffers): 16 MiB
+ * in 4 KiB pages is 4,096 page faults, costly in a VM. */
 static int grow(blk *b, size_t need) {
     if (need <= b->cap) return 0;
     size_t c = b->cap ? b->cap : BLK;
     while (c < need) c *= 2;
-    void *np = NULL;
-    if (posix_memalign(&np, (size_t)2 << 20, c) != 0) return -1;
-    madvise(np, c, MADV_HUGEPAGE);
+    void *np = sio_big_alloc(c);
+    if (!np) return -1;
     if (b->len) memcpy(np, b->p, b->len);
     free(b->p);
     b->p = np; b->cap = c;

@@ -19,14 +19,11 @@
 
 /* zstd's large buffers (the decoder's window, the multi-threaded encoder's
  * input ring and job buffers: ~70 MB at level 3 with 2 workers) come from
- * huge_alloc: from 2 MiB up, 2 MiB-aligned and marked MADV_HUGEPAGE, so that
- * they fault in 2 MiB at a time instead of 4 KiB (page faults are costly,
- * much more so in a VM: on the bench machine this spares oscar-filter -z
- * about 12,000 of its 17,600 page faults and a tenth of a second).  The
- * advice is ignored where transparent huge pages are off. */
+ * sio_big_alloc: on the bench machine this spares oscar-filter -z about
+ * 12,000 of its 17,600 page faults and a tenth of a second.  The advice is
+ * ignored where transparent huge pages are off. */
 #define HUGE ((size_t)2 << 20)
-static void *huge_alloc(void *opaque, size_t n) {
-    (void)opaque;
+void *sio_big_alloc(size_t n) {
     if (n < HUGE) return malloc(n);
     size_t t = (n + HUGE - 1) / HUGE * HUGE;
     void *p = NULL;
@@ -34,6 +31,7 @@ static void *huge_alloc(void *opaque, size_t n) {
     madvise(p, t, MADV_HUGEPAGE);
     return p;
 }
+static void *huge_alloc(void *opaque, size_t n) { (void)opaque; return sio_big_alloc(n); }
 static void huge_free(void *opaque, void *p) { (void)opaque; free(p); }
 static const ZSTD_customMem huge_mem = { huge_alloc, huge_free, NULL };
 

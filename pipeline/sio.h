@@ -43,4 +43,11 @@ int sout_write(sout *w, const void *buf, size_t n);
 int sout_finish(sout *w);
 const char *sout_error(const sout *w);
 void sout_free(sout *w);
+
+/* Memory for a large buffer: from 2 MiB up, 2 MiB-aligned and marked
+ * MADV_HUGEPAGE, so that it faults in 2 MiB at a time instead of 4 KiB
+ * (page faults are costly, much more so in a VM); smaller, plain malloc.
+ * NULL when out of memory; free() releases it.  Used for zstd's buffers
+ * here and for oscar-filter's block ring. */
+void *sio_big_alloc(size_t n);
 #endif
