@@ -1,6 +1,6 @@
 /* cuda_kernels_test.cu - kernel-level checks on a GPU (make test-cuda only):
- * the device copies of model.h's random streams are bit-identical to the
- * host's; the flash attention kernels agree with the reference path
+ * model.h's random streams, compiled for the device, are bit-identical to
+ * the host's (and the 32-bit-halves walk of rng.cuh too); the flash attention kernels agree with the reference path
  * (cuBLAS + softmax kernel, in fp32 on the same bf16 inputs) for the
  * output and all three input gradients, with and without dropout, for
  * distinct q/k and for q == k (the symmetric variant, dk added into dq),
@@ -13,9 +13,9 @@
 __global__ void rng_kernel(uint32_t *out, uint32_t *out_fast, uint64_t *keys, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    uint64_t k = d_dropout_key(1234567ULL + i, (uint64_t)i * 7, (uint64_t)i % 300, i % 13 - 1, i % 4);
+    uint64_t k = bt_dropout_key(1234567ULL + i, (uint64_t)i * 7, (uint64_t)i % 300, i % 13 - 1, i % 4);
     keys[i] = k;
-    out[i] = d_rand32(k, (uint64_t)i * 1000003ULL);
+    out[i] = bt_rand32(k, (uint64_t)i * 1000003ULL);
     /* the 32-bit-halves version used by the hot kernels, walking from x of element e by + G */
     uint64_t x = d_stream_x(k, (uint64_t)i * 1000003ULL - 5);
     for (int j = 0; j < 5; j++) x += RNG_G;

@@ -11,15 +11,10 @@ int bt_mask_batch(uint64_t seed, uint64_t step, uint64_t sample_index, const uin
     int n = 0;
     for (int t = 0; t < seq_len; t++) {
         int id = ids[t];
-        uint64_t c = 4 * (uint64_t)t;
-        out_inputs[t] = id;
-        out_labels[t] = BT_IGNORE;
-        if (!bt_mask_chosen(key, t, id)) continue;
-        out_labels[t] = id;
-        n++;
-        if (bt_uniform(key, c + 1) < 0.8f) out_inputs[t] = BT_MASK_ID;
-        else if (bt_uniform(key, c + 2) < 0.5f)
-            out_inputs[t] = (int32_t)(((uint64_t)bt_rand32(key, c + 3) * (uint64_t)vocab_size) >> 32);
+        int chosen = bt_mask_chosen(key, t, id);
+        out_inputs[t] = chosen ? bt_mask_input(key, t, id, vocab_size) : id;
+        out_labels[t] = chosen ? id : BT_IGNORE;
+        n += chosen;
     }
     return n;
 }

@@ -58,7 +58,7 @@ __global__ void softmax_fwd_kernel(T *probs, T *scores, int nrows, int seq, int 
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= nrows) return;
     int b = row / (NH * seq), hi = row % (NH * seq);
-    uint64_t key = dc.on ? d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
+    uint64_t key = dc.on ? bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
     T *s = scores + (size_t)row * seq;
     T *p = probs + (size_t)row * seq;
     float mx = -FLT_MAX;
@@ -84,7 +84,7 @@ __global__ void softmax_bwd_kernel(T *dpd, T *ad, const T *probs, int nrows, int
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= nrows) return;
     int b = row / (NH * seq), hi = row % (NH * seq);
-    uint64_t key = dc.on ? d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
+    uint64_t key = dc.on ? bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS) : 0;
     T *g = dpd + (size_t)row * seq;
     T *o = ad + (size_t)row * seq;
     const T *p = probs + (size_t)row * seq;

@@ -109,7 +109,7 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx 
     int kb = idx % nkb;
     size_t bhi = idx / nkb;                      /* (b*NH + h)*T + i */
     int i = bhi % T, bh = bhi / T, h = bh % NH, b = bh / NH;
-    uint64_t key = d_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
+    uint64_t key = bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
     uint64_t x0 = d_stream_x(key, ((uint64_t)h * T + i) * T + (uint64_t)kb * FB);
     uint64_t word = 0;
 #pragma unroll

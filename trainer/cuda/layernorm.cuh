@@ -43,7 +43,7 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
     const bool dk = drop.site >= 0 && drop.dc.on;
     uint64_t key = 0;
     if (dk)
-        key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
+        key = bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
     float v[LN_MAXP][V];
     float sum = 0.0f;
     int id = emb ? ids[row] : 0;
@@ -117,7 +117,7 @@ __global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const
     if (row >= M) return;
     int npk = C / V, t = row % seq, b = row / seq;
     const bool dk = drop.site >= 0 && drop.dc.on;
-    uint64_t key = dk ? d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
+    uint64_t key = dk ? bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
     float m = mean[row], rs = rstd[row];
     float g[LN_MAXP][V], xh[LN_MAXP][V];
     uint32_t kbits[LN_MAXP];
@@ -186,7 +186,7 @@ __global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, con
             uint64_t x0 = 0;
             if (dk) {
                 int t = row % seq, b = row / seq;
-                uint64_t key = d_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
+                uint64_t key = bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
                 x0 = d_stream_x(key, (uint64_t)t * C + c0);
             }
 #pragma unroll

@@ -5,8 +5,8 @@
  * bt_mask_count: the host needs the counts anyway, for the loss normaliser
  * and the shapes of the head's products).  Out: the masked input ids [B*T],
  * the list of labelled positions in order and their labels, exactly those of
- * bt_mask_batch (same streams, same draws: rng.cuh is checked bit for bit
- * against model.h).  A sample whose count disagrees with off[] sets *err to
+ * bt_mask_batch (the same draws: model.h's bt_mask_chosen and bt_mask_input,
+ * compiled for the device).  A sample whose count disagrees with off[] sets *err to
  * its index + 1 (checked when the loss is read).
  *
  * One block per sample walks the positions in chunks of blockDim; a chunk's
@@ -23,7 +23,7 @@ __global__ static void mlm_mask_kernel(int32_t *inputs, int32_t *pos, int32_t *l
     __shared__ int warp_n[MASK_THREADS / 32];
     __shared__ int base;
     const int b = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const uint64_t key = d_key(seed, BT_RNG_MASK, step, sample0 + (uint64_t)b, 0);
+    const uint64_t key = bt_mask_key(seed, step, sample0 + (uint64_t)b);
     if (threadIdx.x == 0) base = off[b];
     __syncthreads();
     for (int t0 = 0; t0 < T; t0 += blockDim.x) {
@@ -31,8 +31,7 @@ __global__ static void mlm_mask_kernel(int32_t *inputs, int32_t *pos, int32_t *l
         int id = 0, chosen = 0;
         if (t < T) {
             id = ids[(size_t)b * T + t];
-            int special = id == BT_PAD_ID || id == BT_CLS_ID || id == BT_SEP_ID;
-            chosen = !special && (float)(d_rand32(key, 4 * (uint64_t)t) >> 8) * (1.0f / 16777216.0f) < BT_MLM_PROB;
+            chosen = bt_mask_chosen(key, t, id);
         }
         unsigned bal = __ballot_sync(0xffffffffu, chosen);
         if (lane == 0) warp_n[w] = __popc(bal);
@@ -41,16 +40,11 @@ __global__ static void mlm_mask_kernel(int32_t *inputs, int32_t *pos, int32_t *l
         for (int i = 0; i < w; i++) before += warp_n[i];
         before += __popc(bal & ((1u << lane) - 1u));
         if (t < T) {
-            int in = id;
             if (chosen) {
-                uint64_t c = 4 * (uint64_t)t;
-                if ((float)(d_rand32(key, c + 1) >> 8) * (1.0f / 16777216.0f) < 0.8f) in = BT_MASK_ID;
-                else if ((float)(d_rand32(key, c + 2) >> 8) * (1.0f / 16777216.0f) < 0.5f)
-                    in = (int32_t)(((uint64_t)d_rand32(key, c + 3) * (uint64_t)vocab) >> 32);
                 pos[before] = b * T + t;
                 labels[before] = id;
             }
-            inputs[(size_t)b * T + t] = in;
+            inputs[(size_t)b * T + t] = chosen ? bt_mask_input(key, t, id, vocab) : id;
         }
         __syncthreads();
         if (threadIdx.x == 0) {

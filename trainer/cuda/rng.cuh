@@ -1,10 +1,12 @@
 /* rng.cuh - the counter-based random streams of trainer/model.h, on the GPU.
  *
  * model.h defines every random draw of training as a pure function of
- * (seed, domain, counters); these are the same functions compiled for the
- * device (model.h's are plain C and host-only).  tests/cuda_kernels_test.cu
- * checks them bit for bit against the host versions, so that masks and
- * dropout on the GPU are exactly those of the CPU trainer.
+ * (seed, domain, counters); its functions (bt_key, bt_rand32, bt_uniform,
+ * bt_dropout_key, the mask draws) are compiled for the device as they are
+ * (BT_INLINE).  This header adds what only the hot kernels need: the same draw
+ * in 32-bit halves, walking a stream by + G.  tests/cuda_kernels_test.cu
+ * checks the device's draws bit for bit against the host's, so that masks
+ * and dropout on the GPU are exactly those of the CPU trainer.
  *
  * Dropout keeps element e iff bt_uniform(key, e) >= p.  bt_uniform is
  * (rand32 >> 8) * 2^-24, exact in float, so the test is the integer
@@ -15,26 +17,6 @@
 #include <math.h>
 extern "C" {
 #include "trainer/model.h"
-}
-
-__device__ __forceinline__ uint64_t d_mix64(uint64_t x) {
-    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-__device__ __forceinline__ uint64_t d_key(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t k = d_mix64(seed + 0x9e3779b97f4a7c15ULL * (tag + 1));
-    k = d_mix64(k ^ (a + 0x632be59bd9b4e019ULL));
-    k = d_mix64(k ^ (b + 0x8cb92ba72f3d8dd7ULL));
-    k = d_mix64(k ^ (c + 0xd1b54a32d192ed03ULL));
-    return k;
-}
-__device__ __forceinline__ uint32_t d_rand32(uint64_t key, uint64_t i) {
-    return (uint32_t)(d_mix64(key + 0x9e3779b97f4a7c15ULL * (i + 1)) >> 32);
-}
-__device__ __forceinline__ uint64_t d_dropout_key(uint64_t seed, uint64_t step, uint64_t sample, int layer, int site) {
-    return d_key(seed, BT_RNG_DROPOUT, step, sample, (uint64_t)(layer + 1) * 8 + (uint64_t)site);
 }
 
 /* The same draw from x = key + G (i + 1) directly, in 32-bit halves (only the
@@ -73,6 +55,6 @@ static inline DropCtx drop_ctx(uint64_t seed, uint64_t step, int sample0, float 
     return d;
 }
 __device__ __forceinline__ bool d_keep(uint64_t key, uint64_t e, uint32_t thr) {
-    return (d_rand32(key, e) >> 8) >= thr;
+    return (bt_rand32(key, e) >> 8) >= thr;
 }
 #endif
