@@ -1,5 +1,7 @@
-/* trainer_test.c - the parameter table: Table 2 counts, names, offsets. */
+/* trainer_test.c - the parameter table (Table 2 counts, names, offsets) and
+ * model.h's dropout draws. */
 #include "tests/t.h"
+#include <math.h>
 #include "trainer/model.h"
 
 static void test_table2_counts(void) {
@@ -46,8 +48,40 @@ static void test_layout_contiguous(void) {
     }
 }
 
+/* model.h's dropout: thresholds are ceil(p 2^16); element e reads slot e % 4 of
+ * word e / 4; over many draws the keep rate is 1 - p, and the four slots of a
+ * word, and neighbouring words, are independent (joint keep rate (1-p)^2). */
+static void test_dropout_stream(void) {
+    CHECK(bt_dropout_threshold(0.0f) == 0);
+    CHECK(bt_dropout_threshold(0.5f) == 32768);
+    CHECK(bt_dropout_threshold(0.1f) == 6554, "%u", bt_dropout_threshold(0.1f));   /* 6553.6 rounded up */
+    CHECK(bt_dropout_threshold(0.999f) == 65471, "%u", bt_dropout_threshold(0.999f));
+    uint64_t key = bt_dropout_key(42, 7, 3, 2, BT_DROP_ATTN_PROBS);
+    CHECK(key != bt_dropout_key(42, 7, 3, 2, BT_DROP_FFN_OUT) && key != bt_dropout_key(42, 7, 4, 2, BT_DROP_ATTN_PROBS));
+    const uint32_t thr = bt_dropout_threshold(0.1f);
+    const long n = 1L << 22;
+    long kept = 0, both_slot = 0, both_word = 0, slot_mismatch = 0;
+    long per_slot[4] = {0, 0, 0, 0};
+    for (long e = 0; e < n; e++) {
+        int k = bt_dropout_keep(key, (uint64_t)e, thr);
+        uint64_t w = bt_dropout_word(key, (uint64_t)e / 4);
+        if (k != (int)(((w >> (16 * (e % 4))) & 0xffff) >= thr)) slot_mismatch++;
+        kept += k; per_slot[e % 4] += k;
+        if (e % 4 < 3) both_slot += k && bt_dropout_keep(key, (uint64_t)e + 1, thr);
+        if (e % 4 == 3 && e + 1 < n) both_word += k && bt_dropout_keep(key, (uint64_t)e + 1, thr);
+    }
+    CHECK(slot_mismatch == 0, "%ld draws are not their word's slot", slot_mismatch);
+    double rate = (double)kept / n;                 /* sd of the rate: 0.00015 */
+    CHECK(fabs(rate - 0.9) < 0.001, "keep rate %.5f", rate);
+    for (int s = 0; s < 4; s++) CHECK(fabs((double)per_slot[s] / (n / 4) - 0.9) < 0.002, "slot %d: %.5f", s, (double)per_slot[s] / (n / 4));
+    double js = (double)both_slot / (n / 4 * 3), jw = (double)both_word / (n / 4);
+    CHECK(fabs(js - 0.81) < 0.002, "adjacent slots kept together %.5f, want 0.81", js);
+    CHECK(fabs(jw - 0.81) < 0.003, "adjacent words kept together %.5f, want 0.81", jw);
+}
+
 int main(void) {
     T_RUN(test_table2_counts);
     T_RUN(test_layout_contiguous);
+    T_RUN(test_dropout_stream);
     return T_DONE();
 }

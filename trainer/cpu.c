@@ -223,9 +223,9 @@ static inline float gelu_grad(float x) {
     return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
 }
 
-/* Dropout multiplier of element e of a stream: 0 or 1/(1-p). */
+/* Dropout multiplier of element e of a stream: 0 or 1/(1-p) (model.h's draw). */
 static inline float keep(uint64_t key, uint64_t e, float p) {
-    return bt_uniform(key, e) >= p ? 1.0f / (1.0f - p) : 0.0f;
+    return bt_dropout_keep(key, e, bt_dropout_threshold(p)) ? 1.0f / (1.0f - p) : 0.0f;
 }
 
 /* x[t*n + i] *= dropout multiplier, per sample b of the micro-batch. */
@@ -235,7 +235,14 @@ static void dropout_apply(float *x, const bt_batch *bb, int T, int n, int layer,
     for (int b = 0; b < bb->B; b++) {
         uint64_t key = bt_dropout_key(seed, bb->step, bb->sample0 + (uint64_t)b, layer, site);
         float *xb = x + (size_t)b * T * n;
-        for (size_t e = 0; e < (size_t)T * n; e++) xb[e] *= keep(key, e, p);
+        const uint32_t thr = bt_dropout_threshold(p);
+        const float s = 1.0f / (1.0f - p);
+        size_t ne = (size_t)T * n, e = 0;
+        for (; e + 4 <= ne; e += 4) {   /* a word serves four elements */
+            uint64_t w = bt_dropout_word(key, e >> 2);
+            for (int k = 0; k < 4; k++) xb[e + k] *= bt_dropout_slot(w, k, thr) ? s : 0.0f;
+        }
+        for (; e < ne; e++) xb[e] *= keep(key, e, p);
     }
 }
 

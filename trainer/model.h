@@ -202,11 +202,32 @@ enum { BT_RNG_INIT = 1, BT_RNG_MASK = 2, BT_RNG_DROPOUT = 3, BT_RNG_PERM = 4 };
 /* Dropout sites: the embedding dropout is (layer -1, BT_DROP_EMB); each
  * encoder layer l has the other three. */
 enum { BT_DROP_EMB = 0, BT_DROP_ATTN_PROBS = 1, BT_DROP_ATTN_OUT = 2, BT_DROP_FFN_OUT = 3 };
-/* Key of the dropout stream for (seed, step, sample in the batch, layer, site);
- * element e of that tensor (flattened, per sample) is kept iff
- * bt_uniform(key, e) >= p, and scaled by 1/(1-p). */
+/* Key of the dropout stream for (seed, step, sample in the batch, layer, site). */
 BT_INLINE uint64_t bt_dropout_key(uint64_t seed, uint64_t step, uint64_t sample, int layer, int site) {
     return bt_key(seed, BT_RNG_DROPOUT, step, sample, (uint64_t)(layer + 1) * 8 + (uint64_t)site);
+}
+/* Dropout draws 16 bits per element, four elements from one 64-bit mix:
+ * element e of a stream (its tensor flattened, per sample) reads bits
+ * 16 (e % 4) .. 16 (e % 4) + 15 of word e / 4, and is kept iff they are
+ * >= bt_dropout_threshold(p) = ceil(p 2^16), i.e. with probability
+ * 1 - p rounded down to a multiple of 2^-16 (p 0.1: 0.899994), and then
+ * scaled by 1/(1-p).  One mix per four elements instead of one per element:
+ * the hashing was most of the cost of dropout on the GPU (FlashAttention
+ * draws 8-bit thresholds from Philox for the same reason). */
+BT_INLINE uint64_t bt_dropout_word(uint64_t key, uint64_t w) {
+    return bt_mix64(key + 0x9e3779b97f4a7c15ULL * (w + 1));
+}
+BT_INLINE uint32_t bt_dropout_threshold(float p) {
+    double x = (double)p * 65536.0;
+    uint32_t t = (uint32_t)x;
+    return (double)t < x ? t + 1 : t;
+}
+/* Whether 16-bit slot s (0..3) of a word passes the threshold. */
+BT_INLINE int bt_dropout_slot(uint64_t word, int s, uint32_t thr) {
+    return (uint32_t)((word >> (16 * s)) & 0xffffu) >= thr;
+}
+BT_INLINE int bt_dropout_keep(uint64_t key, uint64_t e, uint32_t thr) {
+    return bt_dropout_slot(bt_dropout_word(key, e >> 2), (int)(e & 3), thr);
 }
 
 /* ------------------------------------------------------------ masking */

@@ -72,7 +72,7 @@ __global__ void softmax_fwd_kernel(T *probs, T *scores, int nrows, int seq, int 
         float a = expf(to_f(s[j]) - mx) * inv;
         p[j] = from_f<T>(a);
         float ad = a;
-        if (dc.on) ad = d_keep(key, (uint64_t)hi * seq + j, dc.thr) ? a * dc.scale : 0.0f;
+        if (dc.on) ad = bt_dropout_keep(key, (uint64_t)hi * seq + j, dc.thr) ? a * dc.scale : 0.0f;
         s[j] = from_f<T>(ad);
     }
 }
@@ -91,13 +91,13 @@ __global__ void softmax_bwd_kernel(T *dpd, T *ad, const T *probs, int nrows, int
     float dsum = 0.0f;
     for (int j = lane; j < seq; j += 32) {
         float a = to_f(p[j]), ga = to_f(g[j]);
-        if (dc.on) ga = d_keep(key, (uint64_t)hi * seq + j, dc.thr) ? ga * dc.scale : 0.0f;
+        if (dc.on) ga = bt_dropout_keep(key, (uint64_t)hi * seq + j, dc.thr) ? ga * dc.scale : 0.0f;
         dsum += ga * a;
     }
     dsum = warp_sum(dsum);
     for (int j = lane; j < seq; j += 32) {
         float a = to_f(p[j]), ga = to_f(g[j]);
-        bool kept = dc.on ? d_keep(key, (uint64_t)hi * seq + j, dc.thr) : true;
+        bool kept = dc.on ? bt_dropout_keep(key, (uint64_t)hi * seq + j, dc.thr) : true;
         float sc = dc.on ? (kept ? dc.scale : 0.0f) : 1.0f;
         g[j] = from_f<T>(a * (ga * sc - dsum));
         o[j] = from_f<T>(a * sc);

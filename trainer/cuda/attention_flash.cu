@@ -97,7 +97,7 @@ __device__ __forceinline__ void mm_abt(float acc[8][4], const bf16 *X, int m0, c
 __device__ __forceinline__ int bitpos(int j) { return ((j & 7) >> 1) * 16 + (j >> 3) * 2 + (j & 1); }
 
 /* ---------------------------------------------------------------- dropout bits
- * One thread per (sample, head, row i, 64-key tile kb): the 64 draws of
+ * One thread per (sample, head, row i, 64-key tile kb): the 64 draws (16 words) of
  * model.h's stream for elements (h*T + i)*T + kb*64 + j, as one 64-bit word
  * bits[((b*NH + h)*T + i)*(T/64) + kb].  A kernel of its own, at full
  * occupancy, because the hash is integer work that the register-heavy
@@ -110,11 +110,14 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx 
     size_t bhi = idx / nkb;                      /* (b*NH + h)*T + i */
     int i = bhi % T, bh = bhi / T, h = bh % NH, b = bh / NH;
     uint64_t key = bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
-    uint64_t x0 = d_stream_x(key, ((uint64_t)h * T + i) * T + (uint64_t)kb * FB);
+    uint64_t w0 = (((uint64_t)h * T + i) * T + (uint64_t)kb * FB) >> 2;
     uint64_t word = 0;
 #pragma unroll
-    for (int j = 0; j < FB; j++)
-        word |= (uint64_t)((d_rand32_x(x0 + RNG_G * (uint64_t)j) >> 8) >= dc.thr) << bitpos(j);
+    for (int q = 0; q < FB / 4; q++) {
+        uint64_t r = bt_dropout_word(key, w0 + q);
+#pragma unroll
+        for (int s = 0; s < 4; s++) word |= (uint64_t)bt_dropout_slot(r, s, dc.thr) << bitpos(4 * q + s);
+    }
     bits[idx] = word;
 }
 

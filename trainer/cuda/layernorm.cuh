@@ -59,11 +59,11 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         } else {
             Pack16<T> a = ld16(x + (size_t)row * C + c0), bb;
             if (y) bb = ld16(y + (size_t)row * C + c0);
-            uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
+            uint32_t kb = dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
 #pragma unroll
             for (int i = 0; i < V; i++) {
                 float yy = y ? to_f(bb.v[i]) : 0.0f;
-                if (dk) yy = (d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr ? yy * drop.dc.scale : 0.0f;
+                if (dk) yy = ((kb >> i) & 1) ? yy * drop.dc.scale : 0.0f;
                 v[p][i] = to_f(a.v[i]) + yy;
             }
         }
@@ -87,12 +87,12 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         if (pk >= npk) break;
         int c0 = pk * V;
         Pack16<T> ro, o;
-        uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
+        uint32_t kb = emb && dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
 #pragma unroll
         for (int i = 0; i < V; i++) {
             ro.v[i] = from_f<T>(v[p][i]);
             float n = (v[p][i] - mean) * rstd * gamma[c0 + i] + beta[c0 + i];
-            if (emb && dk) n = (d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr ? n * drop.dc.scale : 0.0f;
+            if (emb && dk) n = ((kb >> i) & 1) ? n * drop.dc.scale : 0.0f;
             o.v[i] = from_f<T>(n);
         }
         st16(r_out + (size_t)row * C + c0, ro);
@@ -128,13 +128,7 @@ __global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const
         kbits[p] = 0xffffffffu;
         if (pk >= npk) break;
         int c0 = pk * V;
-        if (dk) {
-            uint64_t x0 = d_stream_x(key, (uint64_t)t * C + c0);
-            uint32_t kb = 0;
-#pragma unroll
-            for (int i = 0; i < V; i++) kb |= (uint32_t)((d_rand32_x(x0 + RNG_G * (uint64_t)i) >> 8) >= drop.dc.thr) << i;
-            kbits[p] = kb;
-        }
+        if (dk) kbits[p] = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
         Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
 #pragma unroll
         for (int i = 0; i < V; i++) {
@@ -183,16 +177,16 @@ __global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, con
             size_t o = (size_t)row * C + c0;
             float m = mean[row], rs = rstd[row];
             Pack16<T> a = ld16(dout + o), rr = ld16(r + o);
-            uint64_t x0 = 0;
+            uint32_t kb = 0;
             if (dk) {
                 int t = row % seq, b = row / seq;
                 uint64_t key = bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
-                x0 = d_stream_x(key, (uint64_t)t * C + c0);
+                kb = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
             }
 #pragma unroll
             for (int k = 0; k < V; k++) {
                 float gg = to_f(a.v[k]);
-                if (dk) gg = (d_rand32_x(x0 + RNG_G * (uint64_t)k) >> 8) >= drop.dc.thr ? gg * drop.dc.scale : 0.0f;
+                if (dk) gg = ((kb >> k) & 1) ? gg * drop.dc.scale : 0.0f;
                 ag[k] += gg * (to_f(rr.v[k]) - m) * rs;
                 ab[k] += gg;
             }
