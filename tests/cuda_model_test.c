@@ -15,7 +15,8 @@
  * Also: gradient accumulation over micro-batches equals one big batch;
  * one AdamW step equals bt_adamw_update; a GPU checkpoint
  * (bt_st_write of the GPU's weights) loads on the CPU and back unchanged;
- * masking on the GPU makes exactly bt_mask_batch's inputs and labels; and
+ * masking on the GPU makes exactly bt_mask_batch's inputs and labels; the
+ * last layer at the masked rows only equals the dense last layer; and
  * the training loop on the GPU (fp32, device masks, dropout, micro-batches,
  * evaluation) ends with the CPU loop's weights. */
 #include "tests/t.h"
@@ -138,6 +139,56 @@ static void test_bf16_tiny(void) {
 }
 static void test_bf16_small(void) {
     for (int a = 0; a < 3; a++) compare(SMALL, (bt_attn)a, BTC_BF16, 0);
+}
+
+/* The last layer at the masked rows only (the default) gives the dense
+ * layer's loss and gradients: bf16, flash attention, dropout on, two samples
+ * of 256 (masked rows not a multiple of the padding). */
+static void test_sparse_last_equals_dense(void) {
+    for (int a = 0; a < 3; a += 2) {
+        bt_config cfg; char err[512];
+        REQUIRE(bt_config_preset("small", &cfg) == 0);
+        cfg.attn = (bt_attn)a;
+        bt_layout L;
+        REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+        const int B = 2, T = 256;
+        float *p = malloc(L.total * 4), *g0 = calloc(L.total, 4), *g1 = calloc(L.total, 4);
+        int32_t *in = malloc(B * T * 4), *lab = malloc(B * T * 4);
+        REQUIRE(p && g0 && g1 && in && lab, "out of host memory");
+        bt_params_init(&L, p, 4321);
+        int n;
+        make_batch(B, T, cfg.vocab_size, 8, 2, in, lab, &n);
+        bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 2, .sample0 = 0 };
+        double loss[2];
+        float *gs[2] = { g0, g1 };
+        for (int dense = 0; dense < 2; dense++) {
+            setenv("SYMBERT_DENSE_LAST", dense ? "1" : "0", 1);
+            btc_model *g = btc_new(&L, B, T, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+            REQUIRE(g, "%s", err);
+            btc_set_params(g, p);
+            btc_zero_grads(g);
+            int ng = 0;
+            loss[dense] = btc_forward_backward(g, &bb, 1, 1, 7, 1.0f / (float)n, &ng);
+            CHECK(ng == n);
+            btc_get_grads(g, gs[dense]);
+            btc_free(g);
+        }
+        unsetenv("SYMBERT_DENSE_LAST");
+        CHECK(fabs(loss[0] - loss[1]) <= 1e-3 * fabs(loss[1]), "loss sparse %.7g dense %.7g", loss[0], loss[1]);
+        double worst = 1;
+        const char *wn = "";
+        for (int i = 0; i < L.n; i++) {
+            const bt_tensor *t = &L.t[i];
+            if (t->kind == BT_T_K_B) continue;   /* exact gradient 0: rounding noise on both sides */
+            double cs = cosine(g0 + t->offset, g1 + t->offset, t->numel);
+            if (!(cs >= worst)) { worst = cs; wn = t->name; }
+            CHECK(cs >= 0.9999, "%s: sparse/dense gradient cosine %.7f", t->name, cs);
+        }
+        printf("  %s: loss sparse %.6f dense %.6f, min gradient cosine %.7f (%s)\n", a == 0 ? "original" : "pairwise",
+               loss[0] / n, loss[1] / n, worst, wn);
+        bt_layout_free(&L);
+        free(p); free(g0); free(g1); free(in); free(lab);
+    }
 }
 
 /* Two micro-batches of one sample add up to the batch of two. */
@@ -349,6 +400,7 @@ int main(void) {
     T_RUN(test_fp32_small);
     T_RUN(test_bf16_tiny);
     T_RUN(test_bf16_small);
+    T_RUN(test_sparse_last_equals_dense);
     T_RUN(test_accumulation);
     T_RUN(test_adamw);
     T_RUN(test_checkpoint_roundtrip);

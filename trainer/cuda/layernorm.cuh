@@ -6,7 +6,8 @@
  *   out = LN(r) * gamma + beta, then dropout(out) in embedding mode.
  * r is stored for the backward pass together with the row's mean and
  * 1/std (fp32).  Dropout draws come from model.h's streams: element
- * e = t*C + c of sample b, key (seed, step, sample0 + b, layer, site).
+ * e = t*C + c of sample b, key (seed, step, sample0 + b, layer, site), where
+ * (b, t) is the row's token (LnDrop.rows maps gathered rows to tokens).
  *
  * Backward: from dout (the gradient of the output), the gradient of r
  * (dr), optionally dr after the dropout of y (dy, the gradient of the
@@ -27,7 +28,14 @@ struct LnDrop {       /* which dropout applies where in a LayerNorm call */
     DropCtx dc;
     int layer;        /* model.h layer of the stream (-1: embeddings) */
     int site;         /* BT_DROP_*, or -1 for none */
+    const int32_t *rows;  /* rows gathered from [B*seq]: row i is token row rows[i] of the
+                           * micro-batch (its dropout draws are that row's); NULL: row i is row i */
 };
+/* (sample, position) of row `row` of a LayerNorm call. */
+__device__ __forceinline__ void ln_row_pos(const LnDrop &drop, int row, int seq, int &b, int &t) {
+    int g = drop.rows ? drop.rows[row] : row;
+    t = g % seq; b = g / seq;
+}
 
 template <typename T, int LN_MAXP>
 __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out,
@@ -38,7 +46,8 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
     int warps = blockDim.x / 32, lane = threadIdx.x % 32;
     int row = blockIdx.x * warps + threadIdx.x / 32;
     if (row >= M) return;
-    int t = row % seq, b = row / seq, npk = C / V;
+    int t, b, npk = C / V;
+    ln_row_pos(drop, row, seq, b, t);
     const bool emb = ids != NULL;
     const bool dk = drop.site >= 0 && drop.dc.on;
     uint64_t key = 0;
@@ -115,7 +124,8 @@ __global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const
     int warps = blockDim.x / 32, lane = threadIdx.x % 32;
     int row = blockIdx.x * warps + threadIdx.x / 32;
     if (row >= M) return;
-    int npk = C / V, t = row % seq, b = row / seq;
+    int npk = C / V, t, b;
+    ln_row_pos(drop, row, seq, b, t);
     const bool dk = drop.site >= 0 && drop.dc.on;
     uint64_t key = dk ? bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
     float m = mean[row], rs = rstd[row];
@@ -179,7 +189,8 @@ __global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, con
             Pack16<T> a = ld16(dout + o), rr = ld16(r + o);
             uint32_t kb = 0;
             if (dk) {
-                int t = row % seq, b = row / seq;
+                int t, b;
+                ln_row_pos(drop, row, seq, b, t);
                 uint64_t key = bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
                 kb = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
             }

@@ -19,7 +19,9 @@
  * r1 = x + dropout(attn) with its LayerNorm statistics, h1 = LN1(r1),
  * u = h1 W1^T + b1, g = gelu(u), r2 and its statistics, h2 = LN2(r2) (the
  * next layer's input).  Other dropout masks are recomputed from model.h's
- * counter-based streams.
+ * counter-based streams.  The last layer keeps only its attention dense:
+ * from its output projection on it runs at the n masked rows, the only ones
+ * the MLM head reads (sparse_last_fwd/bwd; SYMBERT_DENSE_LAST=1 turns that off).
  *
  * Backward, per layer, with `cur` the gradient of h2:
  *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
@@ -73,6 +75,9 @@ struct btc_model {
     int cap;                        /* head rows allocated */
     void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
     float *hmean, *hrstd, *lossrow;
+    int sparse_last;                /* the last layer after its attention at the masked rows only */
+    void *lo, *lr1, *lh1, *lu, *lg, *lr2, *ldres, *ldy, *ldu;   /* its rows there (head-sized) */
+    float *lmean1, *lrstd1, *lmean2, *lrstd2;
     void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
     float *dqacc, *dsum, *embtmp;
     double *lossacc;
@@ -195,6 +200,9 @@ static void alloc_head(btc_model *m, int cap) {
     cap = head_pad(cap);
     cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
     cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
+    void *lb[] = {m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres, m->ldy, m->ldu,
+                  m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
+    for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
     m->cap = cap;
     m->hm = alloc_t(m, (size_t)cap * m->C, "MLM head input rows");
     m->hu = alloc_t(m, (size_t)cap * m->C, "MLM head pre-GELU");
@@ -206,6 +214,22 @@ static void alloc_head(btc_model *m, int cap) {
     m->hmean = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
     m->hrstd = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
     m->lossrow = (float *)cu_alloc((size_t)cap * 4, "per-position losses");
+    if (m->sparse_last) {
+        size_t rc = (size_t)cap * m->C, rf = (size_t)cap * m->F;
+        m->lo = alloc_t(m, rc, "last layer: attention output at the masked rows");
+        m->lr1 = alloc_t(m, rc, "last layer: residual 1 at the masked rows");
+        m->lh1 = alloc_t(m, rc, "last layer: LayerNorm 1 output at the masked rows");
+        m->lu = alloc_t(m, rf, "last layer: FFN pre-GELU at the masked rows");
+        m->lg = alloc_t(m, rf, "last layer: FFN GELU output at the masked rows");
+        m->lr2 = alloc_t(m, rc, "last layer: residual 2 at the masked rows");
+        m->ldres = alloc_t(m, rc, "last layer: gradient scratch");
+        m->ldy = alloc_t(m, rc, "last layer: gradient scratch");
+        m->ldu = alloc_t(m, rf, "last layer: gradient scratch (FFN)");
+        m->lmean1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
+        m->lrstd1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
+        m->lmean2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
+        m->lrstd2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
+    }
 }
 
 extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int attn_impl, char *err, size_t errlen) {
@@ -226,6 +250,10 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->C = c->hidden; m->F = c->ffn; m->NH = c->heads; m->d = c->hidden / c->heads;
     m->V = c->vocab_size; m->Vp = (c->vocab_size + 7) / 8 * 8;
     m->nproj = c->attn == BT_ATTN_ORIGINAL ? 3 : 2;
+    {   /* SYMBERT_DENSE_LAST=1: the last layer over every row, as the others (for comparisons) */
+        const char *e = getenv("SYMBERT_DENSE_LAST");
+        m->sparse_last = !(e && *e && strcmp(e, "0"));
+    }
     m->np = build_internal_layout(m);
     m->hbuf = (float *)calloc(m->np, sizeof(float));   /* the padding stays zero */
     int dev = 0;
@@ -275,6 +303,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
         } else {
             b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
         }
+        if (m->sparse_last && l == c->layers - 1) continue;   /* those rows live in the head-sized buffers */
         b->r1 = alloc_t(m, M * C, "activations: residual 1");
         b->h1 = alloc_t(m, M * C, "activations: LayerNorm 1 output");
         b->u = alloc_t(m, M * F, "activations: FFN pre-GELU");
@@ -345,7 +374,8 @@ extern "C" void btc_free(btc_model *m) {
     void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
                     m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
                     m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
-                    m->normclip, m->chunks, m->partials};
+                    m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
+                    m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
     if (m->pc != m->p) cu_free(m->pc);
     for (int l = 0; l < m->c.layers; l++) {
@@ -423,6 +453,89 @@ template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
 static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + ioff(m, k, l); }
 static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + ioff(m, k, l); }
 
+/* The last layer at the masked rows only.  Its output feeds nothing but the
+ * MLM head, which reads the n masked rows, and everything after its
+ * attention works row by row: so the output projection, LN1, the FFN and
+ * LN2 run on those n rows (gathered, padded with zero rows to np_ as the
+ * head is), and their gradients reach the attention output and the layer
+ * input at those rows only.  Same loss and gradients as the dense layer;
+ * the LayerNorm kernels take their dropout draws from the gathered rows'
+ * tokens (LnDrop.rows).  Its attention and q/k/v stay dense (every row is a
+ * key and a value).  Forward: from the attention output b->o and the layer
+ * input x to the head's input rows m->hm. */
+template <typename T>
+static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int n, int np_, DropCtx hd,
+                            int l) {
+    const int C = m->C, F = m->F, T_ = m->T, npad = np_ - n;
+    const float eps = m->c.ln_eps;
+    gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
+    gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lo + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
+    linear_fwd<T>((T *)m->ldy, (const T *)m->lo, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), np_, C, C);
+    prof("fwd attn-out GEMM");
+    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, pos};
+    layernorm_forward<T>((T *)m->lh1, (T *)m->lr1, m->lmean1, m->lrstd1, (const T *)m->dh2, (const T *)m->ldy,
+                         PF(m, BT_T_ALN_W, l), PF(m, BT_T_ALN_B, l), n, C, T_, eps, d1);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lh1 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    prof("fwd LN1");
+    linear_fwd<T>((T *)m->lu, (const T *)m->lh1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), np_, F, C);
+    prof("fwd FFN1 GEMM");
+    gelu_forward<T>((T *)m->lg, (const T *)m->lu, (size_t)np_ * F);
+    prof("fwd GELU");
+    linear_fwd<T>((T *)m->ldy, (const T *)m->lg, W<T>(m, BT_T_FFN2_W, l), W<T>(m, BT_T_FFN2_B, l), np_, C, F);
+    prof("fwd FFN2 GEMM");
+    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, pos};
+    layernorm_forward<T>((T *)m->hm, (T *)m->lr2, m->lmean2, m->lrstd2, (const T *)m->lh1, (const T *)m->ldy,
+                         PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), n, C, T_, eps, d2);
+    prof("fwd LN2");
+    gemm_set_autotune(1);
+}
+/* Backward of the above, from the gradient of the head's input rows (m->dh1,
+ * zero padding rows) to the full-size gradients of the attention output
+ * (m->dO) and of the layer input (m->cur, the residual's share; the q/k/v
+ * products add theirs), both zero outside the masked rows.  Padding rows of
+ * every gradient stay zero, so they add nothing to the weight gradients. */
+template <typename T>
+static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int np_, DropCtx hd, int l) {
+    const int C = m->C, F = m->F, T_ = m->T, npad = np_ - n;
+    gemm_set_autotune(0);
+    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, pos};
+    layernorm_backward<T>((T *)m->ldres, (T *)m->ldy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
+                          (const T *)m->dh1, (const T *)m->lr2, m->lmean2, m->lrstd2, PF(m, BT_T_OLN_W, l), n, C, T_, d2,
+                          0, m->nsm);
+    if (npad) {
+        CUDA_CHECK(cudaMemsetAsync((T *)m->ldres + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+        CUDA_CHECK(cudaMemsetAsync((T *)m->ldy + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    }
+    prof("bwd LN2(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->ldy, (const T *)m->lg, np_, C, F);
+    prof("bwd FFN2 dW");
+    linear_bwd_x<T>((T *)m->ldu, (const T *)m->ldy, W<T>(m, BT_T_FFN2_W, l), np_, C, F, 0.0f);
+    prof("bwd FFN2 dX");
+    gelu_backward_bias<T>((T *)m->ldu, (const T *)m->lu, GR(m, BT_T_FFN1_B, l), np_, F, m->nsm);
+    prof("bwd GELU(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->ldu, (const T *)m->lh1, np_, F, C);
+    prof("bwd FFN1 dW");
+    linear_bwd_x<T>((T *)m->ldres, (const T *)m->ldu, W<T>(m, BT_T_FFN1_W, l), np_, F, C, 1.0f);
+    prof("bwd FFN1 dX");
+    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, pos};
+    /* dh2: the gradient of the layer input's masked rows (through the residual); ldy's padding stays zero */
+    layernorm_backward<T>((T *)m->dh2, (T *)m->ldy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
+                          (const T *)m->ldres, (const T *)m->lr1, m->lmean1, m->lrstd1, PF(m, BT_T_ALN_W, l), n, C, T_,
+                          d1, 0, m->nsm);
+    prof("bwd LN1(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->ldy, (const T *)m->lo, np_, C, C);
+    prof("bwd attn-out dW");
+    linear_bwd_x<T>((T *)m->dh1, (const T *)m->ldy, W<T>(m, BT_T_AO_W, l), np_, C, C, 0.0f);
+    gemm_set_autotune(1);
+    CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
+    scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
+    CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
+    scatter_rows<T>((T *)m->cur, (const T *)m->dh2, pos, n, C);
+    prof("bwd attn-out dX");
+}
+
 template <typename T>
 static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
     const bt_config *c = &m->c;
@@ -456,9 +569,12 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
                      W<T>(m, BT_T_POS_EMB, 0), W<T>(m, BT_T_TYPE_EMB, 0), PF(m, BT_T_EMB_LN_W, 0),
                      PF(m, BT_T_EMB_LN_B, 0), M, C, T_, eps, emb_drop);
     prof("fwd embeddings+LN");
+    const int last = c->layers - 1, sparse = m->sparse_last;
+    const int np_ = head_pad(n), npad = np_ - n;
     for (int l = 0; l < c->layers; l++) {
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
+        if (sparse && l == last && n == 0) break;   /* nothing masked: the last layer feeds nothing */
         T *qkv = (T *)b->qkv;
         linear_fwd<T>(qkv, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, ldp, C);
         prof("fwd QKV GEMM");
@@ -474,6 +590,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         } else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
+        if (sparse && l == last) {
+            sparse_last_fwd<T>(m, b, x, pos, n, np_, hd, l);
+            break;
+        }
         linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
         prof("fwd attn-out GEMM");
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
@@ -491,16 +611,14 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
                              PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), M, C, T_, eps, d2);
         prof("fwd LN2");
     }
-    const T *xL = (const T *)m->lay[c->layers - 1].h2;
     if (n == 0) return;   /* nothing masked: no loss, no gradient (as the CPU trainer) */
 
     /* MLM head at the n masked positions, as np_ = n rounded up to HEAD_ROUND rows whose
      * padding is zero (so the products see few distinct shapes and the padding adds nothing) */
-    const int np_ = head_pad(n), npad = np_ - n;
     LnDrop none = {hd, -1, -1};
     gemm_set_autotune(0);   /* these shapes follow the masked count: take the heuristic's pick, no timing mid-run
                              * (timing them too was measured: no difference, 530k vs 531k tok/s) */
-    gather_rows<T>((T *)m->hm, xL, pos, n, C);
+    if (!sparse) gather_rows<T>((T *)m->hm, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
     gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)np_ * C);
@@ -541,38 +659,43 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
     gemm_set_autotune(1);
-    CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-    scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+    if (!sparse) {   /* (sparse: the last layer takes dh1 as it is) */
+        CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
+        scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+    }
     prof("head bwd");
 
     /* ---------------- backward: layers */
     for (int l = c->layers - 1; l >= 0; l--) {
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
-        LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
-        layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
-                              (const T *)m->cur, (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2,
-                              0, m->nsm);
-        prof("bwd LN2(+bias)");
-        linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
-        prof("bwd FFN2 dW");
-        linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
-        prof("bwd FFN2 dX");
-        gelu_backward_bias<T>((T *)m->du, (const T *)b->u, GR(m, BT_T_FFN1_B, l), M, F, m->nsm);
-        prof("bwd GELU(+bias)");
-        linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
-        prof("bwd FFN1 dW");
-        linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
-        prof("bwd FFN1 dX");
-        LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
-        layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
-                              (const T *)m->dres, (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1,
-                              0, m->nsm);
-        prof("bwd LN1(+bias)");
-        linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
-        prof("bwd attn-out dW");
-        linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
-        prof("bwd attn-out dX");
+        if (sparse && l == last) sparse_last_bwd<T>(m, M, pos, n, np_, hd, l);
+        else {
+            LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
+            layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
+                                  (const T *)m->cur, (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2,
+                                  0, m->nsm);
+            prof("bwd LN2(+bias)");
+            linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
+            prof("bwd FFN2 dW");
+            linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
+            prof("bwd FFN2 dX");
+            gelu_backward_bias<T>((T *)m->du, (const T *)b->u, GR(m, BT_T_FFN1_B, l), M, F, m->nsm);
+            prof("bwd GELU(+bias)");
+            linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
+            prof("bwd FFN1 dW");
+            linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
+            prof("bwd FFN1 dX");
+            LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
+            layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
+                                  (const T *)m->dres, (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1,
+                                  0, m->nsm);
+            prof("bwd LN1(+bias)");
+            linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
+            prof("bwd attn-out dW");
+            linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
+            prof("bwd attn-out dX");
+        }
         /* attention: gradients land in the packed dqkv (pairwise: d(Q S_h) in dqs) */
         const T *qkv = (const T *)b->qkv;
         const T *qa = pair ? (const T *)b->qs : qkv;
