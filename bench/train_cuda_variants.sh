@@ -1,25 +1,25 @@
 #!/bin/sh
 # bench/train_cuda_variants.sh - the CUDA trainer's kernel variants side by
 # side on one GPU (run on the device machine after `make test-cuda`):
-# the GPU tests again under each attention-backward variant, the attention
-# micro-benchmark and a BERT-base update for each.  Selection is by
-# environment variable:
-#   SYMBERT_FLASH_BWD = split | split3 | fused | fused3   (attention backward)
-# Usage: sh bench/train_cuda_variants.sh [BUILDROOT]   (build by default)
+# the attention micro-benchmark and a BERT-base update (each variant of the
+# paper) for each attention-backward implementation, and the last layer
+# dense vs at the masked rows only.  Selection is by environment variable:
+#   SYMBERT_FLASH_BWD = mma | wgmma      (attention backward; wgmma: H100/H200)
+#   SYMBERT_DENSE_LAST = 1               (the last layer over every row)
+# Usage: sh bench/train_cuda_variants.sh [BUILDROOT] [STEPS]   (build, 20)
 set -u
 R=${1:-build}
-T=$R/opt/cuda/tests
+S=${2:-20}
 B=$R/opt/bin/bert-train-cuda-bench
-for m in split3 fused fused3; do
-  echo "== GPU tests, SYMBERT_FLASH_BWD=$m"
-  SYMBERT_FLASH_BWD=$m $T/cuda_kernels_test 2>&1 | grep -E "PASS|FAIL|passed|failed" | tail -4
-  SYMBERT_FLASH_BWD=$m $T/cuda_model_test 2>&1 | grep -E "FAIL|passed|failed" | tail -4
-done
-for m in split split3 fused fused3; do
+for m in mma wgmma; do
   echo "== attention kernels, SYMBERT_FLASH_BWD=$m"
-  SYMBERT_FLASH_BWD=$m $B --kernels 2>&1 | grep -i -E "attn|attention|flash"
+  SYMBERT_FLASH_BWD=$m $B --kernels 2>&1 | grep '"attention"'
 done
-for m in split split3 fused fused3; do
-  echo "== BERT-base original, SYMBERT_FLASH_BWD=$m"
-  SYMBERT_FLASH_BWD=$m $B --config base --attention original --steps 20 2>&1 | grep '"model"'
+for a in original symmetric pairwise; do
+  for m in mma wgmma; do
+    echo "== BERT-base $a, SYMBERT_FLASH_BWD=$m"
+    SYMBERT_FLASH_BWD=$m $B --config base --attention $a --steps "$S" 2>&1 | grep '"model"'
+  done
 done
+echo "== BERT-base original, SYMBERT_DENSE_LAST=1"
+SYMBERT_DENSE_LAST=1 $B --config base --attention original --steps "$S" 2>&1 | grep '"model"'

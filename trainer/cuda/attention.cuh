@@ -18,7 +18,8 @@
  *   flash  (bf16, d = 64, T a multiple of 128): one kernel each way, tensor
  *          cores through mma.sync, the T x T matrix never leaves the chip;
  *          saves the log-sum-exp per row and the dropout bits; backward in
- *          two kernels (dK dV, then dQ) so that nothing needs atomics.
+ *          two kernels (dK dV, then dQ) so that nothing needs atomics, on
+ *          Hopper with wgmma (warpgroup MMA, wgmma.cuh).
  *          attention_flash.cu.
  *   ref    (fp32 or bf16, any d): cuBLAS strided-batched products and a
  *          softmax kernel; saves the probabilities [B, NH, T, T].  This is
@@ -42,12 +43,19 @@ void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cuda
  * flash_dropout_bits (read when dc.on). */
 void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
                    DropCtx dc);
-/* scratch: [B*T, NH*64] floats (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
- * bits: as written by flash_forward (read when dc.on). */
+/* scratch: [B*T, NH*64] bf16 at least (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
+ * bits: as written by flash_forward (read when dc.on).  Two kernels (dK dV,
+ * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_bwd_select). */
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
                     DropCtx dc, int k_is_q);
 int flash_supported(AttnShape s);
+/* The backward's kernels: FLASH_BWD_AUTO picks wgmma where it runs (compute
+ * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH_BWD=mma|wgmma
+ * overrides AUTO.  Returns the choice in effect; asking for wgmma elsewhere
+ * fails with a message. */
+enum { FLASH_BWD_AUTO = -1, FLASH_BWD_MMA = 0, FLASH_BWD_WGMMA = 1 };
+int flash_bwd_select(int impl);
 
 /* ------------------------------------------------------------ reference path */
 

@@ -17,6 +17,7 @@
  * model.h's stream (the CPU trainer's masks exactly), and kept as bits for
  * the backward pass: B*NH*T*T/8 bytes per layer. */
 #include "trainer/cuda/attention.cuh"
+#include "trainer/cuda/wgmma.cuh"
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,13 +287,8 @@ __global__ void flash_pre_kernel(float *dsum, const bf16 *dout, const bf16 *o, i
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
-#define DKVF_SMEM (DKV_SMEM + BWD_TILE * 2)
-#ifndef FLASH_BWD_DEFAULT
-#define FLASH_BWD_DEFAULT 0
-#endif
 
-template <int MINB, bool FUSE>
-__global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv, float *dqacc, int k_is_q,
+__global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv,
                                                             const bf16 *q, const bf16 *k,
                                                             const bf16 *v, const bf16 *dout, const float *lse,
                                                             const float *dsum, const uint64_t *bits, int T, int NH,
@@ -302,9 +298,7 @@ __global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_kernel(bf16 *dk, bf16
     bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE;
     float *sL0 = (float *)(sO0 + 2 * BWD_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
-    bf16 *sdS = (bf16 *)(sB0 + 2 * FB);          /* FUSE: dS^T of the tile, [key][query] */
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int C = NH * FD;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     size_t rq = (size_t)b * T;
     const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
@@ -403,10 +397,6 @@ __global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_kernel(bf16 *dk, bf16
             as[1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
             as[2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
             as[3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
-            if (FUSE) {   /* dS^T rows kr0, kr0 + 8 (keys), columns 16 ks + 2 t4 (+ 8) (queries) */
-                uint32_t *d0 = (uint32_t *)(sdS + kr0 * FP + ks * 16 + 2 * t4), *d1 = (uint32_t *)((bf16 *)d0 + 8 * FP);
-                d0[0] = as[0]; d1[0] = as[1]; d0[4] = as[2]; d1[4] = as[3];
-            }
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t bo[4], bq[4];
@@ -418,47 +408,8 @@ __global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_kernel(bf16 *dk, bf16
                 mma16816(dK[2 * np + 1], as, bq[2], bq[3]);
             }
         }
-        if (FUSE) {
-            /* dQ[queries of this tile] += dS K over this block's 64 keys: warp w takes queries
-             * 16 w .. 16 w + 15, and adds them into the fp32 accumulator with atomics */
-            __syncthreads();
-            float aq[8][4];
-#pragma unroll
-            for (int i = 0; i < 8; i++) aq[i][0] = aq[i][1] = aq[i][2] = aq[i][3] = 0.0f;
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                uint32_t a[4];
-                load_a_t(a, sdS, w * 16, ks * 16, lane);
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t bk[4];
-                    load_b_kn(bk, sK, ks * 16, np * 16, lane);
-                    mma16816(aq[2 * np], a, bk[0], bk[1]);
-                    mma16816(aq[2 * np + 1], a, bk[2], bk[3]);
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float *dst = dqacc + (rq + qb * FB + w * 16 + g + 8 * r) * C + h * FD + 2 * t4;
-#pragma unroll
-                for (int i = 0; i < 8; i++) atomicAdd((float2 *)(dst + i * 8), make_float2(aq[i][2 * r], aq[i][2 * r + 1]));
-            }
-        }
         cp_wait_all();
         __syncthreads();   /* next tile landed; this tile's buffers free */
-    }
-    if (FUSE && k_is_q) {   /* symmetric: dK is also a gradient of Q */
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float *dst = dqacc + (rq + kb * FB + kr0 + 8 * r) * C + h * FD + 2 * t4;
-            bf16 *dvr = dv + (rq + kb * FB + kr0 + 8 * r) * ldv + h * FD;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                atomicAdd((float2 *)(dst + i * 8), make_float2(dK[i][2 * r], dK[i][2 * r + 1]));
-                *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
-            }
-        }
-        return;
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -580,34 +531,271 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
     }
 }
 
-/* dq[row, h*64 + c] = (bf16) dqacc[row, h*64 + c]: the fused backward's
- * fp32 accumulator, 8 values per thread. */
-__global__ void flash_dq_final_kernel(bf16 *dq, int ldq, const float *dqacc, size_t n, int C) {
-    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
-    if (i >= n) return;
-    size_t row = i / C, col = i % C;
-    float4 a = *(const float4 *)(dqacc + i), b = *(const float4 *)(dqacc + i + 4);
-    Pack16<bf16> o;
-    o.v[0] = __float2bfloat16_rn(a.x); o.v[1] = __float2bfloat16_rn(a.y); o.v[2] = __float2bfloat16_rn(a.z);
-    o.v[3] = __float2bfloat16_rn(a.w); o.v[4] = __float2bfloat16_rn(b.x); o.v[5] = __float2bfloat16_rn(b.y);
-    o.v[6] = __float2bfloat16_rn(b.z); o.v[7] = __float2bfloat16_rn(b.w);
-    st16(dq + row * ldq + col, o);
+/* ---------------------------------------------------------------- backward on wgmma (sm_90a)
+ * The same two kernels with Hopper's warpgroup MMA (wgmma.cuh): one
+ * warpgroup per block, 64 keys (dkv) or 64 queries (dq), every tile in
+ * shared memory in the 128-byte swizzle.  The products:
+ *   dkv:  S^T = K Q^T and dP^T = V dO^T (both operands K-major in shared
+ *         memory); then, with P^T and dS^T as register A operands,
+ *         dV += P^T dO and dK += dS^T Q (dO and Q read MN-major, i.e. the
+ *         same tiles transposed by the descriptor);
+ *   dq:   S = Q K^T and dP = dO V^T; dQ += dS K (K read MN-major).
+ * The elementwise part is the mma.sync kernels' exactly: wgmma's
+ * accumulator is m16n8k16's C layout per warp.  Built for sm_90a only (the
+ * generic PTX gets an empty body; the host never launches it elsewhere). */
+#define WG_TILE 8192                 /* 64 x 64 bf16 */
+#define DKVW_SMEM (6 * WG_TILE + 2 * FB * 4 * 2 + 2 * FB * 8 + 1024)
+#define DQW_SMEM (6 * WG_TILE + 1024)
+
+/* 64 rows x 64 columns of a [.., ld] bf16 tensor into a swizzled tile. */
+__device__ __forceinline__ void load_tile_sw(unsigned char *dst, const bf16 *src, int ld) {
+    for (int c = threadIdx.x; c < FB * FD / 8; c += blockDim.x) {
+        int r = c >> 3, ch = c & 7;
+        cp_async16(dst + r * 128 + ((ch ^ (r & 7)) << 4), src + (size_t)r * ld + ch * 8);
+    }
+}
+/* dynamic shared memory rounded up to 1024 bytes (the swizzle's alignment) */
+__device__ __forceinline__ unsigned char *smem_align1k(unsigned char *p) {
+    return p + ((1024 - (smem_u32(p) & 1023)) & 1023);
 }
 
-/* Which backward: SYMBERT_FLASH_BWD = split (dK dV kernel + dQ kernel, the
- * first version), split3 (the same at 3 blocks per SM), fused (one pass,
- * dQ through fp32 atomics) or fused3; read once. */
-static int flash_bwd_mode(void) {
-    static int mode = -1;
-    if (mode < 0) {
-        const char *e = getenv("SYMBERT_FLASH_BWD");
-        mode = FLASH_BWD_DEFAULT;
-        if (e && !strcmp(e, "split")) mode = 0;
-        else if (e && !strcmp(e, "split3")) mode = 1;
-        else if (e && !strcmp(e, "fused")) mode = 2;
-        else if (e && !strcmp(e, "fused3")) mode = 3;
+__global__ void __launch_bounds__(128, 2) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
+                                                                 const bf16 *v, const bf16 *dout, const float *lse,
+                                                                 const float *dsum, const uint64_t *bits, int T, int NH,
+                                                                 int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
+                                                                 float scale_log2, DropCtx dc) {
+#ifdef SYMBERT_WGMMA
+    extern __shared__ __align__(16) unsigned char smraw[];
+    unsigned char *sm = smem_align1k(smraw);
+    unsigned char *sK = sm, *sV = sm + WG_TILE, *sQ0 = sm + 2 * WG_TILE, *sO0 = sm + 4 * WG_TILE;
+    float *sL0 = (float *)(sm + 6 * WG_TILE), *sD0 = sL0 + 2 * FB;
+    uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
+    int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    size_t rq = (size_t)b * T;
+    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rq * ldo + h * FD;
+    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
+    const int nqb = T / FB, nkb = T / FB;
+    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * T * nkb : NULL;
+    load_tile_sw(sK, kh + (size_t)kb * FB * ldk, ldk);
+    load_tile_sw(sV, vh + (size_t)kb * FB * ldv, ldv);
+    load_tile_sw(sQ0, qh, ldq);
+    load_tile_sw(sO0, oh, ldo);
+    cp_commit();
+    if (threadIdx.x < FB) {
+        sL0[threadIdx.x] = lse_bh[threadIdx.x];
+        sD0[threadIdx.x] = d_bh[threadIdx.x];
+        sB0[threadIdx.x] = bits_bh ? bits_bh[(size_t)threadIdx.x * nkb + kb] : ~0ull;
     }
-    return mode;
+    const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ0 = smem_u32(sQ0), aO0 = smem_u32(sO0);
+    const float dsc = dc.on ? dc.scale : 1.0f;
+    float dK[8][4], dV[8][4], st[8][4], dpt[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) dK[i][j] = dV[i][j] = st[i][j] = dpt[i][j] = 0.0f;
+    const int kr0 = w * 16 + g;                  /* this thread's key rows (in the tile): kr0, kr0 + 8 */
+    const int bp0 = bitpos(kr0), bp1 = bitpos(kr0 + 8);
+    for (int qb = 0; qb < nqb; qb++) {
+        int buf = qb & 1;
+        cp_wait_all();
+        proxy_fence();
+        __syncthreads();   /* tile qb landed; every wgmma of tile qb - 1 is done (waited), so its buffers are free */
+        const float *sL = sL0 + buf * FB, *sD = sD0 + buf * FB;
+        const uint64_t *sB = sB0 + buf * FB;
+        if (qb + 1 < nqb) {   /* prefetch the next query tile into the other buffer */
+            int nb = buf ^ 1;
+            load_tile_sw(sQ0 + nb * WG_TILE, qh + (size_t)(qb + 1) * FB * ldq, ldq);
+            load_tile_sw(sO0 + nb * WG_TILE, oh + (size_t)(qb + 1) * FB * ldo, ldo);
+            if (threadIdx.x < FB) {
+                int i = (qb + 1) * FB + threadIdx.x;
+                sL0[nb * FB + threadIdx.x] = lse_bh[i];
+                sD0[nb * FB + threadIdx.x] = d_bh[i];
+                sB0[nb * FB + threadIdx.x] = bits_bh ? bits_bh[(size_t)i * nkb + kb] : ~0ull;
+            }
+        }
+        cp_commit();
+        const uint32_t aQ = aQ0 + buf * WG_TILE, aO = aO0 + buf * WG_TILE;
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(st, wg_desc(aK + 32 * ks), wg_desc(aQ + 32 * ks), ks);
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dpt, wg_desc(aV + 32 * ks), wg_desc(aO + 32 * ks), ks);
+        wg_commit();
+        wg_wait0();
+        /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int q0 = i * 8 + 2 * t4;
+            const float2 L2 = *(const float2 *)(sL + q0), D2 = *(const float2 *)(sD + q0);
+            const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                float L = c ? L2.y : L2.x, Dd = c ? D2.y : D2.x;
+                uint64_t word = c ? W2.y : W2.x;
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    float p = exp2f(st[i][2 * r + c] * scale_log2 - L);
+                    float mk = ((word >> (r ? bp1 : bp0)) & 1) ? dsc : 0.0f;
+                    dpt[i][2 * r + c] = p * (dpt[i][2 * r + c] * mk - Dd) * scale;   /* dS^T */
+                    st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
+                }
+            }
+        }
+        uint32_t ap[4][4], as[4][4];
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            ap[ks][0] = pack_bf16(st[2 * ks][0], st[2 * ks][1]);
+            ap[ks][1] = pack_bf16(st[2 * ks][2], st[2 * ks][3]);
+            ap[ks][2] = pack_bf16(st[2 * ks + 1][0], st[2 * ks + 1][1]);
+            ap[ks][3] = pack_bf16(st[2 * ks + 1][2], st[2 * ks + 1][3]);
+            as[ks][0] = pack_bf16(dpt[2 * ks][0], dpt[2 * ks][1]);
+            as[ks][1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
+            as[ks][2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
+            as[ks][3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
+        }
+        /* dV += P^T dO;  dK += dS^T Q */
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            wg_rs<1>(dV, ap[ks], wg_desc(aO + 2048 * ks));
+            wg_rs<1>(dK, as[ks], wg_desc(aQ + 2048 * ks));
+        }
+        wg_commit();
+        wg_wait0();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = kb * FB + kr0 + 8 * r;
+        bf16 *dkr = dk + (rq + row) * lddk + h * FD, *dvr = dv + (rq + row) * ldv + h * FD;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
+            *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
+        }
+    }
+#endif
+}
+
+__global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
+                                                                const bf16 *k, const bf16 *v, const bf16 *dout,
+                                                                const float *lse, const float *dsum, const uint64_t *bits,
+                                                                int T, int NH, int ldq, int ldk, int ldv, int ldo,
+                                                                float scale, float scale_log2, DropCtx dc) {
+#ifdef SYMBERT_WGMMA
+    extern __shared__ __align__(16) unsigned char smraw[];
+    unsigned char *sm = smem_align1k(smraw);
+    unsigned char *sQ = sm, *sO = sm + WG_TILE, *sK0 = sm + 2 * WG_TILE, *sV0 = sm + 4 * WG_TILE;
+    int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    size_t rq = (size_t)b * T;
+    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rq * ldo + h * FD;
+    const int nkb = T / FB;
+    load_tile_sw(sQ, qh + (size_t)qb * FB * ldq, ldq);
+    load_tile_sw(sO, oh + (size_t)qb * FB * ldo, ldo);
+    load_tile_sw(sK0, kh, ldk);
+    load_tile_sw(sV0, vh, ldv);
+    cp_commit();
+    const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
+    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
+    const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
+    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const float dsc = dc.on ? dc.scale : 1.0f;
+    const uint32_t aQ = smem_u32(sQ), aO = smem_u32(sO), aK0 = smem_u32(sK0), aV0 = smem_u32(sV0);
+    float acc[8][4], s[8][4], dp[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = s[i][j] = dp[i][j] = 0.0f;
+    for (int kb = 0; kb < nkb; kb++) {
+        int buf = kb & 1;
+        uint32_t m0 = bw0 ? (uint32_t)(bw0[kb] >> (16 * t4)) : 0xffffu, m1 = bw1 ? (uint32_t)(bw1[kb] >> (16 * t4)) : 0xffffu;
+        cp_wait_all();
+        proxy_fence();
+        __syncthreads();
+        if (kb + 1 < nkb) {
+            load_tile_sw(sK0 + (buf ^ 1) * WG_TILE, kh + (size_t)(kb + 1) * FB * ldk, ldk);
+            load_tile_sw(sV0 + (buf ^ 1) * WG_TILE, vh + (size_t)(kb + 1) * FB * ldv, ldv);
+        }
+        cp_commit();
+        const uint32_t aK = aK0 + buf * WG_TILE, aV = aV0 + buf * WG_TILE;
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(s, wg_desc(aQ + 32 * ks), wg_desc(aK + 32 * ks), ks);
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dp, wg_desc(aO + 32 * ks), wg_desc(aV + 32 * ks), ks);
+        wg_commit();
+        wg_wait0();
+        /* dS = P (dP * dropout - D) / sqrt(d), rows row0 + 8 r, columns 8 i + 2 t4 + c */
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    uint32_t mw = r ? m1 : m0;
+                    float L = r ? L1 : L0, Dd = r ? D1 : D0;
+                    float p = exp2f(s[i][2 * r + c] * scale_log2 - L);
+                    float mk = ((mw >> (2 * i + c)) & 1) ? dsc : 0.0f;
+                    s[i][2 * r + c] = p * (dp[i][2 * r + c] * mk - Dd) * scale;
+                }
+        uint32_t a[4][4];
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            a[ks][0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
+            a[ks][1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
+            a[ks][2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+            a[ks][3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+        }
+        /* dQ += dS K */
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_rs<1>(acc, a[ks], wg_desc(aK + 2048 * ks));
+        wg_commit();
+        wg_wait0();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        size_t row = rq + row0 + 8 * r;
+        bf16 *dst = dq + row * ldq + h * FD;
+        const bf16 *ad = add ? add + row * ldadd + h * FD : NULL;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            float a0 = acc[i][2 * r], a1 = acc[i][2 * r + 1];
+            if (ad) {
+                __nv_bfloat162 e = *(const __nv_bfloat162 *)(ad + i * 8 + 2 * t4);
+                a0 += __bfloat162float(e.x); a1 += __bfloat162float(e.y);
+            }
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(a0, a1);
+        }
+    }
+#endif
+}
+
+/* Which backward kernels: FLASH_BWD_WGMMA where they run (compute
+ * capability 9.0: the sm_90a build), else FLASH_BWD_MMA; SYMBERT_FLASH_BWD=mma
+ * or wgmma chooses (read once), flash_bwd_select too (the tests run both). */
+static int g_bwd_impl = -2;
+static int wgmma_runs(void) {
+    int dev = 0, major = 0, minor = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    return major == 9 && minor == 0;
+}
+int flash_bwd_select(int impl) {
+    if (impl == FLASH_BWD_AUTO) {
+        const char *e = getenv("SYMBERT_FLASH_BWD");
+        impl = e && !strcmp(e, "mma") ? FLASH_BWD_MMA : e && !strcmp(e, "wgmma") ? FLASH_BWD_WGMMA
+             : wgmma_runs() ? FLASH_BWD_WGMMA : FLASH_BWD_MMA;
+    }
+    if (impl == FLASH_BWD_WGMMA && !wgmma_runs())
+        cu_fail("flash_backward", "flash_bwd_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
+                __FILE__, __LINE__);
+    g_bwd_impl = impl;
+    return impl;
 }
 
 int flash_supported(AttnShape s) {
@@ -640,46 +828,36 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
                     DropCtx dc, int k_is_q) {
     static int attr_set = 0;
     if (!attr_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVF_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVF_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
-    int C = s.NH * FD, mode = flash_bwd_mode();
+    if (g_bwd_impl == -2) flash_bwd_select(FLASH_BWD_AUTO);
+    const int wg = g_bwd_impl == FLASH_BWD_WGMMA;
+    int C = s.NH * FD;
     size_t n = (size_t)s.B * s.T * s.NH;
     flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, s.T, s.NH, s.ldo);
     LAUNCH_CHECK("flash_pre_kernel");
     dim3 grid(s.T / FB, s.NH, s.B);
     float scale = 1.0f / sqrtf((float)s.d), scale_log2 = 1.4426950408889634f * scale;
     const uint64_t *bb = dc.on ? bits : NULL;
-    if (mode >= 2) {
-        /* one pass: dQ (and, when k is q, dK too) summed in fp32 in scratch [rows, C] */
-        size_t nq = (size_t)s.B * s.T * C;
-        CUDA_CHECK(cudaMemsetAsync(scratch, 0, nq * sizeof(float), g_stream));
-        if (mode == 2)
-            flash_bwd_dkv_kernel<2, true><<<grid, 128, DKVF_SMEM, g_stream>>>(dk, dv, scratch, k_is_q, q, k, v, dout, lse,
-                dsum, bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, s.ldk, scale, scale_log2, dc);
-        else
-            flash_bwd_dkv_kernel<3, true><<<grid, 128, DKVF_SMEM, g_stream>>>(dk, dv, scratch, k_is_q, q, k, v, dout, lse,
-                dsum, bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, s.ldk, scale, scale_log2, dc);
-        LAUNCH_CHECK("flash_bwd_dkv_kernel(fused)");
-        flash_dq_final_kernel<<<ceil_div(nq / 8, 256), 256, 0, g_stream>>>(dq, s.ldq, scratch, nq, C);
-        LAUNCH_CHECK("flash_dq_final_kernel");
-        return;
-    }
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
-    if (mode == 0)
-        flash_bwd_dkv_kernel<2, false><<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, NULL, 0, q, k, v, dout, lse, dsum, bb,
-            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    if (wg)
+        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
     else
-        flash_bwd_dkv_kernel<3, false><<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, NULL, 0, q, k, v, dout, lse, dsum, bb,
-            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
-    LAUNCH_CHECK("flash_bwd_dkv_kernel");
-    flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb, s.T,
-                                                          s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
-    LAUNCH_CHECK("flash_bwd_dq_kernel");
+        flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");
+    if (wg)
+        flash_bwd_dq_wg_kernel<<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
+            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+    else
+        flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb,
+            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+    LAUNCH_CHECK(wg ? "flash_bwd_dq_wg_kernel" : "flash_bwd_dq_kernel");
 }
