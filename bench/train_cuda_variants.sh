@@ -4,7 +4,7 @@
 # the attention micro-benchmark and a BERT-base update (each variant of the
 # paper) for each attention-backward implementation, and the last layer
 # dense vs at the masked rows only.  Selection is by environment variable:
-#   SYMBERT_FLASH_BWD = mma | wgmma      (attention backward; wgmma: H100/H200)
+#   SYMBERT_FLASH = mma | wgmma          (attention kernels; wgmma: H100/H200)
 #   SYMBERT_DENSE_LAST = 1               (the last layer over every row)
 # Usage: sh bench/train_cuda_variants.sh [BUILDROOT] [STEPS]   (build, 20)
 set -u
@@ -12,13 +12,13 @@ R=${1:-build}
 S=${2:-20}
 B=$R/opt/bin/bert-train-cuda-bench
 for m in mma wgmma; do
-  echo "== attention kernels, SYMBERT_FLASH_BWD=$m"
-  SYMBERT_FLASH_BWD=$m $B --kernels 2>&1 | grep '"attention"'
+  echo "== attention kernels, SYMBERT_FLASH=$m"
+  SYMBERT_FLASH=$m $B --kernels 2>&1 | grep '"attention"'
 done
 for a in original symmetric pairwise; do
   for m in mma wgmma; do
-    echo "== BERT-base $a, SYMBERT_FLASH_BWD=$m"
-    SYMBERT_FLASH_BWD=$m $B --config base --attention $a --steps "$S" 2>&1 | grep '"model"'
+    echo "== BERT-base $a, SYMBERT_FLASH=$m"
+    SYMBERT_FLASH=$m $B --config base --attention $a --steps "$S" 2>&1 | grep '"model"'
   done
 done
 echo "== BERT-base original, SYMBERT_DENSE_LAST=1"

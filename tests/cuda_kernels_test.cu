@@ -104,8 +104,8 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
     CUDA_CHECK(cudaMemset(fo, 0xff, n * 2));    /* poison: NaN unless written */
     CUDA_CHECK(cudaMemset(fd, 0xff, n3 * 2));
     flash_dropout_bits(bits, s, dc, 2, g_stream);
+    flash_select(impl);
     flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc);
-    flash_bwd_select(impl);
     flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk);
     /* reference, fp32 */
     float *r = upload<float>(qkv), *rdo = upload<float>(dout), *ro, *rd, *probs, *s1, *s2;
@@ -126,17 +126,17 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
     double eo = rel(go, ro_h), eq = rel(slice(gd, 0), slice(rd_h, 0)), ev = rel(slice(gd, 2), slice(rd_h, 2));
     double ek = same_qk ? 0.0 : rel(slice(gd, 1), slice(rd_h, 1));
     printf("  %-5s B %d T %d heads %d q==k %d dropout %d: rel err o %.2e dq %.2e dk %.2e dv %.2e\n",
-           impl == FLASH_BWD_WGMMA ? "wgmma" : "mma", B, T, NH, same_qk, dropout, eo, eq, ek, ev);
+           impl == FLASH_WGMMA ? "wgmma" : "mma", B, T, NH, same_qk, dropout, eo, eq, ek, ev);
     CHECK(eo < 1e-2 && eq < 2e-2 && ek < 2e-2 && ev < 1e-2, "flash differs from the reference");
     void *bufs[] = {f, fdo, fo, fd, lse, dqacc, dsum, bits, r, rdo, ro, rd, probs, s1, s2};
     for (void *b : bufs) cudaFree(b);
 }
 
-/* Every case with the mma.sync backward and, where it runs (H100/H200), the wgmma one. */
+/* Every case with the mma.sync kernels and, where they run (H100/H200), the wgmma ones. */
 static void test_flash_matches_reference(void) {
-    int impls[2] = {FLASH_BWD_MMA, flash_bwd_select(FLASH_BWD_AUTO)};
-    int ni = impls[1] == FLASH_BWD_WGMMA ? 2 : 1;
-    if (ni == 1) printf("# no compute capability 9.0 GPU: the wgmma backward is not tested here\n");
+    int impls[2] = {FLASH_MMA, flash_select(FLASH_AUTO)};
+    int ni = impls[1] == FLASH_WGMMA ? 2 : 1;
+    if (ni == 1) printf("# no compute capability 9.0 GPU: the wgmma kernels are not tested here\n");
     for (int k = 0; k < ni; k++) {
         flash_vs_ref(2, 128, 3, 0, 0, impls[k]);
         flash_vs_ref(2, 128, 3, 0, 1, impls[k]);
@@ -145,7 +145,7 @@ static void test_flash_matches_reference(void) {
         flash_vs_ref(1, 512, 2, 1, 0, impls[k]);
         flash_vs_ref(3, 256, 12, 0, 1, impls[k]);
     }
-    flash_bwd_select(FLASH_BWD_AUTO);
+    flash_select(FLASH_AUTO);
 }
 
 int main(void) {

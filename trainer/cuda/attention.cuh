@@ -45,17 +45,17 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
                    DropCtx dc);
 /* scratch: [B*T, NH*64] bf16 at least (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
  * bits: as written by flash_forward (read when dc.on).  Two kernels (dK dV,
- * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_bwd_select). */
+ * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_select). */
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
                     DropCtx dc, int k_is_q);
 int flash_supported(AttnShape s);
-/* The backward's kernels: FLASH_BWD_AUTO picks wgmma where it runs (compute
- * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH_BWD=mma|wgmma
+/* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
+ * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH=mma|wgmma
  * overrides AUTO.  Returns the choice in effect; asking for wgmma elsewhere
  * fails with a message. */
-enum { FLASH_BWD_AUTO = -1, FLASH_BWD_MMA = 0, FLASH_BWD_WGMMA = 1 };
-int flash_bwd_select(int impl);
+enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
+int flash_select(int impl);
 
 /* ------------------------------------------------------------ reference path */
 

@@ -559,7 +559,8 @@ __device__ __forceinline__ unsigned char *smem_align1k(unsigned char *p) {
     return p + ((1024 - (smem_u32(p) & 1023)) & 1023);
 }
 
-__global__ void __launch_bounds__(128, 2) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
+template <int MINB, int PIPE>
+__global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
                                                                  const bf16 *v, const bf16 *dout, const float *lse,
                                                                  const float *dsum, const uint64_t *bits, int T, int NH,
                                                                  int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
@@ -623,6 +624,60 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dpt, wg_desc(aV + 32 * ks), wg_desc(aO + 32 * ks), ks);
         wg_commit();
+        if (PIPE) {
+            /* P^T as soon as S^T is done (dP^T still running), dV's products started on it, then dS^T */
+            wg_wait1();
+            uint32_t km = 0;              /* keep bit of element (i, r, c) at 4 i + 2 r + c */
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const int q0 = i * 8 + 2 * t4;
+                const float2 L2 = *(const float2 *)(sL + q0);
+                const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
+#pragma unroll
+                for (int c = 0; c < 2; c++)
+#pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        st[i][2 * r + c] = exp2f(st[i][2 * r + c] * scale_log2 - (c ? L2.y : L2.x));
+                        km |= (uint32_t)(((c ? W2.y : W2.x) >> (r ? bp1 : bp0)) & 1) << (4 * i + 2 * r + c);
+                    }
+            }
+#define KM(i, e) (((km >> (4 * (i) + (e))) & 1) ? dsc : 0.0f)
+            uint32_t ap[4][4];
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                ap[ks][0] = pack_bf16(st[2 * ks][0] * KM(2 * ks, 0), st[2 * ks][1] * KM(2 * ks, 1));
+                ap[ks][1] = pack_bf16(st[2 * ks][2] * KM(2 * ks, 2), st[2 * ks][3] * KM(2 * ks, 3));
+                ap[ks][2] = pack_bf16(st[2 * ks + 1][0] * KM(2 * ks + 1, 0), st[2 * ks + 1][1] * KM(2 * ks + 1, 1));
+                ap[ks][3] = pack_bf16(st[2 * ks + 1][2] * KM(2 * ks + 1, 2), st[2 * ks + 1][3] * KM(2 * ks + 1, 3));
+            }
+            wg_fence();
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) wg_rs<1>(dV, ap[ks], wg_desc(aO + 2048 * ks));
+            wg_commit();
+            wg_wait1();                   /* dP^T done; dV's products may still run */
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const float2 D2 = *(const float2 *)(sD + i * 8 + 2 * t4);
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    dpt[i][e] = st[i][e] * (dpt[i][e] * KM(i, e) - ((e & 1) ? D2.y : D2.x)) * scale;
+            }
+#undef KM
+            uint32_t as[4][4];
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                as[ks][0] = pack_bf16(dpt[2 * ks][0], dpt[2 * ks][1]);
+                as[ks][1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
+                as[ks][2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
+                as[ks][3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
+            }
+            wg_fence();
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) wg_rs<1>(dK, as[ks], wg_desc(aQ + 2048 * ks));
+            wg_commit();
+            wg_wait0();
+            continue;
+        }
         wg_wait0();
         /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
 #pragma unroll
@@ -774,10 +829,117 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
 #endif
 }
 
-/* Which backward kernels: FLASH_BWD_WGMMA where they run (compute
- * capability 9.0: the sm_90a build), else FLASH_BWD_MMA; SYMBERT_FLASH_BWD=mma
- * or wgmma chooses (read once), flash_bwd_select too (the tests run both). */
-static int g_bwd_impl = -2;
+/* Forward on wgmma: one warpgroup per block of 64 queries (warp w: rows
+ * 16 w .. 16 w + 15), keys in tiles of 64 (K and V double-buffered):
+ * S = Q K^T from shared memory, the online softmax and dropout of the
+ * mma.sync kernel above, then O += P V with P from registers and V read
+ * MN-major. */
+#define FWDW_SMEM (5 * WG_TILE + 1024)
+__global__ void __launch_bounds__(128, 3) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
+                                                             const bf16 *k, const bf16 *v, int T, int NH, int ldq, int ldk,
+                                                             int ldv, int ldo, float scale_log2, DropCtx dc) {
+#ifdef SYMBERT_WGMMA
+    extern __shared__ __align__(16) unsigned char smraw[];
+    unsigned char *sm = smem_align1k(smraw);
+    unsigned char *sQ = sm, *sK0 = sm + WG_TILE, *sV0 = sm + 3 * WG_TILE;
+    int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    size_t rq = (size_t)b * T;
+    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD;
+    load_tile_sw(sQ, qh + (size_t)qb * FB * ldq, ldq);
+    load_tile_sw(sK0, kh, ldk);
+    load_tile_sw(sV0, vh, ldv);
+    cp_commit();
+    const int row0 = qb * FB + w * 16 + g;       /* rows row0 + 8 r */
+    const uint32_t aQ = smem_u32(sQ), aK0 = smem_u32(sK0), aV0 = smem_u32(sV0);
+    const int nkb = T / FB;
+    const uint64_t *bw = dc.on ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float acc[8][4], s[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = s[i][j] = 0.0f;
+    for (int kb = 0; kb < nkb; kb++) {
+        int buf = kb & 1;
+        uint32_t b16[2];
+        b16[0] = bw ? (uint32_t)(bw[kb] >> (16 * t4)) : 0xffffu;
+        b16[1] = bw ? (uint32_t)(bw[8 * nkb + kb] >> (16 * t4)) : 0xffffu;
+        cp_wait_all();
+        proxy_fence();
+        __syncthreads();   /* tile kb landed; tile kb - 1's products are done (waited) */
+        if (kb + 1 < nkb) {
+            load_tile_sw(sK0 + (buf ^ 1) * WG_TILE, kh + (size_t)(kb + 1) * FB * ldk, ldk);
+            load_tile_sw(sV0 + (buf ^ 1) * WG_TILE, vh + (size_t)(kb + 1) * FB * ldv, ldv);
+        }
+        cp_commit();
+        const uint32_t aK = aK0 + buf * WG_TILE, aV = aV0 + buf * WG_TILE;
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(s, wg_desc(aQ + 32 * ks), wg_desc(aK + 32 * ks), ks);
+        wg_commit();
+        wg_wait0();
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            float mnew = fmaxf(m[r], mx * scale_log2);
+            float alpha = exp2f(m[r] - mnew);
+            m[r] = mnew;
+            l[r] *= alpha;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
+                float p0 = exp2f(s[i][2 * r] * scale_log2 - mnew), p1 = exp2f(s[i][2 * r + 1] * scale_log2 - mnew);
+                l[r] += p0 + p1;
+                if (!((b16[r] >> (2 * i)) & 1)) p0 = 0.0f;
+                if (!((b16[r] >> (2 * i + 1)) & 1)) p1 = 0.0f;
+                s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
+            }
+        }
+        uint32_t a[4][4];
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            a[ks][0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
+            a[ks][1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
+            a[ks][2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+            a[ks][3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+        }
+        /* O += P V */
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) wg_rs<1>(acc, a[ks], wg_desc(aV + 2048 * ks));
+        wg_commit();
+        wg_wait0();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lt = l[r];
+        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+        float inv = (dc.on ? dc.scale : 1.0f) / lt;
+        int row = row0 + 8 * r;
+        bf16 *dst = o + (rq + row) * ldo + h * FD;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
+        if (t4 == 0) lse[((size_t)b * NH + h) * T + row] = m[r] + log2f(lt);
+    }
+#endif
+}
+
+/* Which kernels: FLASH_WGMMA where they run (compute capability 9.0: the
+ * sm_90a build), else FLASH_MMA; SYMBERT_FLASH=mma or wgmma chooses (read
+ * once), flash_select too (the tests run both).  SYMBERT_FLASH_VARIANT (for
+ * measurements): dkv blocks per SM 2|3, pipelined dkv 0|1, wgmma forward 0|1,
+ * as three digits (default DEFAULT_VARIANT). */
+#ifndef DEFAULT_VARIANT
+#define DEFAULT_VARIANT "211"
+#endif
+static int g_impl = -2, g_dkv_minb = 2, g_dkv_pipe = 1, g_fwd_wg = 1;
 static int wgmma_runs(void) {
     int dev = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -785,16 +947,19 @@ static int wgmma_runs(void) {
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     return major == 9 && minor == 0;
 }
-int flash_bwd_select(int impl) {
-    if (impl == FLASH_BWD_AUTO) {
-        const char *e = getenv("SYMBERT_FLASH_BWD");
-        impl = e && !strcmp(e, "mma") ? FLASH_BWD_MMA : e && !strcmp(e, "wgmma") ? FLASH_BWD_WGMMA
-             : wgmma_runs() ? FLASH_BWD_WGMMA : FLASH_BWD_MMA;
+int flash_select(int impl) {
+    if (impl == FLASH_AUTO) {
+        const char *e = getenv("SYMBERT_FLASH");
+        impl = e && !strcmp(e, "mma") ? FLASH_MMA : e && !strcmp(e, "wgmma") ? FLASH_WGMMA
+             : wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
+        const char *vv = getenv("SYMBERT_FLASH_VARIANT");
+        if (!vv || strlen(vv) != 3) vv = DEFAULT_VARIANT;
+        g_dkv_minb = vv[0] == '3' ? 3 : 2; g_dkv_pipe = vv[1] == '1'; g_fwd_wg = vv[2] == '1';
     }
-    if (impl == FLASH_BWD_WGMMA && !wgmma_runs())
-        cu_fail("flash_backward", "flash_bwd_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
+    if (impl == FLASH_WGMMA && !wgmma_runs())
+        cu_fail("flash attention", "flash_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
                 __FILE__, __LINE__);
-    g_bwd_impl = impl;
+    g_impl = impl;
     return impl;
 }
 
@@ -814,10 +979,19 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWD_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWDW_SMEM));
         attr_set = 1;
     }
-    dim3 grid(s.T / FQ, s.NH, s.B);
+    if (g_impl == -2) flash_select(FLASH_AUTO);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
+    if (g_impl == FLASH_WGMMA && g_fwd_wg) {
+        dim3 grid(s.T / FB, s.NH, s.B);
+        flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq,
+                                                                s.ldk, s.ldv, s.ldo, scale_log2, dc);
+        LAUNCH_CHECK("flash_fwd_wg_kernel");
+        return;
+    }
+    dim3 grid(s.T / FQ, s.NH, s.B);
     flash_fwd_kernel<<<grid, 128, FWD_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq, s.ldk,
                                                         s.ldv, s.ldo, scale_log2, dc);
     LAUNCH_CHECK("flash_fwd_kernel");
@@ -830,12 +1004,15 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<2, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<2, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<3, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<3, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
-    if (g_bwd_impl == -2) flash_bwd_select(FLASH_BWD_AUTO);
-    const int wg = g_bwd_impl == FLASH_BWD_WGMMA;
+    if (g_impl == -2) flash_select(FLASH_AUTO);
+    const int wg = g_impl == FLASH_WGMMA;
     int C = s.NH * FD;
     size_t n = (size_t)s.B * s.T * s.NH;
     flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, s.T, s.NH, s.ldo);
@@ -846,10 +1023,13 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
-    if (wg)
-        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
-            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
-    else
+    if (wg) {
+#define DKVW(M, P) flash_bwd_dkv_wg_kernel<M, P><<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, \
+            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc)
+        if (g_dkv_minb == 3) { if (g_dkv_pipe) DKVW(3, 1); else DKVW(3, 0); }
+        else { if (g_dkv_pipe) DKVW(2, 1); else DKVW(2, 0); }
+#undef DKVW
+    } else
         flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
     LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");

@@ -73,6 +73,11 @@ extern "C" double btc_bench_copy(size_t bytes, int reps) {
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
 }
 
+extern "C" const char *btc_flash_kernels(void) {
+    ensure_init();
+    return flash_select(FLASH_AUTO) == FLASH_WGMMA ? "flash (wgmma)" : "flash (mma.sync)";
+}
+
 extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms) {
     ensure_init();
     int C = NH * 64;

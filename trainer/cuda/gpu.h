@@ -96,6 +96,8 @@ int btc_profile_end(const char **names, double *ms, int cap);
 double btc_bench_gemm(int m, int n, int k, int bias, int reps);   /* bias: with the bias epilogue */
 double btc_bench_copy(size_t bytes, int reps);
 void btc_bench_attention(int B, int T, int heads, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms);
+/* Which flash kernels run here: "flash (wgmma)" or "flash (mma.sync)". */
+const char *btc_flash_kernels(void);
 /* The MLM head's products (forward, word gradient, input gradient) in ms,
  * vocab V computed as Vr rows (Vr > V: padded), n masked rows, hidden C;
  * tune 0: the heuristic's first pick, 1: the fastest of its candidates. */
