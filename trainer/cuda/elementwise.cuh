@@ -97,25 +97,6 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
     LAUNCH_CHECK("colsum_kernel");
 }
 
-/* y[i] += x[i], i < n (fp32) */
-__global__ static void add_f32_kernel(float *y, const float *x, int n) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] += x[i];
-}
-/* The weight gradient dW += dy^T x of a linear layer with its bias gradient
- * db += the column sums of dy (N of ld N): in the product's epilogue where
- * cuBLASLt has one (into scratch[N], then added), else by colsum. */
-template <typename T>
-static void linear_bwd_w_bias(float *dw, float *db, float *scratch, const T *dy, const T *x, int M, int N, int K, int nsm) {
-    if (linear_bwd_wb<T>(dw, scratch, dy, x, M, N, K)) {
-        add_f32_kernel<<<ceil_div(N, 256), 256, 0, g_stream>>>(db, scratch, N);
-        LAUNCH_CHECK("add_f32_kernel");
-        return;
-    }
-    linear_bwd_w<T>(dw, dy, x, M, N, K);
-    colsum<T>(db, dy, M, N, N, nsm);
-}
-
 /* GELU backward fused with the column sums of its result (the gradient of
  * the bias that produced u): du = dg * gelu'(u) written in place of dg,
  * dbias[c] += sum over rows of du.  Same tiling as colsum_kernel. */

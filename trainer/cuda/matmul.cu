@@ -77,7 +77,7 @@ static int g_autotune = 1;
 void gemm_set_autotune(int on) { g_autotune = on; }
 
 typedef struct {
-    int m, n, k, lda, ldb, ldd, ta, tb, batch, has_bias, beta0, bgrad;
+    int m, n, k, lda, ldb, ldd, ta, tb, batch, has_bias, beta0;
     long long sa, sb, sd;
     cudaDataType_t dt, abt;
     int align;
@@ -172,19 +172,16 @@ static gentry *lookup(const gkey *k) {
     return NULL;
 }
 
-/* bgrad: bias is an output, cuBLASLt's BGRADB epilogue (the sums of B over
- * k, one per column of D, written, not added).  Returns 0 where cuBLASLt has
- * no algorithm for that (nothing is computed then; remembered per shape). */
-static int gemm_ex(void *D, cudaDataType_t dtype, int ldd,
-                   const void *A, int lda, int ta, const void *B, int ldb, int tb,
-                   cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, const void *bias, int bgrad,
-                   int batch, long long strideA, long long strideB, long long strideD) {
-    if (m <= 0 || n <= 0) return 1;
+void gemm(void *D, cudaDataType_t dtype, int ldd,
+          const void *A, int lda, int ta, const void *B, int ldb, int tb,
+          cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, const void *bias,
+          int batch, long long strideA, long long strideB, long long strideD) {
+    if (m <= 0 || n <= 0) return;
     gkey key;
     memset(&key, 0, sizeof key);
     key.m = m; key.n = n; key.k = k; key.lda = lda; key.ldb = ldb; key.ldd = ldd;
     key.ta = ta; key.tb = tb; key.batch = batch < 1 ? 1 : batch;
-    key.has_bias = bias != NULL; key.beta0 = beta == 0.0f; key.bgrad = bgrad;
+    key.has_bias = bias != NULL; key.beta0 = beta == 0.0f;
     key.sa = strideA; key.sb = strideB; key.sd = strideD;
     key.dt = dtype; key.abt = abtype;
     int al = ptr_align(A);
@@ -193,18 +190,13 @@ static int gemm_ex(void *D, cudaDataType_t dtype, int ldd,
     if (bias && ptr_align(bias) < al) al = ptr_align(bias);
     key.align = al;
     gentry *e = lookup(&key);
-    if (e->used == 2) return 0;   /* no algorithm with this epilogue */
     if (!e->used) {
         CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
         cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-        cublasLtEpilogue_t epi = bgrad ? CUBLASLT_EPILOGUE_BGRADB : bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+        cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-        if (bgrad) {
-            cudaDataType_t bt = CUDA_R_32F;
-            CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-        }
         e->la = make_layout(abtype, ta ? k : m, ta ? m : k, lda, key.batch, strideA);
         e->lb = make_layout(abtype, tb ? n : k, tb ? k : n, ldb, key.batch, strideB);
         e->ld = make_layout(dtype, m, n, ldd, key.batch, strideD);
@@ -221,10 +213,6 @@ static int gemm_ex(void *D, cudaDataType_t dtype, int ldd,
         int found = 0;
         CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, e->op, e->la, e->lb, e->ld, e->ld, pref, 8, res, &found));
         cublasLtMatmulPreferenceDestroy(pref);
-        if (found == 0 && bgrad) {
-            e->used = 2;
-            return 0;
-        }
         if (found == 0) {
             char msg[256];
             snprintf(msg, sizeof msg, "no algorithm for m=%d n=%d k=%d lda=%d ldb=%d ldd=%d ta=%d tb=%d batch=%d align=%d",
@@ -270,18 +258,4 @@ static int gemm_ex(void *D, cudaDataType_t dtype, int ldd,
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     CUBLAS_CHECK(cublasLtMatmul(g_lt, e->op, &alpha, A, e->la, B, e->lb, &beta, D, e->ld, D, e->ld,
                                 &e->algo, g_ws, WS_BYTES, g_stream));
-    return 1;
-}
-
-void gemm(void *D, cudaDataType_t dtype, int ldd,
-          const void *A, int lda, int ta, const void *B, int ldb, int tb,
-          cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, const void *bias,
-          int batch, long long strideA, long long strideB, long long strideD) {
-    gemm_ex(D, dtype, ldd, A, lda, ta, B, ldb, tb, abtype, m, n, k, alpha, beta, bias, 0, batch, strideA, strideB,
-            strideD);
-}
-
-int gemm_bgradb(void *D, cudaDataType_t dtype, int ldd, const void *A, int lda, int ta, const void *B, int ldb, int tb,
-                cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, float *dbias) {
-    return gemm_ex(D, dtype, ldd, A, lda, ta, B, ldb, tb, abtype, m, n, k, alpha, beta, dbias, 1, 1, 0, 0, 0);
 }

@@ -13,7 +13,7 @@
  * row-major terms of the model (PyTorch layout, W is [out, in]):
  *     forward   y[M,N] = x[M,K] W[N,K]^T + b
  *     input     dx[M,K] = dy[M,N] W[N,K]      (+ beta * dx)
- *     weight    dW[N,K] += dy[M,N]^T x[M,K]   (fp32), optionally with db = sum of dy's rows */
+ *     weight    dW[N,K] += dy[M,N]^T x[M,K]   (fp32) */
 #ifndef SYMBERT_CUDA_MATMUL_CUH
 #define SYMBERT_CUDA_MATMUL_CUH
 #include "trainer/cuda/common.cuh"
@@ -30,12 +30,6 @@ void gemm(void *D, cudaDataType_t dtype, int ldd,
           cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, const void *bias,
           int batch, long long strideA, long long strideB, long long strideD);
 
-/* gemm (one batch, no bias) that also writes dbias[j] = sum over k of
- * op(B)[k, j] (cuBLASLt's BGRADB epilogue; written, not added).  0 where
- * cuBLASLt has no algorithm for it: nothing computed, the caller sums itself. */
-int gemm_bgradb(void *D, cudaDataType_t dtype, int ldd, const void *A, int lda, int ta, const void *B, int ldb, int tb,
-                cudaDataType_t abtype, int m, int n, int k, float alpha, float beta, float *dbias);
-
 template <typename T> static inline void linear_fwd(T *y, const T *x, const T *w, const T *b, int M, int N, int K) {
     gemm(y, CuType<T>::id, N, w, K, 1, x, K, 0, CuType<T>::id, N, M, K, 1.0f, 0.0f, b, 1, 0, 0, 0);
 }
@@ -44,9 +38,5 @@ template <typename T> static inline void linear_bwd_x(T *dx, const T *dy, const 
 }
 template <typename T> static inline void linear_bwd_w(float *dw, const T *dy, const T *x, int M, int N, int K) {
     gemm(dw, CUDA_R_32F, K, x, K, 0, dy, N, 1, CuType<T>::id, K, N, M, 1.0f, 1.0f, NULL, 1, 0, 0, 0);
-}
-/* the same, and db[N] = the column sums of dy (written); 0: not done (see gemm_bgradb) */
-template <typename T> static inline int linear_bwd_wb(float *dw, float *db, const T *dy, const T *x, int M, int N, int K) {
-    return gemm_bgradb(dw, CUDA_R_32F, K, x, K, 0, dy, N, 1, CuType<T>::id, K, N, M, 1.0f, 1.0f, db);
 }
 #endif

@@ -80,7 +80,6 @@ struct btc_model {
     float *lmean1, *lrstd1, *lmean2, *lrstd2;
     void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
     float *dqacc, *dsum, *embtmp;
-    float *bgs;                     /* bias-gradient scratch of the products' epilogues [max(nproj C, Vp)] */
     double *lossacc;
     double *h_loss;
     float *normclip, *h_norm;
@@ -334,7 +333,6 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
         m->scr2 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
     }
     m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
-    m->bgs = (float *)cu_alloc((size_t)(m->Vp > ldp ? m->Vp : ldp) * 4, "bias gradient scratch");
     m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
     CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
     CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
@@ -375,7 +373,7 @@ extern "C" void btc_free(btc_model *m) {
     /* device memory: freed wholesale; the process usually ends here */
     void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
                     m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
-                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->bgs, m->lossacc,
+                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
                     m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
                     m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
@@ -648,16 +646,9 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
 
     /* ---------------- backward: head (padding rows are zero all the way) */
     /* dword += dlogits^T hn: D [C, Vp] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x Vp) */
-    /* (the decoder bias gradient, the column sums of dlogits, in the same product where cuBLASLt can) */
-    if (gemm_bgradb(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f,
-                    1.0f, m->bgs)) {
-        add_f32_kernel<<<ceil_div(m->V, 256), 256, 0, g_stream>>>(GR(m, BT_T_DEC_B, 0), m->bgs, m->V);
-        LAUNCH_CHECK("add_f32_kernel");
-    } else {
-        gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f,
-             NULL, 1, 0, 0, 0);
-        colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, np_, m->V, m->Vp, m->nsm);
-    }
+    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
+         1, 0, 0, 0);
+    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, np_, m->V, m->Vp, m->nsm);
     /* dhn [np_, C] = dlogits [np_, V] . word [V, C] */
     gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, np_, m->Vp, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
     prof("head decoder dW dX");
@@ -731,8 +722,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         }
         /* the packed projections: one product each for weights, biases and the input gradient
          * (accumulated onto cur, which holds the residual's share) */
-        linear_bwd_w_bias<T>(GR(m, BT_T_Q_W, l), GR(m, BT_T_Q_B, l), m->bgs, dqkv, x, M, ldp, C, m->nsm);
-        prof("bwd QKV dW + bias");
+        linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dqkv, x, M, ldp, C);
+        prof("bwd QKV dW");
+        colsum<T>(GR(m, BT_T_Q_B, l), dqkv, M, ldp, ldp, m->nsm);
+        prof("bwd QKV bias");
         linear_bwd_x<T>((T *)m->cur, dqkv, W<T>(m, BT_T_Q_W, l), M, ldp, C, 1.0f);
         prof("bwd QKV dX");
     }
