@@ -559,8 +559,7 @@ __device__ __forceinline__ unsigned char *smem_align1k(unsigned char *p) {
     return p + ((1024 - (smem_u32(p) & 1023)) & 1023);
 }
 
-template <int MINB, int PIPE>
-__global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
+__global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
                                                                  const bf16 *v, const bf16 *dout, const float *lse,
                                                                  const float *dsum, const uint64_t *bits, int T, int NH,
                                                                  int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
@@ -624,60 +623,6 @@ __global__ void __launch_bounds__(128, MINB) flash_bwd_dkv_wg_kernel(bf16 *dk, b
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dpt, wg_desc(aV + 32 * ks), wg_desc(aO + 32 * ks), ks);
         wg_commit();
-        if (PIPE) {
-            /* P^T as soon as S^T is done (dP^T still running), dV's products started on it, then dS^T */
-            wg_wait1();
-            uint32_t km = 0;              /* keep bit of element (i, r, c) at 4 i + 2 r + c */
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const int q0 = i * 8 + 2 * t4;
-                const float2 L2 = *(const float2 *)(sL + q0);
-                const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
-#pragma unroll
-                for (int c = 0; c < 2; c++)
-#pragma unroll
-                    for (int r = 0; r < 2; r++) {
-                        st[i][2 * r + c] = exp2f(st[i][2 * r + c] * scale_log2 - (c ? L2.y : L2.x));
-                        km |= (uint32_t)(((c ? W2.y : W2.x) >> (r ? bp1 : bp0)) & 1) << (4 * i + 2 * r + c);
-                    }
-            }
-#define KM(i, e) (((km >> (4 * (i) + (e))) & 1) ? dsc : 0.0f)
-            uint32_t ap[4][4];
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                ap[ks][0] = pack_bf16(st[2 * ks][0] * KM(2 * ks, 0), st[2 * ks][1] * KM(2 * ks, 1));
-                ap[ks][1] = pack_bf16(st[2 * ks][2] * KM(2 * ks, 2), st[2 * ks][3] * KM(2 * ks, 3));
-                ap[ks][2] = pack_bf16(st[2 * ks + 1][0] * KM(2 * ks + 1, 0), st[2 * ks + 1][1] * KM(2 * ks + 1, 1));
-                ap[ks][3] = pack_bf16(st[2 * ks + 1][2] * KM(2 * ks + 1, 2), st[2 * ks + 1][3] * KM(2 * ks + 1, 3));
-            }
-            wg_fence();
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) wg_rs<1>(dV, ap[ks], wg_desc(aO + 2048 * ks));
-            wg_commit();
-            wg_wait1();                   /* dP^T done; dV's products may still run */
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const float2 D2 = *(const float2 *)(sD + i * 8 + 2 * t4);
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    dpt[i][e] = st[i][e] * (dpt[i][e] * KM(i, e) - ((e & 1) ? D2.y : D2.x)) * scale;
-            }
-#undef KM
-            uint32_t as[4][4];
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                as[ks][0] = pack_bf16(dpt[2 * ks][0], dpt[2 * ks][1]);
-                as[ks][1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
-                as[ks][2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
-                as[ks][3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
-            }
-            wg_fence();
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) wg_rs<1>(dK, as[ks], wg_desc(aQ + 2048 * ks));
-            wg_commit();
-            wg_wait0();
-            continue;
-        }
         wg_wait0();
         /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
 #pragma unroll
@@ -933,13 +878,8 @@ __global__ void __launch_bounds__(128, 3) flash_fwd_wg_kernel(bf16 *o, float *ls
 
 /* Which kernels: FLASH_WGMMA where they run (compute capability 9.0: the
  * sm_90a build), else FLASH_MMA; SYMBERT_FLASH=mma or wgmma chooses (read
- * once), flash_select too (the tests run both).  SYMBERT_FLASH_VARIANT (for
- * measurements): dkv blocks per SM 2|3, pipelined dkv 0|1, wgmma forward 0|1,
- * as three digits (default DEFAULT_VARIANT). */
-#ifndef DEFAULT_VARIANT
-#define DEFAULT_VARIANT "211"
-#endif
-static int g_impl = -2, g_dkv_minb = 2, g_dkv_pipe = 1, g_fwd_wg = 1;
+ * once), flash_select too (the tests run both). */
+static int g_impl = -2;
 static int wgmma_runs(void) {
     int dev = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -952,9 +892,6 @@ int flash_select(int impl) {
         const char *e = getenv("SYMBERT_FLASH");
         impl = e && !strcmp(e, "mma") ? FLASH_MMA : e && !strcmp(e, "wgmma") ? FLASH_WGMMA
              : wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
-        const char *vv = getenv("SYMBERT_FLASH_VARIANT");
-        if (!vv || strlen(vv) != 3) vv = DEFAULT_VARIANT;
-        g_dkv_minb = vv[0] == '3' ? 3 : 2; g_dkv_pipe = vv[1] == '1'; g_fwd_wg = vv[2] == '1';
     }
     if (impl == FLASH_WGMMA && !wgmma_runs())
         cu_fail("flash attention", "flash_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
@@ -984,7 +921,7 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
     }
     if (g_impl == -2) flash_select(FLASH_AUTO);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
-    if (g_impl == FLASH_WGMMA && g_fwd_wg) {
+    if (g_impl == FLASH_WGMMA) {
         dim3 grid(s.T / FB, s.NH, s.B);
         flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq,
                                                                 s.ldk, s.ldv, s.ldo, scale_log2, dc);
@@ -1004,10 +941,7 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<2, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<2, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<3, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<3, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
@@ -1023,13 +957,10 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
-    if (wg) {
-#define DKVW(M, P) flash_bwd_dkv_wg_kernel<M, P><<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, \
-            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc)
-        if (g_dkv_minb == 3) { if (g_dkv_pipe) DKVW(3, 1); else DKVW(3, 0); }
-        else { if (g_dkv_pipe) DKVW(2, 1); else DKVW(2, 0); }
-#undef DKVW
-    } else
+    if (wg)
+        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+    else
         flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
     LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");
