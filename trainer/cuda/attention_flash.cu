@@ -104,22 +104,31 @@ __device__ __forceinline__ int bitpos(int j) { return ((j & 7) >> 1) * 16 + (j >
  * occupancy, because the hash is integer work that the register-heavy
  * attention kernels would do at a quarter of the rate. */
 __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx dc, int layer) {
+    /* two words (128 keys) per thread, so that the sample's key is derived once for both; T is a multiple of 128 */
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     int nkb = T / FB;
-    if (idx >= (size_t)B * NH * T * nkb) return;
-    int kb = idx % nkb;
-    size_t bhi = idx / nkb;                      /* (b*NH + h)*T + i */
+    if (idx >= (size_t)B * NH * T * nkb / 2) return;
+    size_t wi = 2 * idx;
+    int kb = wi % nkb;
+    size_t bhi = wi / nkb;                       /* (b*NH + h)*T + i */
     int i = bhi % T, bh = bhi / T, h = bh % NH, b = bh / NH;
     uint64_t key = bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
-    uint64_t w0 = (((uint64_t)h * T + i) * T + (uint64_t)kb * FB) >> 2;
-    uint64_t word = 0;
+    const uint32_t thr2 = dc.thr * 0x00010001u;  /* the threshold in both 16-bit halves (thr <= 0xffff) */
 #pragma unroll
-    for (int q = 0; q < FB / 4; q++) {
-        uint64_t r = bt_dropout_word(key, w0 + q);
+    for (int u = 0; u < 2; u++) {
+        uint64_t w0 = (((uint64_t)h * T + i) * T + (uint64_t)(kb + u) * FB) >> 2;
+        uint64_t word = 0;
 #pragma unroll
-        for (int s = 0; s < 4; s++) word |= (uint64_t)bt_dropout_slot(r, s, dc.thr) << bitpos(4 * q + s);
+        for (int q = 0; q < FB / 4; q++) {
+            uint64_t r = bt_dropout_word(key, w0 + q);
+            if (dc.thr > 0xffffu) continue;      /* p rounds to 1: nothing kept */
+            /* slots 0..3 are the four 16-bit quarters; slot s lands at bitpos(4 q) + 16 (s >> 1) + (s & 1) */
+            uint32_t mlo = __vcmpgeu2((uint32_t)r, thr2), mhi = __vcmpgeu2((uint32_t)(r >> 32), thr2);
+            uint32_t pr = (mlo & 1u) | ((mlo >> 15) & 2u) | ((mhi & 1u) << 16) | ((mhi >> 15) & 2u) << 16;
+            word |= (uint64_t)pr << bitpos(4 * q);
+        }
+        bits[wi + u] = word;
     }
-    bits[idx] = word;
 }
 
 /* ---------------------------------------------------------------- forward
@@ -678,7 +687,8 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
 #endif
 }
 
-__global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
+template <int MINB>
+__global__ void __launch_bounds__(128, MINB) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                                 const bf16 *k, const bf16 *v, const bf16 *dout,
                                                                 const float *lse, const float *dsum, const uint64_t *bits,
                                                                 int T, int NH, int ldq, int ldk, int ldv, int ldo,
@@ -780,7 +790,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
  * mma.sync kernel above, then O += P V with P from registers and V read
  * MN-major. */
 #define FWDW_SMEM (5 * WG_TILE + 1024)
-__global__ void __launch_bounds__(128, 3) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
+__global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
                                                              const bf16 *k, const bf16 *v, int T, int NH, int ldq, int ldk,
                                                              int ldv, int ldo, float scale_log2, DropCtx dc) {
 #ifdef SYMBERT_WGMMA
@@ -906,7 +916,7 @@ int flash_supported(AttnShape s) {
 
 void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream) {
     if (!dc.on) return;
-    size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB);
+    size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB) / 2;
     flash_bits_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(bits, s.B, s.T, s.NH, dc, layer);
     LAUNCH_CHECK("flash_bits_kernel");
 }
@@ -942,7 +952,8 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
     if (g_impl == -2) flash_select(FLASH_AUTO);
@@ -964,8 +975,13 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
         flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
     LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");
-    if (wg)
-        flash_bwd_dq_wg_kernel<<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
+    static int dq4 = -1;
+    if (dq4 < 0) dq4 = getenv("SYMBERT_DQ4") != NULL;
+    if (wg && dq4)
+        flash_bwd_dq_wg_kernel<4><<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
+            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+    else if (wg)
+        flash_bwd_dq_wg_kernel<3><<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
             bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
     else
         flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb,
