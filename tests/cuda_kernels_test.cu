@@ -106,7 +106,10 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
     flash_dropout_bits(bits, s, dc, 2, g_stream);
     flash_select(impl);
     flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc);
-    flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk);
+    float *dbias;   /* the bias gradients the backward sums on the way: [3][C] */
+    CUDA_CHECK(cudaMalloc(&dbias, 3 * C * 4)); CUDA_CHECK(cudaMemset(dbias, 0, 3 * C * 4));
+    AttnBiasGrad bg = {dbias, same_qk ? NULL : dbias + C, dbias + 2 * C};
+    flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk, bg);
     /* reference, fp32 */
     float *r = upload<float>(qkv), *rdo = upload<float>(dout), *ro, *rd, *probs, *s1, *s2;
     size_t tt = (size_t)B * NH * T * T;
@@ -128,6 +131,17 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
     printf("  %-5s B %d T %d heads %d q==k %d dropout %d: rel err o %.2e dq %.2e dk %.2e dv %.2e\n",
            impl == FLASH_WGMMA ? "wgmma" : "mma", B, T, NH, same_qk, dropout, eo, eq, ek, ev);
     CHECK(eo < 1e-2 && eq < 2e-2 && ek < 2e-2 && ev < 1e-2, "flash differs from the reference");
+    /* the column sums of dq, dk, dv against the reference's */
+    std::vector<float> gb = download(dbias, 3 * C);
+    for (int part = 0; part < 3; part++) {
+        if (part == 1 && same_qk) continue;
+        std::vector<float> want(C, 0.0f), got(gb.begin() + part * C, gb.begin() + (part + 1) * C);
+        for (size_t i = 0; i < rows; i++)
+            for (int c = 0; c < C; c++) want[c] += rd_h[i * ld + part * C + c];
+        double eb = rel(got, want);
+        CHECK(eb < 2e-2, "bias gradient %d (column sums): rel err %.2e", part, eb);
+    }
+    cudaFree(dbias);
     void *bufs[] = {f, fdo, fo, fd, lse, dqacc, dsum, bits, r, rdo, ro, rd, probs, s1, s2};
     for (void *b : bufs) cudaFree(b);
 }

@@ -46,9 +46,13 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
 /* scratch: [B*T, NH*64] bf16 at least (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
  * bits: as written by flash_forward (read when dc.on).  Two kernels (dK dV,
  * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_select). */
+/* Where the backward adds the column sums of dq, dk and dv (the gradients of
+ * the biases of the projections that made q, k and v; fp32 [NH*64] each,
+ * NULL: not wanted). */
+struct AttnBiasGrad { float *q, *k, *v; };
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q);
+                    DropCtx dc, int k_is_q, AttnBiasGrad bg);
 int flash_supported(AttnShape s);
 /* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
  * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH=mma|wgmma

@@ -293,6 +293,69 @@ __global__ void flash_pre_kernel(float *dsum, const bf16 *dout, const bf16 *o, i
  *        dS in registers, dQ += dS K; written once, plus `add` (the
  *        symmetric variant's dK, which is also a gradient of Q).
  * D_i = dO_i . O_i comes from flash_pre_kernel first. */
+/* Column sums of a 64 x 64 block held in the C layout by 4 warps (warp w
+ * rows 16 w + g and + 8, lane 4 g + t: columns 8 i + 2 t, + 1), added into
+ * dst[0..63] (fp32 atomics, one per column per block).  red: 256 free shared
+ * floats; every thread of the block calls it. */
+__device__ __forceinline__ void tile_colsum_add(const float (&acc)[8][4], float *dst, float *red) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    float cs[8][2];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            float x = acc[i][c] + acc[i][2 + c];
+            x += __shfl_xor_sync(0xffffffffu, x, 4);
+            x += __shfl_xor_sync(0xffffffffu, x, 8);
+            x += __shfl_xor_sync(0xffffffffu, x, 16);
+            cs[i][c] = x;
+        }
+    __syncthreads();   /* red may alias tiles other warps were still reading */
+    if (lane < 4)
+#pragma unroll
+        for (int i = 0; i < 8; i++) { red[w * 64 + 8 * i + 2 * lane] = cs[i][0]; red[w * 64 + 8 * i + 2 * lane + 1] = cs[i][1]; }
+    __syncthreads();
+    if (threadIdx.x < 64) atomicAdd(&dst[threadIdx.x], red[threadIdx.x] + red[64 + threadIdx.x] + red[128 + threadIdx.x] + red[192 + threadIdx.x]);
+    __syncthreads();
+}
+/* The end of a dK/dV block (64 keys from token row row0, this thread's rows
+ * row0 + 8 r): dK and dV to global as bf16, their column sums into the bias
+ * gradients bg.k, bg.v (head h's 64 columns) where given. */
+__device__ __forceinline__ void dkv_store(float (&dK)[8][4], float (&dV)[8][4], bf16 *dk, bf16 *dv, size_t row0, int lddk,
+                                          int ldv, int h, int t4, AttnBiasGrad bg, float *red) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        bf16 *dkr = dk + (row0 + 8 * r) * lddk + h * FD, *dvr = dv + (row0 + 8 * r) * ldv + h * FD;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
+            *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
+        }
+    }
+    if (bg.k) tile_colsum_add(dK, bg.k + h * FD, red);
+    if (bg.v) tile_colsum_add(dV, bg.v + h * FD, red);
+}
+/* The end of a dQ block: dQ (+ add, the symmetric variant's dK) to global
+ * as bf16, its column sums into bg.q where given. */
+__device__ __forceinline__ void dq_store(float (&acc)[8][4], bf16 *dq, const bf16 *add, int ldadd, size_t row0, int ldq,
+                                         int h, int t4, AttnBiasGrad bg, float *red) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        size_t row = row0 + 8 * r;
+        bf16 *dst = dq + row * ldq + h * FD;
+        const bf16 *ad = add ? add + row * ldadd + h * FD : NULL;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            if (ad) {
+                __nv_bfloat162 e = *(const __nv_bfloat162 *)(ad + i * 8 + 2 * t4);
+                acc[i][2 * r] += __bfloat162float(e.x); acc[i][2 * r + 1] += __bfloat162float(e.y);
+            }
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r], acc[i][2 * r + 1]);
+        }
+    }
+    if (bg.q) tile_colsum_add(acc, bg.q + h * FD, red);
+}
+
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
@@ -302,7 +365,7 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
                                                             const bf16 *v, const bf16 *dout, const float *lse,
                                                             const float *dsum, const uint64_t *bits, int T, int NH,
                                                             int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
-                                                            float scale_log2, DropCtx dc) {
+                                                            float scale_log2, DropCtx dc, AttnBiasGrad bg) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE;
     float *sL0 = (float *)(sO0 + 2 * BWD_TILE), *sD0 = sL0 + 2 * FB;
@@ -420,23 +483,14 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
         cp_wait_all();
         __syncthreads();   /* next tile landed; this tile's buffers free */
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int row = kb * FB + kr0 + 8 * r;
-        bf16 *dkr = dk + (rq + row) * lddk + h * FD, *dvr = dv + (rq + row) * ldv + h * FD;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
-            *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
-        }
-    }
+    dkv_store(dK, dV, dk, dv, rq + kb * FB + kr0, lddk, ldv, h, t4, bg, (float *)smraw);
 }
 
 __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                            const bf16 *k, const bf16 *v, const bf16 *dout,
                                                            const float *lse, const float *dsum, const uint64_t *bits,
                                                            int T, int NH, int ldq, int ldk, int ldv, int ldo,
-                                                           float scale, float scale_log2, DropCtx dc) {
+                                                           float scale, float scale_log2, DropCtx dc, AttnBiasGrad bg) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sQ = (bf16 *)smraw, *sO = sQ + BWD_TILE, *sK0 = sO + BWD_TILE, *sV0 = sK0 + 2 * BWD_TILE;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -523,21 +577,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        size_t row = rq + row0 + 8 * r;
-        bf16 *dst = dq + row * ldq + h * FD;
-        const bf16 *ad = add ? add + row * ldadd + h * FD : NULL;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            float a0 = acc[i][2 * r], a1 = acc[i][2 * r + 1];
-            if (ad) {
-                __nv_bfloat162 e = *(const __nv_bfloat162 *)(ad + i * 8 + 2 * t4);
-                a0 += __bfloat162float(e.x); a1 += __bfloat162float(e.y);
-            }
-            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(a0, a1);
-        }
-    }
+    dq_store(acc, dq, add, ldadd, rq + row0, ldq, h, t4, bg, (float *)smraw);
 }
 
 /* ---------------------------------------------------------------- backward on wgmma (sm_90a)
@@ -572,7 +612,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
                                                                  const bf16 *v, const bf16 *dout, const float *lse,
                                                                  const float *dsum, const uint64_t *bits, int T, int NH,
                                                                  int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
-                                                                 float scale_log2, DropCtx dc) {
+                                                                 float scale_log2, DropCtx dc, AttnBiasGrad bg) {
 #ifdef SYMBERT_WGMMA
     extern __shared__ __align__(16) unsigned char smraw[];
     unsigned char *sm = smem_align1k(smraw);
@@ -674,25 +714,15 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
         wg_commit();
         wg_wait0();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int row = kb * FB + kr0 + 8 * r;
-        bf16 *dkr = dk + (rq + row) * lddk + h * FD, *dvr = dv + (rq + row) * ldv + h * FD;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
-            *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
-        }
-    }
+    dkv_store(dK, dV, dk, dv, rq + kb * FB + kr0, lddk, ldv, h, t4, bg, (float *)smraw);
 #endif
 }
 
-template <int MINB>
-__global__ void __launch_bounds__(128, MINB) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
+__global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                                 const bf16 *k, const bf16 *v, const bf16 *dout,
                                                                 const float *lse, const float *dsum, const uint64_t *bits,
                                                                 int T, int NH, int ldq, int ldk, int ldv, int ldo,
-                                                                float scale, float scale_log2, DropCtx dc) {
+                                                                float scale, float scale_log2, DropCtx dc, AttnBiasGrad bg) {
 #ifdef SYMBERT_WGMMA
     extern __shared__ __align__(16) unsigned char smraw[];
     unsigned char *sm = smem_align1k(smraw);
@@ -766,21 +796,7 @@ __global__ void __launch_bounds__(128, MINB) flash_bwd_dq_wg_kernel(bf16 *dq, co
         wg_commit();
         wg_wait0();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        size_t row = rq + row0 + 8 * r;
-        bf16 *dst = dq + row * ldq + h * FD;
-        const bf16 *ad = add ? add + row * ldadd + h * FD : NULL;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            float a0 = acc[i][2 * r], a1 = acc[i][2 * r + 1];
-            if (ad) {
-                __nv_bfloat162 e = *(const __nv_bfloat162 *)(ad + i * 8 + 2 * t4);
-                a0 += __bfloat162float(e.x); a1 += __bfloat162float(e.y);
-            }
-            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(a0, a1);
-        }
-    }
+    dq_store(acc, dq, add, ldadd, rq + row0, ldq, h, t4, bg, (float *)smraw);
 #endif
 }
 
@@ -946,14 +962,13 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
 
 void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
                     const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q) {
+                    DropCtx dc, int k_is_q, AttnBiasGrad bg) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
     if (g_impl == -2) flash_select(FLASH_AUTO);
@@ -970,21 +985,16 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     int lddk = k_is_q ? C : s.ldk;
     if (wg)
         flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
-            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc, bg);
     else
         flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
-            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc);
+            s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc, bg);
     LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");
-    static int dq4 = -1;
-    if (dq4 < 0) dq4 = getenv("SYMBERT_DQ4") != NULL;
-    if (wg && dq4)
-        flash_bwd_dq_wg_kernel<4><<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
-            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
-    else if (wg)
-        flash_bwd_dq_wg_kernel<3><<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
-            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+    if (wg)
+        flash_bwd_dq_wg_kernel<<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
+            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
     else
         flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb,
-            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc);
+            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
     LAUNCH_CHECK(wg ? "flash_bwd_dq_wg_kernel" : "flash_bwd_dq_kernel");
 }

@@ -94,7 +94,7 @@ extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop
         float *acc = (float *)cu_alloc(n * 4, "bench dq acc");
         uint64_t *bits = (uint64_t *)cu_alloc(tt / 8, "bench dropout bits");
         *fwd_ms = time_ms([&] { flash_dropout_bits(bits, s, dc, 0, g_stream); flash_forward(o, lse, bits, q, k, v, s, dc); }, reps);
-        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, bits, s, dc, 0); }, reps);
+        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, bits, s, dc, 0, AttnBiasGrad{NULL, NULL, NULL}); }, reps);
         cu_free(lse); cu_free(dsum); cu_free(acc); cu_free(bits);
     } else {
         bf16 *probs = (bf16 *)cu_alloc(tt * 2, "bench probs"), *s1 = (bf16 *)cu_alloc(tt * 2, "bench scratch");

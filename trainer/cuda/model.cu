@@ -80,6 +80,7 @@ struct btc_model {
     float *lmean1, *lrstd1, *lmean2, *lrstd2;
     void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
     float *dqacc, *dsum, *embtmp;
+    float *pbias;                   /* pairwise: column sums of d(Q S_h) [C], zeroed by pair_bias_kernel */
     double *lossacc;
     double *h_loss;
     float *normclip, *h_norm;
@@ -333,6 +334,8 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
         m->scr2 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
     }
     m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
+    m->pbias = (float *)cu_alloc(C * 4, "pairwise bias-gradient scratch");
+    CUDA_CHECK(cudaMemset(m->pbias, 0, C * 4));
     m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
     CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
     CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
@@ -373,7 +376,7 @@ extern "C" void btc_free(btc_model *m) {
     /* device memory: freed wholesale; the process usually ends here */
     void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
                     m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
-                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->lossacc,
+                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->pbias, m->lossacc,
                     m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
                     m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
@@ -434,6 +437,18 @@ extern "C" void btc_zero_grads(btc_model *m) {
 }
 
 /* ------------------------------------------------------------ the pass */
+
+/* Pairwise: gq[h d + j] += sum_k S_h[j][k] t[h d + k] (t: the column sums of
+ * d(Q S_h), S_h row-major [d, d] in fp32), then t = 0.  Block h, thread j. */
+__global__ static void pair_bias_kernel(float *gq, float *t, const float *S, int d) {
+    int h = blockIdx.x, j = threadIdx.x;
+    const float *Sj = S + ((size_t)h * d + j) * d, *th = t + (size_t)h * d;
+    float a = 0.0f;
+    for (int k = 0; k < d; k++) a += Sj[k] * th[k];
+    gq[h * d + j] += a;
+    __syncthreads();
+    t[h * d + j] = 0.0f;
+}
 
 __global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
     double t = block_sum_fixed(x, n);
@@ -705,9 +720,15 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         T *dka = dqkv + (orig ? C : 0), *dva = dqkv + (np - 1) * C;
         int k_is_q = c->attn == BT_ATTN_SYMMETRIC;
         if (m->flash)
+        {
+            /* the q/k/v bias gradients come out of the attention backward (column sums of dq, dk, dv);
+             * pairwise: dk is a gradient of Q, dq is one of Q S_h (turned into Q's below) */
+            float *gb = GR(m, BT_T_Q_B, l);
+            AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : pair ? gb : NULL, gb + (np - 1) * C};
             flash_backward((bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
                            (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits, as,
-                           ad, k_is_q);
+                           ad, k_is_q, bg);
+        }
         else
             attn_ref_backward<T>(dqa, dka, dva, (T *)m->scr1, (T *)m->scr2, (const T *)m->dO, qa, ka, va,
                                  (const T *)b->probs, as, ad, l, k_is_q);
@@ -718,13 +739,17 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
                  d, d, (long long)d * d);
             gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
                  (long long)d * d, d, d);
+            if (m->flash) {   /* Q's bias gradient += the column sums of d(Q S_h) S_h^T */
+                pair_bias_kernel<<<NH, d, 0, g_stream>>>(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), d);
+                LAUNCH_CHECK("pair_bias_kernel");
+            }
             prof("bwd pairwise");
         }
         /* the packed projections: one product each for weights, biases and the input gradient
          * (accumulated onto cur, which holds the residual's share) */
         linear_bwd_w<T>(GR(m, BT_T_Q_W, l), dqkv, x, M, ldp, C);
         prof("bwd QKV dW");
-        colsum<T>(GR(m, BT_T_Q_B, l), dqkv, M, ldp, ldp, m->nsm);
+        if (!m->flash) colsum<T>(GR(m, BT_T_Q_B, l), dqkv, M, ldp, ldp, m->nsm);   /* (flash: summed above) */
         prof("bwd QKV bias");
         linear_bwd_x<T>((T *)m->cur, dqkv, W<T>(m, BT_T_Q_W, l), M, ldp, C, 1.0f);
         prof("bwd QKV dX");
