@@ -60,9 +60,6 @@ int flash_supported(AttnShape s);
  * fails with a message. */
 enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
 int flash_select(int impl);
-/* wgmma: dQ summed by fp32 atomics in the dK/dV pass (1) or by its own kernel
- * (0, default; SYMBERT_FLASH_DQ=fused sets 1). */
-void flash_fuse_dq(int on);
 
 /* ------------------------------------------------------------ reference path */
 

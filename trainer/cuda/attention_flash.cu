@@ -325,10 +325,10 @@ __device__ __forceinline__ void dkv_store(float (&dK)[8][4], float (&dV)[8][4], 
                                           int ldv, int h, int t4, AttnBiasGrad bg, float *red) {
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        bf16 *dkr = dk ? dk + (row0 + 8 * r) * lddk + h * FD : NULL, *dvr = dv + (row0 + 8 * r) * ldv + h * FD;
+        bf16 *dkr = dk + (row0 + 8 * r) * lddk + h * FD, *dvr = dv + (row0 + 8 * r) * ldv + h * FD;
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            if (dk) *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
+            *(__nv_bfloat162 *)(dkr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dK[i][2 * r], dK[i][2 * r + 1]);
             *(__nv_bfloat162 *)(dvr + i * 8 + 2 * t4) = __floats2bfloat162_rn(dV[i][2 * r], dV[i][2 * r + 1]);
         }
     }
@@ -595,7 +595,6 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
 #define WG_TILE 8192                 /* 64 x 64 bf16 */
 #define DKVW_SMEM (6 * WG_TILE + 2 * FB * 4 * 2 + 2 * FB * 8 + 1024)
 #define DQW_SMEM (6 * WG_TILE + 1024)
-#define DKVWF_SMEM (8 * WG_TILE + 1024)
 
 /* 64 rows x 64 columns of a [.., ld] bf16 tensor into a swizzled tile. */
 __device__ __forceinline__ void load_tile_sw(unsigned char *dst, const bf16 *src, int ld) {
@@ -609,9 +608,7 @@ __device__ __forceinline__ unsigned char *smem_align1k(unsigned char *p) {
     return p + ((1024 - (smem_u32(p) & 1023)) & 1023);
 }
 
-template <bool FUSEQ>
-__global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, float *dqacc, int k_is_q,
-                                                                 const bf16 *q, const bf16 *k,
+__global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
                                                                  const bf16 *v, const bf16 *dout, const float *lse,
                                                                  const float *dsum, const uint64_t *bits, int T, int NH,
                                                                  int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
@@ -622,14 +619,13 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
     unsigned char *sK = sm, *sV = sm + WG_TILE, *sQ0 = sm + 2 * WG_TILE, *sO0 = sm + 4 * WG_TILE;
     float *sL0 = (float *)(sm + 6 * WG_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
-    unsigned char *sS = sm + 7 * WG_TILE;        /* FUSEQ: dS^T of the tile, [key][query] */
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     size_t rq = (size_t)b * T;
     const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
                *oh = dout + rq * ldo + h * FD;
     const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
-    const int nqb = T / FB, nkb = T / FB, C = NH * FD;
+    const int nqb = T / FB, nkb = T / FB;
     const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * T * nkb : NULL;
     load_tile_sw(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile_sw(sV, vh + (size_t)kb * FB * ldv, ldv);
@@ -641,7 +637,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
         sD0[threadIdx.x] = d_bh[threadIdx.x];
         sB0[threadIdx.x] = bits_bh ? bits_bh[(size_t)threadIdx.x * nkb + kb] : ~0ull;
     }
-    const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ0 = smem_u32(sQ0), aO0 = smem_u32(sO0), aS = smem_u32(sS);
+    const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ0 = smem_u32(sQ0), aO0 = smem_u32(sO0);
     const float dsc = dc.on ? dc.scale : 1.0f;
     float dK[8][4], dV[8][4], st[8][4], dpt[8][4];
 #pragma unroll
@@ -708,46 +704,15 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
             as[ks][2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
             as[ks][3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
         }
-        if (FUSEQ) {   /* dS^T to shared memory (rows kr0, kr0 + 8; queries 16 ks + 2 t4 (+ 8)) for dQ = dS K */
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                *(uint32_t *)(sS + swz_off(kr0, 16 * ks + 2 * t4)) = as[ks][0];
-                *(uint32_t *)(sS + swz_off(kr0 + 8, 16 * ks + 2 * t4)) = as[ks][1];
-                *(uint32_t *)(sS + swz_off(kr0, 16 * ks + 8 + 2 * t4)) = as[ks][2];
-                *(uint32_t *)(sS + swz_off(kr0 + 8, 16 * ks + 8 + 2 * t4)) = as[ks][3];
-            }
-            proxy_fence();
-            __syncthreads();
-        }
-        /* dV += P^T dO;  dK += dS^T Q; FUSEQ: this tile's dQ = dS K (dS read transposed, K MN-major) */
-        float dqt[8][4];
+        /* dV += P^T dO;  dK += dS^T Q */
         wg_fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             wg_rs<1>(dV, ap[ks], wg_desc(aO + 2048 * ks));
             wg_rs<1>(dK, as[ks], wg_desc(aQ + 2048 * ks));
         }
-        if (FUSEQ)
-#pragma unroll
-            for (int ks = 0; ks < 4; ks++) wg_ss<1, 1>(dqt, wg_desc(aS + 2048 * ks), wg_desc(aK + 2048 * ks), ks);
         wg_commit();
         wg_wait0();
-        if (FUSEQ)   /* rows: queries 16 w + g (+ 8) of the tile */
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float *dst = dqacc + (rq + (size_t)qb * FB + w * 16 + g + 8 * r) * C + h * FD + 2 * t4;
-#pragma unroll
-                for (int i = 0; i < 8; i++) atomicAdd((float2 *)(dst + i * 8), make_float2(dqt[i][2 * r], dqt[i][2 * r + 1]));
-            }
-    }
-    if (FUSEQ && k_is_q) {   /* symmetric: dK is a gradient of Q too: into the same accumulator, not stored */
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float *dst = dqacc + (rq + (size_t)kb * FB + kr0 + 8 * r) * C + h * FD + 2 * t4;
-#pragma unroll
-            for (int i = 0; i < 8; i++) atomicAdd((float2 *)(dst + i * 8), make_float2(dK[i][2 * r], dK[i][2 * r + 1]));
-        }
-        dk = NULL;
     }
     dkv_store(dK, dV, dk, dv, rq + kb * FB + kr0, lddk, ldv, h, t4, bg, (float *)smraw);
 #endif
@@ -833,25 +798,6 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
     }
     dq_store(acc, dq, add, ldadd, rq + row0, ldq, h, t4, bg, (float *)smraw);
 #endif
-}
-
-/* The fused backward's dQ: dq (bf16, row stride ldq) = dqacc (fp32 [rows, C]),
- * with its column sums into bg.q.  Block (64 rows, head h), 128 threads:
- * thread t owns columns 2 (t % 32), + 1 and every fourth row. */
-__global__ void flash_dq_finish_kernel(bf16 *dq, int ldq, const float *dqacc, int C, AttnBiasGrad bg) {
-    __shared__ float red[4][64];
-    int t = threadIdx.x, c = 2 * (t & 31), h = blockIdx.y;
-    size_t r0 = (size_t)blockIdx.x * FB;
-    float s0 = 0.0f, s1 = 0.0f;
-    for (int r = t >> 5; r < FB; r += 4) {
-        float2 a = *(const float2 *)(dqacc + (r0 + r) * C + h * FD + c);
-        *(__nv_bfloat162 *)(dq + (r0 + r) * ldq + h * FD + c) = __floats2bfloat162_rn(a.x, a.y);
-        s0 += a.x; s1 += a.y;
-    }
-    if (!bg.q) return;
-    red[t >> 5][c] = s0; red[t >> 5][c + 1] = s1;
-    __syncthreads();
-    if (t < 64) atomicAdd(&bg.q[h * FD + t], red[0][t] + red[1][t] + red[2][t] + red[3][t]);
 }
 
 /* Forward on wgmma: one warpgroup per block of 64 queries (warp w: rows
@@ -960,8 +906,6 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
  * sm_90a build), else FLASH_MMA; SYMBERT_FLASH=mma or wgmma chooses (read
  * once), flash_select too (the tests run both). */
 static int g_impl = -2;
-static int g_fused_dq = -1;   /* wgmma: dQ by atomics in the dK/dV pass (1) or its own kernel (0); -1: SYMBERT_FLASH_DQ */
-void flash_fuse_dq(int on) { g_fused_dq = on; }
 static int wgmma_runs(void) {
     int dev = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -1023,8 +967,7 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
-        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVWF_SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKVW_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
@@ -1037,22 +980,11 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     dim3 grid(s.T / FB, s.NH, s.B);
     float scale = 1.0f / sqrtf((float)s.d), scale_log2 = 1.4426950408889634f * scale;
     const uint64_t *bb = dc.on ? bits : NULL;
-    if (g_fused_dq < 0) { const char *e = getenv("SYMBERT_FLASH_DQ"); g_fused_dq = e && !strcmp(e, "fused"); }
-    if (wg && g_fused_dq) {
-        /* one pass: dQ summed in fp32 in scratch [rows, C] by atomics (and dK too when k is q), then bf16 */
-        CUDA_CHECK(cudaMemsetAsync(scratch, 0, (size_t)s.B * s.T * C * sizeof(float), g_stream));
-        flash_bwd_dkv_wg_kernel<true><<<grid, 128, DKVWF_SMEM, g_stream>>>(dk, dv, scratch, k_is_q, q, k, v, dout, lse, dsum,
-            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, s.ldk, scale, scale_log2, dc, bg);
-        LAUNCH_CHECK("flash_bwd_dkv_wg_kernel(fused)");
-        flash_dq_finish_kernel<<<dim3(s.B * s.T / FB, s.NH), 128, 0, g_stream>>>(dq, s.ldq, scratch, C, bg);
-        LAUNCH_CHECK("flash_dq_finish_kernel");
-        return;
-    }
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
     if (wg)
-        flash_bwd_dkv_wg_kernel<false><<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, NULL, 0, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc, bg);
     else
         flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
