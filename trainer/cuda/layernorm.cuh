@@ -1,7 +1,9 @@
 /* layernorm.cuh - LayerNorm with what surrounds it in a post-LN BERT.
  *
  * Forward, one warp per row of C values (the row lives in registers):
- *   residual mode   r = x + dropout(y)    (attention / FFN output; r = x when y is NULL)
+ *   residual mode   r = x + dropout(y + ybias)   (attention / FFN output before
+ *                   its bias: the product's bias is added here, not in cuBLASLt's
+ *                   epilogue, which slows the product more; r = x when y is NULL)
  *   embedding mode  r = word[id] + pos[t] + type[0]
  *   out = LN(r) * gamma + beta, then dropout(out) in embedding mode.
  * r is stored for the backward pass together with the row's mean and
@@ -39,7 +41,7 @@ __device__ __forceinline__ void ln_row_pos(const LnDrop &drop, int row, int seq,
 
 template <typename T, int LN_MAXP>
 __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out,
-                              const T *x, const T *y,
+                              const T *x, const T *y, const float *ybias,
                               const int32_t *ids, const T *wte, const T *wpe, const T *wtt,
                               const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
     constexpr int V = Pack16<T>::N;
@@ -69,9 +71,15 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
             Pack16<T> a = ld16(x + (size_t)row * C + c0), bb;
             if (y) bb = ld16(y + (size_t)row * C + c0);
             uint32_t kb = dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
+            float yb[V];
+#pragma unroll
+            for (int i = 0; i < V; i += 4) {
+                float4 f = ybias ? *(const float4 *)(ybias + c0 + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                yb[i] = f.x; yb[i + 1] = f.y; yb[i + 2] = f.z; yb[i + 3] = f.w;
+            }
 #pragma unroll
             for (int i = 0; i < V; i++) {
-                float yy = y ? to_f(bb.v[i]) : 0.0f;
+                float yy = y ? to_f(bb.v[i]) + yb[i] : 0.0f;
                 if (dk) yy = ((kb >> i) & 1) ? yy * drop.dc.scale : 0.0f;
                 v[p][i] = to_f(a.v[i]) + yy;
             }
@@ -97,10 +105,17 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         int c0 = pk * V;
         Pack16<T> ro, o;
         uint32_t kb = emb && dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
+        float gm[V], bt[V];
+#pragma unroll
+        for (int i = 0; i < V; i += 4) {
+            float4 f = *(const float4 *)(gamma + c0 + i), e = *(const float4 *)(beta + c0 + i);
+            gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
+            bt[i] = e.x; bt[i + 1] = e.y; bt[i + 2] = e.z; bt[i + 3] = e.w;
+        }
 #pragma unroll
         for (int i = 0; i < V; i++) {
             ro.v[i] = from_f<T>(v[p][i]);
-            float n = (v[p][i] - mean) * rstd * gamma[c0 + i] + beta[c0 + i];
+            float n = (v[p][i] - mean) * rstd * gm[i] + bt[i];
             if (emb && dk) n = ((kb >> i) & 1) ? n * drop.dc.scale : 0.0f;
             o.v[i] = from_f<T>(n);
         }
@@ -140,12 +155,18 @@ __global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const
         int c0 = pk * V;
         if (dk) kbits[p] = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
         Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
+        float gm[V];
+#pragma unroll
+        for (int i = 0; i < V; i += 4) {
+            float4 f = *(const float4 *)(gamma + c0 + i);
+            gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
+        }
 #pragma unroll
         for (int i = 0; i < V; i++) {
             float gg = to_f(a.v[i]);
             if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
             float xx = (to_f(rr.v[i]) - m) * rs;
-            gg *= gamma[c0 + i];
+            gg *= gm[i];
             g[p][i] = gg; xh[p][i] = xx;
             s1 += gg; s2 += gg * xx;
         }
@@ -234,10 +255,10 @@ template <typename T> static int ln_packs(int C) {
     return need <= 3 ? need : need <= 4 ? 4 : 8;
 }
 template <typename T>
-static void layernorm_forward(T *out, T *r_out, float *mean, float *rstd, const T *x, const T *y,
+static void layernorm_forward(T *out, T *r_out, float *mean, float *rstd, const T *x, const T *y, const float *ybias,
                               const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
     switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, x, y, NULL, NULL, \
+#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, x, y, ybias, NULL, NULL, \
         NULL, NULL, gamma, beta, M, C, seq, eps, drop); break;
     L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_
@@ -248,7 +269,7 @@ template <typename T>
 static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int32_t *ids, const T *wte, const T *wpe,
                           const T *wtt, const float *gamma, const float *beta, int M, int C, int seq, float eps, LnDrop drop) {
     switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, NULL, NULL, ids, \
+#define L_(P) case P: ln_fwd_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(out, r_out, mean, rstd, NULL, NULL, NULL, ids, \
         wte, wpe, wtt, gamma, beta, M, C, seq, eps, drop); break;
     L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_

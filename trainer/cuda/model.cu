@@ -487,10 +487,10 @@ static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t
     gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lo + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
-    linear_fwd<T>((T *)m->ldy, (const T *)m->lo, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), np_, C, C);
+    linear_fwd<T>((T *)m->ldy, (const T *)m->lo, W<T>(m, BT_T_AO_W, l), NULL, np_, C, C);   /* (bias: in LN1) */
     prof("fwd attn-out GEMM");
     LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, pos};
-    layernorm_forward<T>((T *)m->lh1, (T *)m->lr1, m->lmean1, m->lrstd1, (const T *)m->dh2, (const T *)m->ldy,
+    layernorm_forward<T>((T *)m->lh1, (T *)m->lr1, m->lmean1, m->lrstd1, (const T *)m->dh2, (const T *)m->ldy, PF(m, BT_T_AO_B, l),
                          PF(m, BT_T_ALN_W, l), PF(m, BT_T_ALN_B, l), n, C, T_, eps, d1);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lh1 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     prof("fwd LN1");
@@ -498,10 +498,10 @@ static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t
     prof("fwd FFN1 GEMM");
     gelu_forward<T>((T *)m->lg, (const T *)m->lu, (size_t)np_ * F);
     prof("fwd GELU");
-    linear_fwd<T>((T *)m->ldy, (const T *)m->lg, W<T>(m, BT_T_FFN2_W, l), W<T>(m, BT_T_FFN2_B, l), np_, C, F);
+    linear_fwd<T>((T *)m->ldy, (const T *)m->lg, W<T>(m, BT_T_FFN2_W, l), NULL, np_, C, F);   /* (bias: in LN2) */
     prof("fwd FFN2 GEMM");
     LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, pos};
-    layernorm_forward<T>((T *)m->hm, (T *)m->lr2, m->lmean2, m->lrstd2, (const T *)m->lh1, (const T *)m->ldy,
+    layernorm_forward<T>((T *)m->hm, (T *)m->lr2, m->lmean2, m->lrstd2, (const T *)m->lh1, (const T *)m->ldy, PF(m, BT_T_FFN2_B, l),
                          PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), n, C, T_, eps, d2);
     prof("fwd LN2");
     gemm_set_autotune(1);
@@ -609,20 +609,20 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             sparse_last_fwd<T>(m, b, x, pos, n, np_, hd, l);
             break;
         }
-        linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), W<T>(m, BT_T_AO_B, l), M, C, C);
+        linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), NULL, M, C, C);   /* (bias: in LN1) */
         prof("fwd attn-out GEMM");
         LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
-        layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_ALN_W, l),
+        layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_AO_B, l), PF(m, BT_T_ALN_W, l),
                              PF(m, BT_T_ALN_B, l), M, C, T_, eps, d1);
         prof("fwd LN1");
         linear_fwd<T>((T *)b->u, (const T *)b->h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), M, F, C);
         prof("fwd FFN1 GEMM");
         gelu_forward<T>((T *)b->g, (const T *)b->u, (size_t)M * F);
         prof("fwd GELU");
-        linear_fwd<T>((T *)m->dy, (const T *)b->g, W<T>(m, BT_T_FFN2_W, l), W<T>(m, BT_T_FFN2_B, l), M, C, F);
+        linear_fwd<T>((T *)m->dy, (const T *)b->g, W<T>(m, BT_T_FFN2_W, l), NULL, M, C, F);   /* (bias: in LN2) */
         prof("fwd FFN2 GEMM");
         LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
-        layernorm_forward<T>((T *)b->h2, (T *)b->r2, b->mean2, b->rstd2, (const T *)b->h1, (const T *)m->dy,
+        layernorm_forward<T>((T *)b->h2, (T *)b->r2, b->mean2, b->rstd2, (const T *)b->h1, (const T *)m->dy, PF(m, BT_T_FFN2_B, l),
                              PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), M, C, T_, eps, d2);
         prof("fwd LN2");
     }
@@ -637,7 +637,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
     gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)np_ * C);
-    layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, PF(m, BT_T_HEAD_LN_W, 0),
+    layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hn + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     /* logits^T [Vp, np_] = word [Vp, C] . hn^T + bias (the padding rows give logits 0) */
