@@ -47,6 +47,9 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(smem_u32(smem)), "l"(gmem));
 }
+__device__ __forceinline__ void cp_async8(void *smem, const void *gmem) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" :: "r"(smem_u32(smem)), "l"(gmem));
+}
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
@@ -356,6 +359,22 @@ __device__ __forceinline__ void dq_store(float (&acc)[8][4], bf16 *dq, const bf1
     if (bg.q) tile_colsum_add(acc, bg.q + h * FD, red);
 }
 
+/* The per-query values a dK/dV block needs for queries i0 .. i0 + 63: the
+ * log-sum-exp, D and the dropout word of key tile kb, into shared memory by
+ * cp.async (part of the caller's next commit group: plain loads here would
+ * stall the warps that issue them until the data arrive). */
+__device__ __forceinline__ void load_qstats(float *sL, float *sD, uint64_t *sB, const float *lse_bh, const float *d_bh,
+                                            const uint64_t *bits_bh, int i0, int nkb, int kb) {
+    int t = threadIdx.x;
+    if (t < 16) cp_async16(sL + 4 * t, lse_bh + i0 + 4 * t);
+    else if (t < 32) cp_async16(sD + 4 * (t - 16), d_bh + i0 + 4 * (t - 16));
+    else if (t < 32 + FB) {
+        int j = t - 32;
+        if (bits_bh) cp_async8(sB + j, bits_bh + (size_t)(i0 + j) * nkb + kb);
+        else sB[j] = ~0ull;
+    }
+}
+
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
@@ -382,11 +401,7 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
     load_tile(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile(sQ0, qh, ldq);
     load_tile(sO0, oh, ldo);
-    if (threadIdx.x < FB) {
-        sL0[threadIdx.x] = lse_bh[threadIdx.x];
-        sD0[threadIdx.x] = d_bh[threadIdx.x];
-        sB0[threadIdx.x] = bits_bh ? bits_bh[(size_t)threadIdx.x * nkb + kb] : ~0ull;
-    }
+    load_qstats(sL0, sD0, sB0, lse_bh, d_bh, bits_bh, 0, nkb, kb);
     cp_commit();
     cp_wait_all();
     __syncthreads();
@@ -413,13 +428,8 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
             int nb = buf ^ 1;
             load_tile(sQ0 + nb * BWD_TILE, qh + (size_t)(qb + 1) * FB * ldq, ldq);
             load_tile(sO0 + nb * BWD_TILE, oh + (size_t)(qb + 1) * FB * ldo, ldo);
+            load_qstats(sL0 + nb * FB, sD0 + nb * FB, sB0 + nb * FB, lse_bh, d_bh, bits_bh, (qb + 1) * FB, nkb, kb);
             cp_commit();
-            if (threadIdx.x < FB) {
-                int i = (qb + 1) * FB + threadIdx.x;
-                sL0[nb * FB + threadIdx.x] = lse_bh[i];
-                sD0[nb * FB + threadIdx.x] = d_bh[i];
-                sB0[nb * FB + threadIdx.x] = bits_bh ? bits_bh[(size_t)i * nkb + kb] : ~0ull;
-            }
         }
         float st[8][4], dpt[8][4];
 #pragma unroll
@@ -631,12 +641,8 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
     load_tile_sw(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile_sw(sQ0, qh, ldq);
     load_tile_sw(sO0, oh, ldo);
+    load_qstats(sL0, sD0, sB0, lse_bh, d_bh, bits_bh, 0, nkb, kb);
     cp_commit();
-    if (threadIdx.x < FB) {
-        sL0[threadIdx.x] = lse_bh[threadIdx.x];
-        sD0[threadIdx.x] = d_bh[threadIdx.x];
-        sB0[threadIdx.x] = bits_bh ? bits_bh[(size_t)threadIdx.x * nkb + kb] : ~0ull;
-    }
     const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ0 = smem_u32(sQ0), aO0 = smem_u32(sO0);
     const float dsc = dc.on ? dc.scale : 1.0f;
     float dK[8][4], dV[8][4], st[8][4], dpt[8][4];
@@ -657,12 +663,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
             int nb = buf ^ 1;
             load_tile_sw(sQ0 + nb * WG_TILE, qh + (size_t)(qb + 1) * FB * ldq, ldq);
             load_tile_sw(sO0 + nb * WG_TILE, oh + (size_t)(qb + 1) * FB * ldo, ldo);
-            if (threadIdx.x < FB) {
-                int i = (qb + 1) * FB + threadIdx.x;
-                sL0[nb * FB + threadIdx.x] = lse_bh[i];
-                sD0[nb * FB + threadIdx.x] = d_bh[i];
-                sB0[nb * FB + threadIdx.x] = bits_bh ? bits_bh[(size_t)i * nkb + kb] : ~0ull;
-            }
+            load_qstats(sL0 + nb * FB, sD0 + nb * FB, sB0 + nb * FB, lse_bh, d_bh, bits_bh, (qb + 1) * FB, nkb, kb);
         }
         cp_commit();
         const uint32_t aQ = aQ0 + buf * WG_TILE, aO = aO0 + buf * WG_TILE;
