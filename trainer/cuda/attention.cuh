@@ -31,7 +31,10 @@
 #include "trainer/cuda/matmul.cuh"
 #include <float.h>
 
-struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo; };
+/* Tq (0: T): query rows per sample when the queries are a gathered subset
+ * (a multiple of 128; qrows[b*Tq + j]: the position in its sample of query
+ * j, for its dropout draws, -1 for padding).  Keys and values: T rows. */
+struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo, Tq; const int32_t *qrows; };
 
 /* ------------------------------------------------------------ flash (attention_flash.cu) */
 

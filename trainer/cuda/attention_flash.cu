@@ -114,15 +114,17 @@ __device__ __forceinline__ int bitpos(int j) { return ((j & 7) >> 1) * 16 + (j >
  * bits[((b*NH + h)*T + i)*(T/64) + kb].  A kernel of its own, at full
  * occupancy, because the hash is integer work that the register-heavy
  * attention kernels would do at a quarter of the rate. */
-__global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx dc, int layer) {
+__global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int Tq, const int32_t *rows, int NH, DropCtx dc, int layer) {
     /* two words (128 keys) per thread, so that the sample's key is derived once for both; T is a multiple of 128 */
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     int nkb = T / FB;
-    if (idx >= (size_t)B * NH * T * nkb / 2) return;
+    if (idx >= (size_t)B * NH * Tq * nkb / 2) return;
     size_t wi = 2 * idx;
     int kb = wi % nkb;
-    size_t bhi = wi / nkb;                       /* (b*NH + h)*T + i */
-    int i = bhi % T, bh = bhi / T, h = bh % NH, b = bh / NH;
+    size_t bhi = wi / nkb;                       /* (b*NH + h)*Tq + j */
+    int j = bhi % Tq, bh = bhi / Tq, h = bh % NH, b = bh / NH;
+    int i = rows ? rows[(size_t)b * Tq + j] : j;   /* the query's position in its sample (rows: gathered queries) */
+    if (i < 0) i = 0;                            /* (padding rows: any draws) */
     uint64_t key = bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + b), layer, BT_DROP_ATTN_PROBS);
     const uint32_t thr2 = dc.thr * 0x00010001u;  /* the threshold in both 16-bit halves (thr <= 0xffff) */
 #pragma unroll
@@ -150,14 +152,14 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int NH, DropCtx 
 #define FWD_SMEM ((FQ + 4 * FB) * FP * 2)
 
 __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
-                                                        const bf16 *k, const bf16 *v, int T, int NH, int ldq, int ldk,
+                                                        const bf16 *k, const bf16 *v, int T, int Tq, int NH, int ldq, int ldk,
                                                         int ldv, int ldo, float scale_log2, DropCtx dc) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sQ = (bf16 *)smraw, *sK0 = sQ + FQ * FP, *sV0 = sK0 + 2 * FB * FP;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;                   /* row of token 0 of this sample */
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD;
     load_tile(sQ, qh + (size_t)qb * FQ * ldq, ldq);
     load_tile(sQ + FB * FP, qh + ((size_t)qb * FQ + FB) * ldq, ldq);
     load_tile(sK0, kh, ldk);
@@ -221,7 +223,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
                 l[mt][r] *= alpha;
                 int row = row0 + 16 * mt + 8 * r;
                 /* this lane's 16 keep bits of the row in this tile (see bitpos) */
-                uint32_t b16 = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * T + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
+                uint32_t b16 = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
                     acc[mt][i][2 * r] *= alpha; acc[mt][i][2 * r + 1] *= alpha;
@@ -264,12 +266,12 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
             lt += __shfl_xor_sync(0xffffffffu, lt, 2);
             float inv = (dc.on ? dc.scale : 1.0f) / lt;
             int row = row0 + 16 * mt + 8 * r;
-            bf16 *dst = o + (rq + row) * ldo + h * FD;
+            bf16 *dst = o + (rqq + row) * ldo + h * FD;
 #pragma unroll
             for (int i = 0; i < 8; i++)
                 *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) =
                     __floats2bfloat162_rn(acc[mt][i][2 * r] * inv, acc[mt][i][2 * r + 1] * inv);
-            if (t4 == 0) lse[((size_t)b * NH + h) * T + row] = m[mt][r] + log2f(lt);
+            if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[mt][r] + log2f(lt);
         }
 }
 
@@ -390,7 +392,7 @@ __device__ __forceinline__ void load_qstats(float *sL, float *sD, uint64_t *sB, 
 __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *dv,
                                                             const bf16 *q, const bf16 *k,
                                                             const bf16 *v, const bf16 *dout, const float *lse,
-                                                            const float *dsum, const uint64_t *bits, int T, int NH,
+                                                            const float *dsum, const uint64_t *bits, int T, int Tq, int NH,
                                                             int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
                                                             float scale_log2, DropCtx dc, AttnBiasGrad bg) {
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -399,12 +401,12 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rq * ldo + h * FD;
-    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
-    const int nqb = T / FB, nkb = T / FB;
-    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * T * nkb : NULL;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rqq * ldo + h * FD;
+    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
+    const int nqb = Tq / FB, nkb = T / FB;
+    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * Tq * nkb : NULL;
     load_tile(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile(sQ0, qh, ldq);
@@ -507,15 +509,15 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
 __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                            const bf16 *k, const bf16 *v, const bf16 *dout,
                                                            const float *lse, const float *dsum, const uint64_t *bits,
-                                                           int T, int NH, int ldq, int ldk, int ldv, int ldo,
+                                                           int T, int Tq, int NH, int ldq, int ldk, int ldv, int ldo,
                                                            float scale, float scale_log2, DropCtx dc, AttnBiasGrad bg) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sQ = (bf16 *)smraw, *sO = sQ + BWD_TILE, *sK0 = sO + BWD_TILE, *sV0 = sK0 + 2 * BWD_TILE;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rq * ldo + h * FD;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rqq * ldo + h * FD;
     const int nkb = T / FB;
     load_tile(sQ, qh + (size_t)qb * FB * ldq, ldq);
     load_tile(sO, oh + (size_t)qb * FB * ldo, ldo);
@@ -523,9 +525,9 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
     load_tile(sV0, vh, ldv);
     cp_commit();
     const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
-    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
+    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
     const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
-    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * Tq + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
     const float dsc = dc.on ? dc.scale : 1.0f;
     uint32_t qf[4][4], of[4][4];
     float acc[8][4];
@@ -595,7 +597,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
             }
         }
     }
-    dq_store(acc, dq, add, ldadd, rq + row0, ldq, h, t4, bg, (float *)smraw);
+    dq_store(acc, dq, add, ldadd, rqq + row0, ldq, h, t4, bg, (float *)smraw);
 }
 
 /* ---------------------------------------------------------------- backward on wgmma (sm_90a)
@@ -628,7 +630,7 @@ __device__ __forceinline__ unsigned char *smem_align1k(unsigned char *p) {
 
 __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const bf16 *k,
                                                                  const bf16 *v, const bf16 *dout, const float *lse,
-                                                                 const float *dsum, const uint64_t *bits, int T, int NH,
+                                                                 const float *dsum, const uint64_t *bits, int T, int Tq, int NH,
                                                                  int ldq, int ldk, int ldv, int ldo, int lddk, float scale,
                                                                  float scale_log2, DropCtx dc, AttnBiasGrad bg) {
 #ifdef SYMBERT_WGMMA
@@ -639,12 +641,12 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
     int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rq * ldo + h * FD;
-    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
-    const int nqb = T / FB, nkb = T / FB;
-    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * T * nkb : NULL;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rqq * ldo + h * FD;
+    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
+    const int nqb = Tq / FB, nkb = T / FB;
+    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * Tq * nkb : NULL;
     load_tile_sw(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile_sw(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile_sw(sQ0, qh, ldq);
@@ -730,7 +732,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
 __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const bf16 *add, int ldadd, const bf16 *q,
                                                                 const bf16 *k, const bf16 *v, const bf16 *dout,
                                                                 const float *lse, const float *dsum, const uint64_t *bits,
-                                                                int T, int NH, int ldq, int ldk, int ldv, int ldo,
+                                                                int T, int Tq, int NH, int ldq, int ldk, int ldv, int ldo,
                                                                 float scale, float scale_log2, DropCtx dc, AttnBiasGrad bg) {
 #ifdef SYMBERT_WGMMA
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -738,9 +740,9 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
     unsigned char *sQ = sm, *sO = sm + WG_TILE, *sK0 = sm + 2 * WG_TILE, *sV0 = sm + 4 * WG_TILE;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rq * ldo + h * FD;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
+               *oh = dout + rqq * ldo + h * FD;
     const int nkb = T / FB;
     load_tile_sw(sQ, qh + (size_t)qb * FB * ldq, ldq);
     load_tile_sw(sO, oh + (size_t)qb * FB * ldo, ldo);
@@ -748,9 +750,9 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
     load_tile_sw(sV0, vh, ldv);
     cp_commit();
     const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
-    const float *lse_bh = lse + ((size_t)b * NH + h) * T, *d_bh = dsum + ((size_t)b * NH + h) * T;
+    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
     const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
-    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * Tq + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
     const float dsc = dc.on ? dc.scale : 1.0f;
     const uint32_t aQ = smem_u32(sQ), aO = smem_u32(sO), aK0 = smem_u32(sK0), aV0 = smem_u32(sV0);
     float acc[8][4], s[8][4], dp[8][4];
@@ -805,7 +807,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
         wg_commit();
         wg_wait0();
     }
-    dq_store(acc, dq, add, ldadd, rq + row0, ldq, h, t4, bg, (float *)smraw);
+    dq_store(acc, dq, add, ldadd, rqq + row0, ldq, h, t4, bg, (float *)smraw);
 #endif
 }
 
@@ -816,7 +818,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
  * MN-major. */
 #define FWDW_SMEM (5 * WG_TILE + 1024)
 __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
-                                                             const bf16 *k, const bf16 *v, int T, int NH, int ldq, int ldk,
+                                                             const bf16 *k, const bf16 *v, int T, int Tq, int NH, int ldq, int ldk,
                                                              int ldv, int ldo, float scale_log2, DropCtx dc) {
 #ifdef SYMBERT_WGMMA
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -824,8 +826,8 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
     unsigned char *sQ = sm, *sK0 = sm + WG_TILE, *sV0 = sm + 3 * WG_TILE;
     int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T;
-    const bf16 *qh = q + rq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD;
+    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
+    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD;
     load_tile_sw(sQ, qh + (size_t)qb * FB * ldq, ldq);
     load_tile_sw(sK0, kh, ldk);
     load_tile_sw(sV0, vh, ldv);
@@ -833,7 +835,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
     const int row0 = qb * FB + w * 16 + g;       /* rows row0 + 8 r */
     const uint32_t aQ = smem_u32(sQ), aK0 = smem_u32(sK0), aV0 = smem_u32(sV0);
     const int nkb = T / FB;
-    const uint64_t *bw = dc.on ? bits + (((size_t)b * NH + h) * T + row0) * nkb : NULL;
+    const uint64_t *bw = dc.on ? bits + (((size_t)b * NH + h) * Tq + row0) * nkb : NULL;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     float acc[8][4], s[8][4];
 #pragma unroll
@@ -902,11 +904,11 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         lt += __shfl_xor_sync(0xffffffffu, lt, 2);
         float inv = (dc.on ? dc.scale : 1.0f) / lt;
         int row = row0 + 8 * r;
-        bf16 *dst = o + (rq + row) * ldo + h * FD;
+        bf16 *dst = o + (rqq + row) * ldo + h * FD;
 #pragma unroll
         for (int i = 0; i < 8; i++)
             *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
-        if (t4 == 0) lse[((size_t)b * NH + h) * T + row] = m[r] + log2f(lt);
+        if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[r] + log2f(lt);
     }
 #endif
 }
@@ -936,13 +938,14 @@ int flash_select(int impl) {
 }
 
 int flash_supported(AttnShape s) {
-    return s.d == FD && s.T % FQ == 0 && s.ldq % 8 == 0 && s.ldk % 8 == 0 && s.ldv % 8 == 0 && s.ldo % 8 == 0;
+    return s.d == FD && s.T % FQ == 0 && (s.Tq == 0 || s.Tq % FQ == 0) && s.ldq % 8 == 0 && s.ldk % 8 == 0 && s.ldv % 8 == 0 && s.ldo % 8 == 0;
 }
 
 void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream) {
     if (!dc.on) return;
-    size_t n = (size_t)s.B * s.NH * s.T * (s.T / FB) / 2;
-    flash_bits_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(bits, s.B, s.T, s.NH, dc, layer);
+    int Tq = s.Tq ? s.Tq : s.T;
+    size_t n = (size_t)s.B * s.NH * Tq * (s.T / FB) / 2;
+    flash_bits_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(bits, s.B, s.T, Tq, s.qrows, s.NH, dc, layer);
     LAUNCH_CHECK("flash_bits_kernel");
 }
 
@@ -956,15 +959,16 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
     }
     if (g_impl == -2) flash_select(FLASH_AUTO);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
+    const int Tq = s.Tq ? s.Tq : s.T;
     if (g_impl == FLASH_WGMMA) {
-        dim3 grid(s.T / FB, s.NH, s.B);
-        flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq,
+        dim3 grid(Tq / FB, s.NH, s.B);
+        flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, Tq, s.NH, s.ldq,
                                                                 s.ldk, s.ldv, s.ldo, scale_log2, dc);
         LAUNCH_CHECK("flash_fwd_wg_kernel");
         return;
     }
-    dim3 grid(s.T / FQ, s.NH, s.B);
-    flash_fwd_kernel<<<grid, 128, FWD_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, s.NH, s.ldq, s.ldk,
+    dim3 grid(Tq / FQ, s.NH, s.B);
+    flash_fwd_kernel<<<grid, 128, FWD_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, Tq, s.NH, s.ldq, s.ldk,
                                                         s.ldv, s.ldo, scale_log2, dc);
     LAUNCH_CHECK("flash_fwd_kernel");
 }
@@ -983,27 +987,31 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
     if (g_impl == -2) flash_select(FLASH_AUTO);
     const int wg = g_impl == FLASH_WGMMA;
     int C = s.NH * FD;
-    size_t n = (size_t)s.B * s.T * s.NH;
-    flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, s.T, s.NH, s.ldo);
+    const int Tq = s.Tq ? s.Tq : s.T;
+    if (Tq != s.T && k_is_q)
+        cu_fail("flash_backward", "flash_backward", "gathered queries with k == q: pass k_is_q 0 and add dq yourself",
+                __FILE__, __LINE__);
+    size_t n = (size_t)s.B * Tq * s.NH;
+    flash_pre_kernel<<<ceil_div(n, 256), 256, 0, g_stream>>>(dsum, dout, o, s.B, Tq, s.NH, s.ldo);
     LAUNCH_CHECK("flash_pre_kernel");
-    dim3 grid(s.T / FB, s.NH, s.B);
+    dim3 grid(s.T / FB, s.NH, s.B), gridq(Tq / FB, s.NH, s.B);   /* key blocks, query blocks */
     float scale = 1.0f / sqrtf((float)s.d), scale_log2 = 1.4426950408889634f * scale;
     const uint64_t *bb = dc.on ? bits : NULL;
     /* when k is q, dK goes to the scratch (as bf16 [rows, C]) and is added into dQ */
     bf16 *dkk = k_is_q ? (bf16 *)scratch : dk;
     int lddk = k_is_q ? C : s.ldk;
     if (wg)
-        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+        flash_bwd_dkv_wg_kernel<<<grid, 128, DKVW_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, Tq, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc, bg);
     else
-        flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, s.NH,
+        flash_bwd_dkv_kernel<<<grid, 128, DKV_SMEM, g_stream>>>(dkk, dv, q, k, v, dout, lse, dsum, bb, s.T, Tq, s.NH,
             s.ldq, s.ldk, s.ldv, s.ldo, lddk, scale, scale_log2, dc, bg);
     LAUNCH_CHECK(wg ? "flash_bwd_dkv_wg_kernel" : "flash_bwd_dkv_kernel");
     if (wg)
-        flash_bwd_dq_wg_kernel<<<grid, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
-            bb, s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
+        flash_bwd_dq_wg_kernel<<<gridq, 128, DQW_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum,
+            bb, s.T, Tq, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
     else
-        flash_bwd_dq_kernel<<<grid, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb,
-            s.T, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
+        flash_bwd_dq_kernel<<<gridq, 128, DQ_SMEM, g_stream>>>(dq, k_is_q ? dkk : NULL, C, q, k, v, dout, lse, dsum, bb,
+            s.T, Tq, s.NH, s.ldq, s.ldk, s.ldv, s.ldo, scale, scale_log2, dc, bg);
     LAUNCH_CHECK(wg ? "flash_bwd_dq_wg_kernel" : "flash_bwd_dq_kernel");
 }

@@ -73,10 +73,16 @@ struct btc_model {
     float *mean0, *rstd0;
     LayerBuf *lay;
     int cap;                        /* head rows allocated */
+    int maxB_cur;                   /* samples in the current micro-batch */
     void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
     float *hmean, *hrstd, *lossrow;
     int sparse_last;                /* the last layer after its attention at the masked rows only */
     void *lo, *lr1, *lh1, *lu, *lg, *lr2, *ldres, *ldy, *ldu;   /* its rows there (head-sized) */
+    int gathered;                   /* flash + sparse_last: its attention for the masked queries only */
+    int tq;                         /* query rows per sample there (a multiple of 128, <= T) */
+    void *gq, *go, *gdo, *gdq;      /* gathered queries, their outputs and gradients [maxB*T, C] at most */
+    int32_t *qmap, *qrows, *qinv;   /* gathered row -> masked index (-1: padding), -> position; token row -> gathered row */
+    int32_t *h_off;                 /* host copy of the per-sample offsets of the masked positions [maxB + 1] */
     float *lmean1, *lrstd1, *lmean2, *lrstd2;
     void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
     float *dqacc, *dsum, *embtmp;
@@ -335,6 +341,17 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     }
     m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
     m->pbias = (float *)cu_alloc(C * 4, "pairwise bias-gradient scratch");
+    m->gathered = m->flash && m->sparse_last;
+    m->h_off = (int32_t *)calloc((size_t)maxB + 1, sizeof(int32_t));
+    if (m->gathered) {
+        m->gq = alloc_t(m, M * C, "last layer: gathered queries");
+        m->go = alloc_t(m, M * C, "last layer: attention output of the gathered queries");
+        m->gdo = alloc_t(m, M * C, "last layer: gradient of that output");
+        m->gdq = alloc_t(m, M * C, "last layer: gradient of the gathered queries");
+        m->qmap = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
+        m->qrows = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
+        m->qinv = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
+    }
     CUDA_CHECK(cudaMemset(m->pbias, 0, C * 4));
     m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
     CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
@@ -376,7 +393,8 @@ extern "C" void btc_free(btc_model *m) {
     /* device memory: freed wholesale; the process usually ends here */
     void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
                     m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
-                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->pbias, m->lossacc,
+                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->pbias, m->gq, m->go, m->gdo,
+                    m->gdq, m->qmap, m->qrows, m->qinv, m->lossacc,
                     m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
                     m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
@@ -394,6 +412,7 @@ extern "C" void btc_free(btc_model *m) {
     free(m->lay);
     free(m->ioff);
     free(m->hbuf);
+    free(m->h_off);
     free(m);
 }
 
@@ -468,6 +487,82 @@ template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
 static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + ioff(m, k, l); }
 static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + ioff(m, k, l); }
 
+/* The gathered queries of the last layer: sample b's masked positions
+ * (off[b] .. off[b + 1] - 1 in the list pos) become query rows b*tq + j,
+ * padded to tq.  qmap: row -> index in the list (-1: padding); qrows: row ->
+ * position in its sample (its dropout draws; -1); qinv: token row -> row
+ * (-1: not masked; set to -1 by the caller first).  Block b. */
+__global__ static void gq_maps_kernel(int32_t *qmap, int32_t *qrows, int32_t *qinv, const int32_t *pos,
+                                      const int32_t *off, int T, int tq) {
+    int b = blockIdx.x, cnt = off[b + 1] - off[b];
+    for (int j = threadIdx.x; j < tq; j += blockDim.x) {
+        int r = b * tq + j, k = j < cnt ? off[b] + j : -1;
+        qmap[r] = k;
+        qrows[r] = k >= 0 ? pos[k] - b * T : -1;
+        if (k >= 0) qinv[pos[k]] = r;
+    }
+}
+/* dst[r] = src[sidx(r)] for rows r < nrows (16-byte packs), zero where the
+ * index is -1; sidx(r) = via ? via[map[r]] : map[r] (map[r] >= 0).  add:
+ * dst[r] += src[sidx(r)] instead, rows with index -1 untouched. */
+template <typename T>
+__global__ static void gather_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via,
+                                         int nrows, int C, int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    Pack16<T> x;
+    if (k >= 0) x = ld16(src + (size_t)(via ? via[k] : k) * lds + c);
+    else if (add) return;
+    else
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(0.0f);
+    if (add && k >= 0) {
+        Pack16<T> y = ld16(dst + (size_t)r * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)r * ldd + c, x);
+}
+/* dst[map[r]] (op)= src[r] for rows r < nrows with map[r] >= 0: add 0 writes, 1 adds. */
+template <typename T>
+__global__ static void scatter_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C,
+                                          int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    if (k < 0) return;
+    Pack16<T> x = ld16(src + (size_t)r * lds + c);
+    if (add) {
+        Pack16<T> y = ld16(dst + (size_t)k * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)k * ldd + c, x);
+}
+template <typename T> static void launch_rows(int nrows, int C, dim3 &grid, int &threads) {
+    int per = C / Pack16<T>::N, rows = 256 / per > 0 ? 256 / per : 1;
+    threads = rows * per;
+    grid = dim3(ceil_div(nrows, rows));
+}
+template <typename T>
+static void gather_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via, int nrows, int C,
+                       int add = 0) {
+    dim3 g; int th;
+    launch_rows<T>(nrows, C, g, th);
+    gather_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, via, nrows, C, add);
+    LAUNCH_CHECK("gather_map_kernel");
+}
+template <typename T>
+static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
+    dim3 g; int th;
+    launch_rows<T>(nrows, C, g, th);
+    scatter_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, nrows, C, add);
+    LAUNCH_CHECK("scatter_map_kernel");
+}
+
 /* The last layer at the masked rows only.  Its output feeds nothing but the
  * MLM head, which reads the n masked rows, and everything after its
  * attention works row by row: so the output projection, LN1, the FFN and
@@ -484,7 +579,10 @@ static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t
     const int C = m->C, F = m->F, T_ = m->T, npad = np_ - n;
     const float eps = m->c.ln_eps;
     gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
-    gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
+    if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
+        scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, m->maxB_cur * m->tq, C, 0);
+    else
+        gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lo + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
     linear_fwd<T>((T *)m->ldy, (const T *)m->lo, W<T>(m, BT_T_AO_W, l), NULL, np_, C, C);   /* (bias: in LN1) */
@@ -544,8 +642,12 @@ static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int 
     prof("bwd attn-out dW");
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->ldy, W<T>(m, BT_T_AO_W, l), np_, C, C, 0.0f);
     gemm_set_autotune(1);
-    CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
-    scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
+    if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
+        gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, m->maxB_cur * m->tq, C);
+    else {
+        CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
+        scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
+    }
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh2, pos, n, C);
     prof("bwd attn-out dX");
@@ -568,12 +670,22 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     /* the attention dropout bits of every layer, on the side stream: they depend on no data, and
      * this integer work overlaps the memory-bound kernels of the main stream.  They start once
      * everything queued before (the previous pass's backward, which reads the old bits) is done. */
+    /* the last layer's attention for the masked queries only: gathered rows b*tq + j */
+    m->maxB_cur = B;
+    const int gath = m->gathered && n > 0;
+    AttnShape asq = as;
+    if (gath) {
+        asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->qrows;
+        CUDA_CHECK(cudaMemsetAsync(m->qinv, 0xff, (size_t)M * 4, g_stream));
+        gq_maps_kernel<<<B, 128, 0, g_stream>>>(m->qmap, m->qrows, m->qinv, pos, m->d_off, T_, m->tq);
+        LAUNCH_CHECK("gq_maps_kernel");
+    }
     const int side_bits = m->flash && ad.on;
     if (side_bits) {
         CUDA_CHECK(cudaEventRecord(m->ev_start, g_stream));
         CUDA_CHECK(cudaStreamWaitEvent(m->side, m->ev_start, 0));
         for (int l = 0; l < c->layers; l++) {
-            flash_dropout_bits(m->lay[l].bits, as, ad, l, m->side);
+            flash_dropout_bits(m->lay[l].bits, gath && l == c->layers - 1 ? asq : as, ad, l, m->side);
             CUDA_CHECK(cudaEventRecord(m->ev_bits[l], m->side));
         }
     }
@@ -601,7 +713,12 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
         if (m->flash) {
             if (side_bits) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_bits[l], 0));
-            flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
+            if (gath && l == last) {   /* the masked queries, gathered (padding rows zero) */
+                gather_map<T>((T *)m->gq, C, qa, as.ldq, m->qmap, pos, B * m->tq, C);
+                flash_forward((bf16 *)m->go, b->lse, b->bits, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va,
+                              asq, ad);
+            } else
+                flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
         } else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
@@ -719,7 +836,16 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         T *dqa = pair ? (T *)m->dqs : dqkv;
         T *dka = dqkv + (orig ? C : 0), *dva = dqkv + (np - 1) * C;
         int k_is_q = c->attn == BT_ATTN_SYMMETRIC;
-        if (m->flash)
+        if (gath && l == last) {
+            /* gathered queries: dK, dV for every key row; dq for the gathered rows, then into place
+             * (zero elsewhere; symmetric and pairwise: dK is a gradient of Q too, so it is summed into Q's bias) */
+            float *gb = GR(m, BT_T_Q_B, l);
+            AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : gb, gb + (np - 1) * C};
+            flash_backward((bf16 *)m->gdq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gdo,
+                           (const bf16 *)m->go, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
+                           asq, ad, 0, bg);
+            gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gdq, C, m->qinv, NULL, M, C, k_is_q);
+        } else if (m->flash)
         {
             /* the q/k/v bias gradients come out of the attention backward (column sums of dq, dk, dv);
              * pairwise: dk is a gradient of Q, dq is one of Q S_h (turned into Q's below) */
@@ -781,6 +907,7 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         off[0] = 0;
         for (int i = 0; i < B; i++) off[i + 1] = off[i] + b->counts[i];
         n = off[B];
+        memcpy(m->h_off, off, (size_t)(B + 1) * sizeof *off);
         memcpy(ids, b->ids, (size_t)M * sizeof *ids);
         CUDA_CHECK(cudaMemcpyAsync(m->d_off, off, (size_t)(B + 1) * 4, cudaMemcpyHostToDevice, g_stream));
         CUDA_CHECK(cudaMemcpyAsync(m->d_ids, ids, (size_t)M * 2, cudaMemcpyHostToDevice, g_stream));
@@ -793,7 +920,10 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         for (int i = 0; i < M; i++) {
             h[i] = b->inputs[i];
             if (b->labels[i] != BT_IGNORE) { h[M + n] = i; h[2 * M + n] = b->labels[i]; n++; }
+            if ((i + 1) % m->T == 0) m->h_off[(i + 1) / m->T] = n;   /* where each sample's positions end */
         }
+        m->h_off[0] = 0;
+        if (m->gathered) CUDA_CHECK(cudaMemcpyAsync(m->d_off, m->h_off, (size_t)(B + 1) * 4, cudaMemcpyHostToDevice, g_stream));
         /* the three arrays at their offsets (pos at M, labels at 2M) */
         CUDA_CHECK(cudaMemcpyAsync(m->d_in, h, (size_t)M * 4, cudaMemcpyHostToDevice, g_stream));
         CUDA_CHECK(cudaMemcpyAsync(m->d_in + M, h + M, (size_t)n * 4, cudaMemcpyHostToDevice, g_stream));
@@ -801,6 +931,13 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
     }
     if (n_labels) *n_labels = n;
+    {   /* the last layer's gathered queries: the most masked positions of a sample, rounded up to 128 */
+        int mx = 0;
+        for (int i = 0; i < B; i++) if (m->h_off[i + 1] - m->h_off[i] > mx) mx = m->h_off[i + 1] - m->h_off[i];
+        m->tq = (mx + 127) / 128 * 128;
+        if (m->tq < 128) m->tq = 128;
+        if (m->tq > m->T) m->tq = m->T;
+    }
     if (head_pad(n) > m->cap) {   /* rare: more masked positions than planned for */
         CUDA_CHECK(cudaStreamSynchronize(g_stream));
         alloc_head(m, n + n / 4);
