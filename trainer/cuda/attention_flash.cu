@@ -130,10 +130,10 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int Tq, const in
 #pragma unroll
     for (int u = 0; u < 2; u++) {
         uint64_t w0 = (((uint64_t)h * T + i) * T + (uint64_t)(kb + u) * FB) >> 2;
-        uint64_t word = 0;
+        uint64_t word = 0, x = key + 0x9e3779b97f4a7c15ULL * (w0 + 1);   /* bt_dropout_word's argument, walked */
 #pragma unroll
-        for (int q = 0; q < FB / 4; q++) {
-            uint64_t r = bt_dropout_word(key, w0 + q);
+        for (int q = 0; q < FB / 4; q++, x += 0x9e3779b97f4a7c15ULL) {
+            uint64_t r = bt_mix64(x);                 /* = bt_dropout_word(key, w0 + q) */
             if (dc.thr > 0xffffu) continue;      /* p rounds to 1: nothing kept */
             /* slots 0..3 are the four 16-bit quarters; slot s lands at bitpos(4 q) + 16 (s >> 1) + (s & 1) */
             uint32_t mlo = __vcmpgeu2((uint32_t)r, thr2), mhi = __vcmpgeu2((uint32_t)(r >> 32), thr2);

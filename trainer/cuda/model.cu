@@ -94,8 +94,9 @@ struct btc_model {
     int nchunks;
     float *partials;
     int last_n;
-    cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream */
-    cudaEvent_t ev_start, *ev_bits;
+    cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream; zeroing the gradients */
+    cudaEvent_t ev_start, *ev_bits, ev_zero;
+    int zero_pending;               /* btc_zero_grads asked; done on the side stream during the next forward */
 };
 
 static int g_inited;
@@ -380,6 +381,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&prio_lo, &prio_hi));
     CUDA_CHECK(cudaStreamCreateWithPriority(&m->side, cudaStreamNonBlocking, prio_lo));
     CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_start, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_zero, cudaEventDisableTiming));
     m->ev_bits = (cudaEvent_t *)calloc(c->layers, sizeof(cudaEvent_t));
     for (int l = 0; l < c->layers; l++) CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_bits[l], cudaEventDisableTiming));
     return m;
@@ -408,6 +410,7 @@ extern "C" void btc_free(btc_model *m) {
     for (int l = 0; l < m->c.layers; l++) cudaEventDestroy(m->ev_bits[l]);
     free(m->ev_bits);
     cudaEventDestroy(m->ev_start);
+    cudaEventDestroy(m->ev_zero);
     cudaStreamDestroy(m->side);
     free(m->lay);
     free(m->ioff);
@@ -437,7 +440,13 @@ extern "C" void btc_set_params(btc_model *m, const float *params) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
 }
 extern "C" void btc_get_params(btc_model *m, float *params) { download(m, params, m->p); }
-extern "C" void btc_get_grads(btc_model *m, float *grads) { download(m, grads, m->grad); }
+/* A zeroing still pending (no backward pass since btc_zero_grads) is done now, on the main stream. */
+static void zero_now(btc_model *m) {
+    if (!m->zero_pending) return;
+    CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream));
+    m->zero_pending = 0;
+}
+extern "C" void btc_get_grads(btc_model *m, float *grads) { zero_now(m); download(m, grads, m->grad); }
 extern "C" void btc_set_moments(btc_model *m, const float *a, const float *b) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
     if (a) upload(m, m->m1, a);
@@ -449,11 +458,10 @@ extern "C" void btc_get_moments(btc_model *m, float *a, float *b) {
     if (a) download(m, a, m->m1);
     if (b) download(m, b, m->m2);
 }
-extern "C" void btc_zero_grads(btc_model *m) {
-    prof("(other)");
-    CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, g_stream));
-    prof("zero gradients");
-}
+/* The gradients are zeroed on the side stream while the next pass's forward
+ * runs (it reads no gradient), and its backward waits for that: the 4 bytes
+ * a parameter of memset overlap compute-bound products instead of adding up. */
+extern "C" void btc_zero_grads(btc_model *m) { m->zero_pending = 1; }
 
 /* ------------------------------------------------------------ the pass */
 
@@ -689,6 +697,16 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             CUDA_CHECK(cudaEventRecord(m->ev_bits[l], m->side));
         }
     }
+    const int zero_side = m->zero_pending && backward && n > 0;
+    if (zero_side) {   /* after everything queued before (the last update's AdamW reads the gradients) */
+        if (!side_bits) {
+            CUDA_CHECK(cudaEventRecord(m->ev_start, g_stream));
+            CUDA_CHECK(cudaStreamWaitEvent(m->side, m->ev_start, 0));
+        }
+        CUDA_CHECK(cudaMemsetAsync(m->grad, 0, m->np * 4, m->side));
+        CUDA_CHECK(cudaEventRecord(m->ev_zero, m->side));
+        m->zero_pending = 0;
+    }
 
     /* embeddings */
     LnDrop emb_drop = {hd, -1, BT_DROP_EMB};
@@ -777,6 +795,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     LAUNCH_CHECK("loss_accum_kernel");
 
     /* ---------------- backward: head (padding rows are zero all the way) */
+    if (zero_side) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_zero, 0));
     /* dword += dlogits^T hn: D [C, Vp] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x Vp) */
     gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
          1, 0, 0, 0);
@@ -1016,6 +1035,7 @@ __global__ static void clip_kernel(float *normclip, float clip) {
 }
 
 extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {
+    zero_now(m);
     prof("(other)");
     sumsq_kernel<<<m->nchunks, 256, 0, g_stream>>>(m->partials, m->grad, m->chunks);
     LAUNCH_CHECK("sumsq_kernel");
