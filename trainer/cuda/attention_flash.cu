@@ -13,9 +13,15 @@
  * of one 16-wide k-step, which is how P goes from one product to the next
  * without leaving registers.
  *
- * The dropout of the probabilities is drawn once, in the forward pass, from
- * model.h's stream (the CPU trainer's masks exactly), and kept as bits for
- * the backward pass: B*NH*T*T/8 bytes per layer. */
+ * On compute capability 9.0 the same scheme runs on wgmma (warpgroup MMA,
+ * wgmma.cuh) with the accumulators in this same C layout per warp: the
+ * softmax and dropout code is the mma.sync kernels' (written in each), the
+ * block ends (dkv_store, dq_store) are shared; flash_select chooses.  Queries may be a gathered
+ * subset (AttnShape.Tq rows a sample; the keys and values stay T rows).
+ *
+ * The dropout of the probabilities is drawn once per layer into bits (the
+ * CPU trainer's masks exactly: model.h's stream), by flash_bits_kernel on a
+ * side stream, and read by both directions: B*NH*Tq*T/8 bytes per layer. */
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/wgmma.cuh"
 #include <stdlib.h>
