@@ -391,6 +391,54 @@ __device__ __forceinline__ void load_qstats(float *sL, float *sD, uint64_t *sB, 
     }
 }
 
+/* The elementwise middle of the dK/dV blocks, in the C layout of S^T and dP^T
+ * (rows: keys kr0 + 8 r; columns: queries 8 i + 2 t4 + c of the tile):
+ * P^T = exp2(S^T scale_log2 - lse), dP^T through the dropout, then
+ * dpt = dS^T = P^T (dP^T - D) / sqrt(d) and st = dropout(P^T).  sL, sD, sB:
+ * the tile's log-sum-exps, D and dropout words by query; bp0, bp1: the bits
+ * of keys kr0, kr0 + 8 in those words. */
+__device__ __forceinline__ void dkv_softmax_grad(float (&st)[8][4], float (&dpt)[8][4], const float *sL, const float *sD,
+                                                 const uint64_t *sB, int bp0, int bp1, int t4, float dsc, float scale,
+                                                 float scale_log2) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int q0 = i * 8 + 2 * t4;        /* two adjacent queries: 8- and 16-byte shared loads */
+        const float2 L2 = *(const float2 *)(sL + q0), D2 = *(const float2 *)(sD + q0);
+        const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            float L = c ? L2.y : L2.x, Dd = c ? D2.y : D2.x;
+            uint64_t word = c ? W2.y : W2.x;
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float p = fast_exp2(st[i][2 * r + c] * scale_log2 - L);
+                float mk = ((word >> (r ? bp1 : bp0)) & 1) ? dsc : 0.0f;
+                dpt[i][2 * r + c] = p * (dpt[i][2 * r + c] * mk - Dd) * scale;   /* dS^T */
+                st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
+            }
+        }
+    }
+}
+/* The same for the dQ blocks (rows: queries row0 + 8 r with lse L0/L1, D
+ * D0/D1 and keep bits m0/m1 of this lane's 16 keys; columns: keys 8 i +
+ * 2 t4 + c): s = dS = P (dP dropout - D) / sqrt(d). */
+__device__ __forceinline__ void dq_softmax_grad(float (&s)[8][4], const float (&dp)[8][4], uint32_t m0, uint32_t m1,
+                                                float L0, float L1, float D0, float D1, float dsc, float scale,
+                                                float scale_log2) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                uint32_t mw = r ? m1 : m0;
+                float L = r ? L1 : L0, Dd = r ? D1 : D0;
+                float p = fast_exp2(s[i][2 * r + c] * scale_log2 - L);
+                float mk = ((mw >> (2 * i + c)) & 1) ? dsc : 0.0f;
+                s[i][2 * r + c] = p * (dp[i][2 * r + c] * mk - Dd) * scale;
+            }
+}
+
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
@@ -464,25 +512,7 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
                 mma16816(dpt[2 * np], vf[ks], bo[0], bo[1]);
                 mma16816(dpt[2 * np + 1], vf[ks], bo[2], bo[3]);
             }
-        /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const int q0 = i * 8 + 2 * t4;        /* two adjacent queries: 8- and 16-byte shared loads */
-            const float2 L2 = *(const float2 *)(sL + q0), D2 = *(const float2 *)(sD + q0);
-            const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
-#pragma unroll
-            for (int c = 0; c < 2; c++) {
-                float L = c ? L2.y : L2.x, Dd = c ? D2.y : D2.x;
-                uint64_t word = c ? W2.y : W2.x;
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    float p = fast_exp2(st[i][2 * r + c] * scale_log2 - L);
-                    float mk = ((word >> (r ? bp1 : bp0)) & 1) ? dsc : 0.0f;
-                    dpt[i][2 * r + c] = p * (dpt[i][2 * r + c] * mk - Dd) * scale;   /* dS^T */
-                    st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
-                }
-            }
-        }
+        dkv_softmax_grad(st, dpt, sL, sD, sB, bp0, bp1, t4, dsc, scale, scale_log2);
         /* dV += P^T dO;  dK += dS^T Q  (A operands straight from registers) */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -573,19 +603,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
                 mma16816(dp[2 * np], of[ks], bv[0], bv[1]);
                 mma16816(dp[2 * np + 1], of[ks], bv[2], bv[3]);
             }
-        /* dS = P (dP * dropout - D) / sqrt(d), rows row0 + 8 r, columns 8 i + 2 t4 + c */
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int r = 0; r < 2; r++)
-#pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    uint32_t mw = r ? m1 : m0;
-                    float L = r ? L1 : L0, Dd = r ? D1 : D0;
-                    float p = fast_exp2(s[i][2 * r + c] * scale_log2 - L);
-                    float mk = ((mw >> (2 * i + c)) & 1) ? dsc : 0.0f;
-                    s[i][2 * r + c] = p * (dp[i][2 * r + c] * mk - Dd) * scale;
-                }
+        dq_softmax_grad(s, dp, m0, m1, L0, L1, D0, D1, dsc, scale, scale_log2);
         /* dQ += dS K */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -690,25 +708,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dpt, wg_desc(aV + 32 * ks), wg_desc(aO + 32 * ks), ks);
         wg_commit();
         wg_wait0();
-        /* elementwise: rows are keys (kr0 + 8 r), columns queries (8 i + 2 t4 + c) */
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const int q0 = i * 8 + 2 * t4;
-            const float2 L2 = *(const float2 *)(sL + q0), D2 = *(const float2 *)(sD + q0);
-            const ulonglong2 W2 = *(const ulonglong2 *)(sB + q0);
-#pragma unroll
-            for (int c = 0; c < 2; c++) {
-                float L = c ? L2.y : L2.x, Dd = c ? D2.y : D2.x;
-                uint64_t word = c ? W2.y : W2.x;
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    float p = fast_exp2(st[i][2 * r + c] * scale_log2 - L);
-                    float mk = ((word >> (r ? bp1 : bp0)) & 1) ? dsc : 0.0f;
-                    dpt[i][2 * r + c] = p * (dpt[i][2 * r + c] * mk - Dd) * scale;   /* dS^T */
-                    st[i][2 * r + c] = p * mk;                                        /* dropout(P)^T */
-                }
-            }
-        }
+        dkv_softmax_grad(st, dpt, sL, sD, sB, bp0, bp1, t4, dsc, scale, scale_log2);
         uint32_t ap[4][4], as[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -785,19 +785,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(dp, wg_desc(aO + 32 * ks), wg_desc(aV + 32 * ks), ks);
         wg_commit();
         wg_wait0();
-        /* dS = P (dP * dropout - D) / sqrt(d), rows row0 + 8 r, columns 8 i + 2 t4 + c */
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int r = 0; r < 2; r++)
-#pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    uint32_t mw = r ? m1 : m0;
-                    float L = r ? L1 : L0, Dd = r ? D1 : D0;
-                    float p = fast_exp2(s[i][2 * r + c] * scale_log2 - L);
-                    float mk = ((mw >> (2 * i + c)) & 1) ? dsc : 0.0f;
-                    s[i][2 * r + c] = p * (dp[i][2 * r + c] * mk - Dd) * scale;
-                }
+        dq_softmax_grad(s, dp, m0, m1, L0, L1, D0, D1, dsc, scale, scale_log2);
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {

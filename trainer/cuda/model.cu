@@ -571,84 +571,121 @@ static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *m
     LAUNCH_CHECK("scatter_map_kernel");
 }
 
+/* A layer after its attention, on `rows` rows (padded with zero rows to
+ * prow for the products): output projection, LN1 (with the projection's
+ * bias, dropout and the residual), FFN, LN2; and its backward.  The dense
+ * layers run it on every token row; the last layer on its masked rows
+ * (rowmap: their token rows, for the dropout draws).  PostAttn names the
+ * buffers of one such call. */
+struct PostAttn {
+    const void *o, *x;                  /* attention output, layer input (the residual) */
+    void *r1, *h1, *u, *g, *r2, *h2;    /* saved for the backward; h2 the output */
+    float *mean1, *rstd1, *mean2, *rstd2;
+    void *y, *dres, *du;                /* scratch: sublayer outputs / their gradients */
+    void *dh, *dx, *dO;                 /* backward: gradient of h2 (in), of x and of o (out; dx may be dh) */
+};
+template <typename T>
+static void pad_zero(void *p, int rows, int prow, int C, size_t esz) {
+    if (prow > rows) CUDA_CHECK(cudaMemsetAsync((T *)p + (size_t)rows * C, 0, (size_t)(prow - rows) * C * esz, g_stream));
+}
+template <typename T>
+static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+    const int C = m->C, F = m->F, T_ = m->T;
+    const float eps = m->c.ln_eps;
+    linear_fwd<T>((T *)p.y, (const T *)p.o, W<T>(m, BT_T_AO_W, l), NULL, prow, C, C);   /* (bias: in LN1) */
+    prof("fwd attn-out GEMM");
+    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, rowmap};
+    layernorm_forward<T>((T *)p.h1, (T *)p.r1, p.mean1, p.rstd1, (const T *)p.x, (const T *)p.y, PF(m, BT_T_AO_B, l),
+                         PF(m, BT_T_ALN_W, l), PF(m, BT_T_ALN_B, l), rows, C, T_, eps, d1);
+    pad_zero<T>(p.h1, rows, prow, C, m->esz);
+    prof("fwd LN1");
+    linear_fwd<T>((T *)p.u, (const T *)p.h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), prow, F, C);
+    prof("fwd FFN1 GEMM");
+    gelu_forward<T>((T *)p.g, (const T *)p.u, (size_t)prow * F);
+    prof("fwd GELU");
+    linear_fwd<T>((T *)p.y, (const T *)p.g, W<T>(m, BT_T_FFN2_W, l), NULL, prow, C, F);   /* (bias: in LN2) */
+    prof("fwd FFN2 GEMM");
+    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, rowmap};
+    layernorm_forward<T>((T *)p.h2, (T *)p.r2, p.mean2, p.rstd2, (const T *)p.h1, (const T *)p.y, PF(m, BT_T_FFN2_B, l),
+                         PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), rows, C, T_, eps, d2);
+    prof("fwd LN2");
+}
+/* Padding rows of every gradient stay zero, so they add nothing to the weight gradients. */
+template <typename T>
+static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+    const int C = m->C, F = m->F, T_ = m->T;
+    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, rowmap};
+    layernorm_backward<T>((T *)p.dres, (T *)p.y, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
+                          (const T *)p.dh, (const T *)p.r2, p.mean2, p.rstd2, PF(m, BT_T_OLN_W, l), rows, C, T_, d2, 0,
+                          m->nsm);
+    pad_zero<T>(p.dres, rows, prow, C, m->esz);
+    pad_zero<T>(p.y, rows, prow, C, m->esz);
+    prof("bwd LN2(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)p.y, (const T *)p.g, prow, C, F);
+    prof("bwd FFN2 dW");
+    linear_bwd_x<T>((T *)p.du, (const T *)p.y, W<T>(m, BT_T_FFN2_W, l), prow, C, F, 0.0f);
+    prof("bwd FFN2 dX");
+    gelu_backward_bias<T>((T *)p.du, (const T *)p.u, GR(m, BT_T_FFN1_B, l), prow, F, m->nsm);
+    prof("bwd GELU(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)p.du, (const T *)p.h1, prow, F, C);
+    prof("bwd FFN1 dW");
+    linear_bwd_x<T>((T *)p.dres, (const T *)p.du, W<T>(m, BT_T_FFN1_W, l), prow, F, C, 1.0f);
+    prof("bwd FFN1 dX");
+    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, rowmap};
+    layernorm_backward<T>((T *)p.dx, (T *)p.y, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
+                          (const T *)p.dres, (const T *)p.r1, p.mean1, p.rstd1, PF(m, BT_T_ALN_W, l), rows, C, T_, d1, 0,
+                          m->nsm);
+    prof("bwd LN1(+bias)");
+    linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)p.y, (const T *)p.o, prow, C, C);
+    prof("bwd attn-out dW");
+    linear_bwd_x<T>((T *)p.dO, (const T *)p.y, W<T>(m, BT_T_AO_W, l), prow, C, C, 0.0f);
+    prof("bwd attn-out dX");
+}
+/* The buffers of a dense layer l and of the last layer at its masked rows (head-sized, the head's
+ * input rows hm as its output; dh1 the incoming gradient, then dO's; dh2 the gathered x, then dx's). */
+static PostAttn post_dense(btc_model *m, LayerBuf *b, const void *x) {
+    PostAttn p = {b->o, x, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->mean1, b->rstd1, b->mean2, b->rstd2,
+                  m->dy, m->dres, m->du, m->cur, m->cur, m->dO};
+    return p;
+}
+static PostAttn post_masked(btc_model *m) {
+    PostAttn p = {m->lo, m->dh2, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->hm, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2,
+                  m->ldy, m->ldres, m->ldu, m->dh1, m->dh2, m->dh1};
+    return p;
+}
+
 /* The last layer at the masked rows only.  Its output feeds nothing but the
  * MLM head, which reads the n masked rows, and everything after its
- * attention works row by row: so the output projection, LN1, the FFN and
- * LN2 run on those n rows (gathered, padded with zero rows to np_ as the
- * head is), and their gradients reach the attention output and the layer
- * input at those rows only.  Same loss and gradients as the dense layer;
- * the LayerNorm kernels take their dropout draws from the gathered rows'
- * tokens (LnDrop.rows).  Its attention and q/k/v stay dense (every row is a
- * key and a value).  Forward: from the attention output b->o and the layer
- * input x to the head's input rows m->hm. */
+ * attention works row by row: so post_attn runs on those n rows (gathered,
+ * padded with zero rows to np_ as the head is), and their gradients reach
+ * the attention output and the layer input at those rows only.  Same loss
+ * and gradients as the dense layer.  Its attention stays dense but for the
+ * queries (every row is a key and a value; with the flash kernels only the
+ * masked queries are computed, m->gathered).  Forward: from the attention
+ * output and the layer input x to the head's input rows m->hm. */
 template <typename T>
 static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int n, int np_, DropCtx hd,
                             int l) {
-    const int C = m->C, F = m->F, T_ = m->T, npad = np_ - n;
-    const float eps = m->c.ln_eps;
+    const int C = m->C;
     gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
     if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
         scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, m->maxB_cur * m->tq, C, 0);
     else
         gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lo + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    pad_zero<T>(m->lo, n, np_, C, m->esz);
     gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
-    linear_fwd<T>((T *)m->ldy, (const T *)m->lo, W<T>(m, BT_T_AO_W, l), NULL, np_, C, C);   /* (bias: in LN1) */
-    prof("fwd attn-out GEMM");
-    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, pos};
-    layernorm_forward<T>((T *)m->lh1, (T *)m->lr1, m->lmean1, m->lrstd1, (const T *)m->dh2, (const T *)m->ldy, PF(m, BT_T_AO_B, l),
-                         PF(m, BT_T_ALN_W, l), PF(m, BT_T_ALN_B, l), n, C, T_, eps, d1);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->lh1 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    prof("fwd LN1");
-    linear_fwd<T>((T *)m->lu, (const T *)m->lh1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), np_, F, C);
-    prof("fwd FFN1 GEMM");
-    gelu_forward<T>((T *)m->lg, (const T *)m->lu, (size_t)np_ * F);
-    prof("fwd GELU");
-    linear_fwd<T>((T *)m->ldy, (const T *)m->lg, W<T>(m, BT_T_FFN2_W, l), NULL, np_, C, F);   /* (bias: in LN2) */
-    prof("fwd FFN2 GEMM");
-    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, pos};
-    layernorm_forward<T>((T *)m->hm, (T *)m->lr2, m->lmean2, m->lrstd2, (const T *)m->lh1, (const T *)m->ldy, PF(m, BT_T_FFN2_B, l),
-                         PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), n, C, T_, eps, d2);
-    prof("fwd LN2");
+    post_attn_fwd<T>(m, post_masked(m), n, np_, pos, hd, l);
     gemm_set_autotune(1);
 }
-/* Backward of the above, from the gradient of the head's input rows (m->dh1,
- * zero padding rows) to the full-size gradients of the attention output
- * (m->dO) and of the layer input (m->cur, the residual's share; the q/k/v
- * products add theirs), both zero outside the masked rows.  Padding rows of
- * every gradient stay zero, so they add nothing to the weight gradients. */
+/* Backward, from the gradient of the head's input rows (m->dh1, zero padding
+ * rows) to the gradients of the attention output (m->dO, or m->gdo for the
+ * gathered queries) and of the layer input (m->cur, the residual's share;
+ * the q/k/v products add theirs), zero outside the masked rows. */
 template <typename T>
 static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int np_, DropCtx hd, int l) {
-    const int C = m->C, F = m->F, T_ = m->T, npad = np_ - n;
+    const int C = m->C;
     gemm_set_autotune(0);
-    LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, pos};
-    layernorm_backward<T>((T *)m->ldres, (T *)m->ldy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
-                          (const T *)m->dh1, (const T *)m->lr2, m->lmean2, m->lrstd2, PF(m, BT_T_OLN_W, l), n, C, T_, d2,
-                          0, m->nsm);
-    if (npad) {
-        CUDA_CHECK(cudaMemsetAsync((T *)m->ldres + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-        CUDA_CHECK(cudaMemsetAsync((T *)m->ldy + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    }
-    prof("bwd LN2(+bias)");
-    linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->ldy, (const T *)m->lg, np_, C, F);
-    prof("bwd FFN2 dW");
-    linear_bwd_x<T>((T *)m->ldu, (const T *)m->ldy, W<T>(m, BT_T_FFN2_W, l), np_, C, F, 0.0f);
-    prof("bwd FFN2 dX");
-    gelu_backward_bias<T>((T *)m->ldu, (const T *)m->lu, GR(m, BT_T_FFN1_B, l), np_, F, m->nsm);
-    prof("bwd GELU(+bias)");
-    linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->ldu, (const T *)m->lh1, np_, F, C);
-    prof("bwd FFN1 dW");
-    linear_bwd_x<T>((T *)m->ldres, (const T *)m->ldu, W<T>(m, BT_T_FFN1_W, l), np_, F, C, 1.0f);
-    prof("bwd FFN1 dX");
-    LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT, pos};
-    /* dh2: the gradient of the layer input's masked rows (through the residual); ldy's padding stays zero */
-    layernorm_backward<T>((T *)m->dh2, (T *)m->ldy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
-                          (const T *)m->ldres, (const T *)m->lr1, m->lmean1, m->lrstd1, PF(m, BT_T_ALN_W, l), n, C, T_,
-                          d1, 0, m->nsm);
-    prof("bwd LN1(+bias)");
-    linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->ldy, (const T *)m->lo, np_, C, C);
-    prof("bwd attn-out dW");
-    linear_bwd_x<T>((T *)m->dh1, (const T *)m->ldy, W<T>(m, BT_T_AO_W, l), np_, C, C, 0.0f);
+    post_attn_bwd<T>(m, post_masked(m), n, np_, pos, hd, l);
     gemm_set_autotune(1);
     if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
         gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, m->maxB_cur * m->tq, C);
@@ -658,13 +695,12 @@ static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int 
     }
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
     scatter_rows<T>((T *)m->cur, (const T *)m->dh2, pos, n, C);
-    prof("bwd attn-out dX");
 }
 
 template <typename T>
 static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
     const bt_config *c = &m->c;
-    const int T_ = m->T, C = m->C, F = m->F, NH = m->NH, d = m->d, M = B * T_;
+    const int T_ = m->T, C = m->C, NH = m->NH, d = m->d, M = B * T_;
     const int32_t *inputs = m->d_in, *pos = m->d_in + M, *lab = m->d_in + 2 * M;
     const float eps = c->ln_eps;
     const DropCtx hd = drop_ctx(dc.seed, dc.step, dc.sample0, dc.on ? c->hidden_dropout : 0.0f);
@@ -744,22 +780,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             sparse_last_fwd<T>(m, b, x, pos, n, np_, hd, l);
             break;
         }
-        linear_fwd<T>((T *)m->dy, (const T *)b->o, W<T>(m, BT_T_AO_W, l), NULL, M, C, C);   /* (bias: in LN1) */
-        prof("fwd attn-out GEMM");
-        LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
-        layernorm_forward<T>((T *)b->h1, (T *)b->r1, b->mean1, b->rstd1, x, (const T *)m->dy, PF(m, BT_T_AO_B, l), PF(m, BT_T_ALN_W, l),
-                             PF(m, BT_T_ALN_B, l), M, C, T_, eps, d1);
-        prof("fwd LN1");
-        linear_fwd<T>((T *)b->u, (const T *)b->h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), M, F, C);
-        prof("fwd FFN1 GEMM");
-        gelu_forward<T>((T *)b->g, (const T *)b->u, (size_t)M * F);
-        prof("fwd GELU");
-        linear_fwd<T>((T *)m->dy, (const T *)b->g, W<T>(m, BT_T_FFN2_W, l), NULL, M, C, F);   /* (bias: in LN2) */
-        prof("fwd FFN2 GEMM");
-        LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
-        layernorm_forward<T>((T *)b->h2, (T *)b->r2, b->mean2, b->rstd2, (const T *)b->h1, (const T *)m->dy, PF(m, BT_T_FFN2_B, l),
-                             PF(m, BT_T_OLN_W, l), PF(m, BT_T_OLN_B, l), M, C, T_, eps, d2);
-        prof("fwd LN2");
+        post_attn_fwd<T>(m, post_dense(m, b, x), M, M, NULL, hd, l);
     }
     if (n == 0) return;   /* nothing masked: no loss, no gradient (as the CPU trainer) */
 
@@ -821,32 +842,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         LayerBuf *b = &m->lay[l];
         const T *x = l == 0 ? (const T *)m->x0 : (const T *)m->lay[l - 1].h2;
         if (sparse && l == last) sparse_last_bwd<T>(m, M, pos, n, np_, hd, l);
-        else {
-            LnDrop d2 = {hd, l, BT_DROP_FFN_OUT};
-            layernorm_backward<T>((T *)m->dres, (T *)m->dy, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
-                                  (const T *)m->cur, (const T *)b->r2, b->mean2, b->rstd2, PF(m, BT_T_OLN_W, l), M, C, T_, d2,
-                                  0, m->nsm);
-            prof("bwd LN2(+bias)");
-            linear_bwd_w<T>(GR(m, BT_T_FFN2_W, l), (const T *)m->dy, (const T *)b->g, M, C, F);
-            prof("bwd FFN2 dW");
-            linear_bwd_x<T>((T *)m->du, (const T *)m->dy, W<T>(m, BT_T_FFN2_W, l), M, C, F, 0.0f);
-            prof("bwd FFN2 dX");
-            gelu_backward_bias<T>((T *)m->du, (const T *)b->u, GR(m, BT_T_FFN1_B, l), M, F, m->nsm);
-            prof("bwd GELU(+bias)");
-            linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)m->du, (const T *)b->h1, M, F, C);
-            prof("bwd FFN1 dW");
-            linear_bwd_x<T>((T *)m->dres, (const T *)m->du, W<T>(m, BT_T_FFN1_W, l), M, F, C, 1.0f);
-            prof("bwd FFN1 dX");
-            LnDrop d1 = {hd, l, BT_DROP_ATTN_OUT};
-            layernorm_backward<T>((T *)m->cur, (T *)m->dy, GR(m, BT_T_ALN_W, l), GR(m, BT_T_ALN_B, l), GR(m, BT_T_AO_B, l),
-                                  (const T *)m->dres, (const T *)b->r1, b->mean1, b->rstd1, PF(m, BT_T_ALN_W, l), M, C, T_, d1,
-                                  0, m->nsm);
-            prof("bwd LN1(+bias)");
-            linear_bwd_w<T>(GR(m, BT_T_AO_W, l), (const T *)m->dy, (const T *)b->o, M, C, C);
-            prof("bwd attn-out dW");
-            linear_bwd_x<T>((T *)m->dO, (const T *)m->dy, W<T>(m, BT_T_AO_W, l), M, C, C, 0.0f);
-            prof("bwd attn-out dX");
-        }
+        else post_attn_bwd<T>(m, post_dense(m, b, x), M, M, NULL, hd, l);
         /* attention: gradients land in the packed dqkv (pairwise: d(Q S_h) in dqs) */
         const T *qkv = (const T *)b->qkv;
         const T *qa = pair ? (const T *)b->qs : qkv;
