@@ -14,9 +14,9 @@
  * without leaving registers.
  *
  * On compute capability 9.0 the same scheme runs on wgmma (warpgroup MMA,
- * wgmma.cuh) with the accumulators in this same C layout per warp: the
- * softmax and dropout code is the mma.sync kernels' (written in each), the
- * block ends (dkv_store, dq_store) are shared; flash_select chooses.  Queries may be a gathered
+ * wgmma.cuh) with the accumulators in this same C layout per warp, so the
+ * softmax and dropout code (dkv_softmax_grad, dq_softmax_grad) and the block
+ * ends (dkv_store, dq_store) are shared; flash_select chooses.  Queries may be a gathered
  * subset (AttnShape.Tq rows a sample; the keys and values stay T rows).
  *
  * The dropout of the probabilities is drawn once per layer into bits (the
