@@ -73,7 +73,6 @@ struct btc_model {
     float *mean0, *rstd0;
     LayerBuf *lay;
     int cap;                        /* head rows allocated */
-    int maxB_cur;                   /* samples in the current micro-batch */
     void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
     float *hmean, *hrstd, *lossrow;
     int sparse_last;                /* the last layer after its attention at the masked rows only */
@@ -664,12 +663,12 @@ static PostAttn post_masked(btc_model *m) {
  * masked queries are computed, m->gathered).  Forward: from the attention
  * output and the layer input x to the head's input rows m->hm. */
 template <typename T>
-static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int n, int np_, DropCtx hd,
-                            int l) {
+static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int B, int n, int np_,
+                            DropCtx hd, int l) {
     const int C = m->C;
     gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
     if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
-        scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, m->maxB_cur * m->tq, C, 0);
+        scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, B * m->tq, C, 0);
     else
         gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
     pad_zero<T>(m->lo, n, np_, C, m->esz);
@@ -688,7 +687,7 @@ static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int 
     post_attn_bwd<T>(m, post_masked(m), n, np_, pos, hd, l);
     gemm_set_autotune(1);
     if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
-        gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, m->maxB_cur * m->tq, C);
+        gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, M / m->T * m->tq, C);
     else {
         CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
         scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
@@ -715,7 +714,6 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
      * this integer work overlaps the memory-bound kernels of the main stream.  They start once
      * everything queued before (the previous pass's backward, which reads the old bits) is done. */
     /* the last layer's attention for the masked queries only: gathered rows b*tq + j */
-    m->maxB_cur = B;
     const int gath = m->gathered && n > 0;
     AttnShape asq = as;
     if (gath) {
@@ -777,7 +775,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
         if (sparse && l == last) {
-            sparse_last_fwd<T>(m, b, x, pos, n, np_, hd, l);
+            sparse_last_fwd<T>(m, b, x, pos, B, n, np_, hd, l);
             break;
         }
         post_attn_fwd<T>(m, post_dense(m, b, x), M, M, NULL, hd, l);

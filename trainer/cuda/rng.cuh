@@ -13,7 +13,6 @@
 #ifndef SYMBERT_CUDA_RNG_CUH
 #define SYMBERT_CUDA_RNG_CUH
 #include "trainer/cuda/common.cuh"
-#include <math.h>
 extern "C" {
 #include "trainer/model.h"
 }
