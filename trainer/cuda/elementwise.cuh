@@ -7,24 +7,41 @@
 #include "trainer/cuda/matmul.cuh"
 #include <stdlib.h>
 
+/* b[0..V) = bias[c0..c0+V), or zeros when bias is NULL (c0 a multiple of 4). */
+template <int V> __device__ __forceinline__ void bias_pack(float *b, const float *bias, int c0) {
+#pragma unroll
+    for (int k = 0; k < V; k += 4) {
+        float4 f = bias ? *(const float4 *)(bias + c0 + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        b[k] = f.x; b[k + 1] = f.y; b[k + 2] = f.z; b[k + 3] = f.w;
+    }
+}
+
 /* GELU, erf form (as BERT and PyTorch's default). */
 __device__ __forceinline__ float gelu_f(float u) { return 0.5f * u * (1.0f + erff(u * 0.70710678118654752f)); }
 __device__ __forceinline__ float gelu_grad_f(float u) {
     return 0.5f * (1.0f + erff(u * 0.70710678118654752f)) + u * 0.39894228040143268f * __expf(-0.5f * u * u);
 }
 
-/* g[n] = gelu(u[n]); n a multiple of 16 / sizeof(T). */
-template <typename T> __global__ void gelu_fwd_kernel(T *g, const T *u, size_t n) {
+/* g = gelu(u + bias) over rows of N (u [rows, N], bias [N] fp32 or NULL);
+ * rows * N a multiple of 16 / sizeof(T), N too.  The FFN's first product
+ * leaves its bias to this kernel (and to the backward's): cuBLASLt's bias
+ * epilogue slows that product more than these loads cost. */
+template <typename T> __global__ void gelu_fwd_kernel(T *g, const T *u, const float *bias, size_t n, int N) {
     constexpr int V = Pack16<T>::N;
     size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (i >= n) return;
+    float b[V];
+    bias_pack<V>(b, bias, (int)(i % (size_t)N));
     Pack16<T> a = ld16(u + i), o;
 #pragma unroll
-    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(gelu_f(to_f(a.v[k])));
+    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(gelu_f(to_f(a.v[k]) + b[k]));
     st16(g + i, o);
 }
-template <typename T> static void gelu_forward(T *g, const T *u, size_t n) {
-    gelu_fwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(g, u, n);
+template <typename T> static void gelu_forward(T *g, const T *u, const float *bias, int rows, int N) {
+    size_t n = (size_t)rows * N;
+    if (N % Pack16<T>::N) cu_fail("GELU", "gelu_forward", "width not a multiple of 16 bytes", __FILE__, __LINE__);
+    if (n == 0) return;
+    gelu_fwd_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(g, u, bias, n, N);
     LAUNCH_CHECK("gelu_fwd_kernel");
 }
 
@@ -98,28 +115,32 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
 }
 
 /* GELU backward fused with the column sums of its result (the gradient of
- * the bias that produced u): du = dg * gelu'(u) written in place of dg,
- * dbias[c] += sum over rows of du.  Same tiling as colsum_kernel. */
-template <typename T> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du, const T *__restrict__ u, float *dbias, int M, int N, int rows_per_block) {
+ * the bias that produced u): du = dg * gelu'(u + ubias) written in place of
+ * dg (ubias as in gelu_forward, NULL: none), dbias[c] += sum over rows of
+ * du.  Same tiling as colsum_kernel. */
+template <typename T> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du, const T *__restrict__ u, const float *ubias,
+                                                             float *dbias, int M, int N, int rows_per_block) {
     constexpr int V = Pack16<T>::N;
     __shared__ float part[8][32 * V];
     int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
     int r0 = blockIdx.y * rows_per_block, r1 = min(M, r0 + rows_per_block);
-    float acc[V];
+    float acc[V], ub[V];
 #pragma unroll
     for (int k = 0; k < V; k++) acc[k] = 0.0f;
-    if (c0 < N)
+    if (c0 < N) {
+        bias_pack<V>(ub, ubias, c0);
 #pragma unroll 4
         for (int r = r0 + threadIdx.y; r < r1; r += 8) {
             size_t o = (size_t)r * N + c0;
             Pack16<T> a = ld16(u + o), d = ld16(du + o), out;
 #pragma unroll
             for (int k = 0; k < V; k++) {
-                out.v[k] = from_f<T>(to_f(d.v[k]) * gelu_grad_f(to_f(a.v[k])));
+                out.v[k] = from_f<T>(to_f(d.v[k]) * gelu_grad_f(to_f(a.v[k]) + ub[k]));
                 acc[k] += to_f(out.v[k]);
             }
             st16(du + o, out);
         }
+    }
 #pragma unroll
     for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
     __syncthreads();
@@ -131,14 +152,15 @@ template <typename T> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du,
         if (c < N) atomicAdd(&dbias[c], s);
     }
 }
-template <typename T> static void gelu_backward_bias(T *du, const T *u, float *dbias, int M, int N, int nsm) {
+template <typename T> static void gelu_backward_bias(T *du, const T *u, const float *ubias, float *dbias, int M, int N, int nsm) {
     constexpr int V = Pack16<T>::N;
+    if (M <= 0) return;
     unsigned gx = ceil_div(N, 32 * V);
     int target = colsum_waves() * nsm / (int)gx + 1;
     int rpb = (M + target - 1) / target;
     if (rpb < 64) rpb = 64;
     dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
-    gelu_bwd_colsum_kernel<T><<<grid, block, 0, g_stream>>>(du, u, dbias, M, N, rpb);
+    gelu_bwd_colsum_kernel<T><<<grid, block, 0, g_stream>>>(du, u, ubias, dbias, M, N, rpb);
     LAUNCH_CHECK("gelu_bwd_colsum_kernel");
 }
 

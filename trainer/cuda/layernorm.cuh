@@ -14,7 +14,7 @@
  * Backward: from dout (the gradient of the output), the gradient of r
  * (dr), optionally dr after the dropout of y (dy, the gradient of the
  * sublayer output), and dgamma/dbeta (and the sublayer's bias gradient)
- * accumulated in fp32: a row kernel and a column kernel, below.
+ * accumulated in fp32, in one pass (below).
  *
  * A row is held in P packs of 16 bytes per lane (P a template parameter
  * chosen from C at launch), so C is at most 8 * 32 * (16 / sizeof(T))
@@ -124,126 +124,117 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
     }
 }
 
-/* Backward, in two kernels so that each runs at full occupancy:
- *   row kernel (one warp per row): dr = rstd (g - mean(g) - xhat mean(g xhat))
- *     with g = dout * gamma (dout first through the output dropout in
- *     embedding mode), and dy = dr through the dropout of y when dy is
- *     not NULL;
- *   column kernel (colsum tiling): dgamma += sum g xhat, dbeta += sum g over
- *     the rows (g here without gamma), and dbias += sum dy when dbias is
- *     not NULL (the gradient of the sublayer's output bias). */
-template <typename T, int LN_MAXP>
-__global__ void ln_bwd_row_kernel(T *dr, T *dy, const T *dout, const T *r, const float *mean, const float *rstd,
-                                  const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
-    constexpr int V = Pack16<T>::N;
-    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
-    int row = blockIdx.x * warps + threadIdx.x / 32;
-    if (row >= M) return;
-    int npk = C / V, t, b;
-    ln_row_pos(drop, row, seq, b, t);
-    const bool dk = drop.site >= 0 && drop.dc.on;
-    uint64_t key = dk ? bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
-    float m = mean[row], rs = rstd[row];
-    float g[LN_MAXP][V], xh[LN_MAXP][V];
-    uint32_t kbits[LN_MAXP];
-    float s1 = 0.0f, s2 = 0.0f;
+/* Backward, one pass: each warp walks rows (one at a time, the row in
+ * registers as in the forward) and computes
+ *   dr = rstd (g - mean(g) - xhat mean(g xhat)) with g = dout * gamma
+ *     (dout first through the output dropout in embedding mode),
+ *   dy = dr through the dropout of y (when dy is not NULL),
+ * while each lane sums, over the rows it walks, its columns' shares of
+ * dgamma (g xhat, g without gamma), dbeta (g) and the sublayer's bias
+ * gradient (dy, when dbias is not NULL).  A lane owns the same columns in
+ * every row, so those sums live in the warp's own slice of shared memory
+ * (no atomics; registers would spill); at the end the block adds its warps'
+ * slices and then its sums into the fp32 gradients (one atomicAdd per
+ * column per block).  The grid is as many blocks as fit on the GPU at
+ * once, so there are few such adds, and dout, r and dy are read once. */
+constexpr int LN_BWD_WARPS = 8;
+template <int V> __device__ __forceinline__ void ln_gamma_pack(float *gm, const float *gamma, int c0) {
 #pragma unroll
-    for (int p = 0; p < LN_MAXP; p++) {
-        int pk = lane + 32 * p;
-        kbits[p] = 0xffffffffu;
-        if (pk >= npk) break;
-        int c0 = pk * V;
-        if (dk) kbits[p] = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
-        Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
-        float gm[V];
-#pragma unroll
-        for (int i = 0; i < V; i += 4) {
-            float4 f = *(const float4 *)(gamma + c0 + i);
-            gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
-        }
-#pragma unroll
-        for (int i = 0; i < V; i++) {
-            float gg = to_f(a.v[i]);
-            if (out_dropout && dk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
-            float xx = (to_f(rr.v[i]) - m) * rs;
-            gg *= gm[i];
-            g[p][i] = gg; xh[p][i] = xx;
-            s1 += gg; s2 += gg * xx;
-        }
-    }
-    s1 = warp_sum(s1) / C;
-    s2 = warp_sum(s2) / C;
-#pragma unroll
-    for (int p = 0; p < LN_MAXP; p++) {
-        int pk = lane + 32 * p;
-        if (pk >= npk) break;
-        int c0 = pk * V;
-        Pack16<T> o, oy;
-#pragma unroll
-        for (int i = 0; i < V; i++) {
-            float d = rs * (g[p][i] - s1 - xh[p][i] * s2);
-            o.v[i] = from_f<T>(d);
-            if (dy) oy.v[i] = from_f<T>(!out_dropout && dk ? (((kbits[p] >> i) & 1) ? d * drop.dc.scale : 0.0f) : d);
-        }
-        st16(dr + (size_t)row * C + c0, o);
-        if (dy) st16(dy + (size_t)row * C + c0, oy);
+    for (int i = 0; i < V; i += 4) {
+        float4 f = *(const float4 *)(gamma + c0 + i);
+        gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
     }
 }
-
-template <typename T>
-__global__ void ln_bwd_col_kernel(float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r, const T *dy,
-                                  const float *mean, const float *rstd, int M, int C, int seq, LnDrop drop,
-                                  int out_dropout, int rows_per_block) {
+/* acc[0..V) += a[0..V) in shared memory (16-byte aligned, V a multiple of 4). */
+template <int V> __device__ __forceinline__ void ln_acc_pack(float *acc, const float *a) {
+#pragma unroll
+    for (int i = 0; i < V; i += 4) {
+        float4 f = *(float4 *)(acc + i);
+        f.x += a[i]; f.y += a[i + 1]; f.z += a[i + 2]; f.w += a[i + 3];
+        *(float4 *)(acc + i) = f;
+    }
+}
+template <typename T, int LN_MAXP>
+__global__ void __launch_bounds__(LN_BWD_WARPS * 32)
+ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r, const float *mean,
+              const float *rstd, const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
     constexpr int V = Pack16<T>::N;
-    __shared__ float part[3][8][32 * V];
-    int c0 = (blockIdx.x * 32 + threadIdx.x) * V;
-    int r0 = blockIdx.y * rows_per_block, r1 = min(M, r0 + rows_per_block);
-    const bool dk = out_dropout && drop.site >= 0 && drop.dc.on;
-    float ag[V], ab[V], ay[V];
+    extern __shared__ __align__(16) float red[];   /* [warps][3][C]: each warp's dgamma, dbeta, dbias sums */
+    const int warps = blockDim.x / 32, lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    const int npk = C / V;
+    const bool dk = drop.site >= 0 && drop.dc.on, odk = out_dropout && dk;
+    const bool sum_y = dbias != NULL && dy != NULL;
+    for (int i = threadIdx.x; i < warps * 3 * C; i += blockDim.x) red[i] = 0.0f;
+    __syncthreads();
+    float *acc = red + (size_t)w * 3 * C;
+    for (int row = blockIdx.x * warps + w; row < M; row += gridDim.x * warps) {
+        int t, b;
+        ln_row_pos(drop, row, seq, b, t);
+        uint64_t key = dk ? bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site) : 0;
+        const float m = mean[row], rs = rstd[row];
+        float g[LN_MAXP][V], xh[LN_MAXP][V];
+        uint32_t kbits[LN_MAXP];
+        float s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
-    for (int k = 0; k < V; k++) ag[k] = ab[k] = ay[k] = 0.0f;
-    if (c0 < C)
-#pragma unroll 2
-        for (int row = r0 + threadIdx.y; row < r1; row += 8) {
-            size_t o = (size_t)row * C + c0;
-            float m = mean[row], rs = rstd[row];
-            Pack16<T> a = ld16(dout + o), rr = ld16(r + o);
-            uint32_t kb = 0;
-            if (dk) {
-                int t, b;
-                ln_row_pos(drop, row, seq, b, t);
-                uint64_t key = bt_dropout_key(drop.dc.seed, drop.dc.step, (uint64_t)(drop.dc.sample0 + b), drop.layer, drop.site);
-                kb = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
+        for (int p = 0; p < LN_MAXP; p++) {
+            int pk = lane + 32 * p;
+            kbits[p] = 0xffffffffu;
+            if (pk >= npk) break;
+            int c0 = pk * V;
+            if (dk) kbits[p] = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
+            Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
+            float gm[V], gx[V];
+            ln_gamma_pack<V>(gm, gamma, c0);
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                float gg = to_f(a.v[i]);
+                if (odk) gg = ((kbits[p] >> i) & 1) ? gg * drop.dc.scale : 0.0f;
+                float xx = (to_f(rr.v[i]) - m) * rs;
+                gx[i] = gg * xx;
+                g[p][i] = gg;
+                xh[p][i] = xx;
             }
+            ln_acc_pack<V>(acc + c0, gx);          /* dgamma */
+            ln_acc_pack<V>(acc + C + c0, g[p]);    /* dbeta */
 #pragma unroll
-            for (int k = 0; k < V; k++) {
-                float gg = to_f(a.v[k]);
-                if (dk) gg = ((kb >> k) & 1) ? gg * drop.dc.scale : 0.0f;
-                ag[k] += gg * (to_f(rr.v[k]) - m) * rs;
-                ab[k] += gg;
-            }
-            if (dbias) {
-                Pack16<T> yy = ld16(dy + o);
-#pragma unroll
-                for (int k = 0; k < V; k++) ay[k] += to_f(yy.v[k]);
+            for (int i = 0; i < V; i++) {
+                g[p][i] *= gm[i];
+                s1 += g[p][i]; s2 += g[p][i] * xh[p][i];
             }
         }
+        s1 = warp_sum(s1) / C;
+        s2 = warp_sum(s2) / C;
 #pragma unroll
-    for (int k = 0; k < V; k++) {
-        part[0][threadIdx.y][threadIdx.x * V + k] = ag[k];
-        part[1][threadIdx.y][threadIdx.x * V + k] = ab[k];
-        part[2][threadIdx.y][threadIdx.x * V + k] = ay[k];
+        for (int p = 0; p < LN_MAXP; p++) {
+            int pk = lane + 32 * p;
+            if (pk >= npk) break;
+            int c0 = pk * V;
+            Pack16<T> o, oy;
+            float yv[V];
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                float d = rs * (g[p][i] - s1 - xh[p][i] * s2);
+                o.v[i] = from_f<T>(d);
+                if (dy) {
+                    oy.v[i] = from_f<T>(!out_dropout && dk ? (((kbits[p] >> i) & 1) ? d * drop.dc.scale : 0.0f) : d);
+                    yv[i] = to_f(oy.v[i]);
+                }
+            }
+            st16(dr + (size_t)row * C + c0, o);
+            if (dy) st16(dy + (size_t)row * C + c0, oy);
+            if (sum_y) ln_acc_pack<V>(acc + 2 * C + c0, yv);   /* the sublayer's bias */
+        }
     }
     __syncthreads();
-    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
-        int c = blockIdx.x * 32 * V + j;
-        if (c >= C) continue;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float sg = 0.0f, sb = 0.0f, sy = 0.0f;
-#pragma unroll
-        for (int y = 0; y < 8; y++) { sg += part[0][y][j]; sb += part[1][y][j]; sy += part[2][y][j]; }
+        for (int k = 0; k < warps; k++) {
+            const float *a = red + (size_t)k * 3 * C;
+            sg += a[c]; sb += a[C + c]; sy += a[2 * C + c];
+        }
         atomicAdd(&dgamma[c], sg);
         atomicAdd(&dbeta[c], sb);
-        if (dbias) atomicAdd(&dbias[c], sy);
+        if (sum_y) atomicAdd(&dbias[c], sy);
     }
 }
 
@@ -276,25 +267,34 @@ static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int3
     }
     LAUNCH_CHECK("ln_fwd_kernel(embeddings)");
 }
+/* Blocks of ln_bwd_kernel<T, P> that fit on one SM with C columns (its shared memory
+ * allowed first; asked once per C). */
+template <typename T, int P> static int ln_bwd_blocks_per_sm(int C, size_t smem) {
+    static int cached_c = -1, cached = 1;
+    if (cached_c != C) {
+        int nb = 0;
+        CUDA_CHECK(cudaFuncSetAttribute(ln_bwd_kernel<T, P>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, ln_bwd_kernel<T, P>, LN_BWD_WARPS * 32, smem));
+        cached = nb > 0 ? nb : 1;
+        cached_c = C;
+    }
+    return cached;
+}
 template <typename T>
 static void layernorm_backward(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r,
                                const float *mean, const float *rstd, const float *gamma, int M, int C, int seq,
                                LnDrop drop, int out_dropout, int nsm) {
+    if (M <= 0) return;
+    const size_t smem = (size_t)LN_BWD_WARPS * 3 * C * sizeof(float);
     switch (ln_packs<T>(C)) {
-#define L_(P) case P: ln_bwd_row_kernel<T, P><<<ceil_div(M, 4), 128, 0, g_stream>>>(dr, dy, dout, r, mean, rstd, gamma, \
-        M, C, seq, drop, out_dropout); break;
+#define L_(P) case P: { \
+        int grid = (int)ceil_div(M, LN_BWD_WARPS), full = nsm * ln_bwd_blocks_per_sm<T, P>(C, smem); \
+        if (grid > full) grid = full; \
+        ln_bwd_kernel<T, P><<<grid, LN_BWD_WARPS * 32, smem, g_stream>>>(dr, dy, dgamma, dbeta, dbias, dout, r, mean, \
+            rstd, gamma, M, C, seq, drop, out_dropout); } break;
     L_(1) L_(2) L_(3) L_(4) L_(8)
 #undef L_
     }
-    LAUNCH_CHECK("ln_bwd_row_kernel");
-    constexpr int V = Pack16<T>::N;
-    unsigned gx = ceil_div(C, 32 * V);
-    int target = colsum_waves() * nsm / (int)gx + 1;
-    int rpb = (M + target - 1) / target;
-    if (rpb < 32) rpb = 32;
-    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
-    ln_bwd_col_kernel<T><<<grid, block, 0, g_stream>>>(dgamma, dbeta, dy ? dbias : NULL, dout, r, dy, mean, rstd, M, C,
-                                                       seq, drop, out_dropout, rpb);
-    LAUNCH_CHECK("ln_bwd_col_kernel");
+    LAUNCH_CHECK("ln_bwd_kernel");
 }
 #endif

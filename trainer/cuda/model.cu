@@ -17,7 +17,7 @@
  * (pairwise), the attention output o, the attention's log-sum-exp and
  * dropout bits (flash) or its probabilities (reference path),
  * r1 = x + dropout(attn) with its LayerNorm statistics, h1 = LN1(r1),
- * u = h1 W1^T + b1, g = gelu(u), r2 and its statistics, h2 = LN2(r2) (the
+ * u = h1 W1^T (its bias b1 is added by the GELU kernels), g = gelu(u + b1), r2 and its statistics, h2 = LN2(r2) (the
  * next layer's input).  Other dropout masks are recomputed from model.h's
  * counter-based streams.  The last layer keeps only its attention dense:
  * from its output projection on it runs at the n masked rows, the only ones
@@ -598,9 +598,9 @@ static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, c
                          PF(m, BT_T_ALN_W, l), PF(m, BT_T_ALN_B, l), rows, C, T_, eps, d1);
     pad_zero<T>(p.h1, rows, prow, C, m->esz);
     prof("fwd LN1");
-    linear_fwd<T>((T *)p.u, (const T *)p.h1, W<T>(m, BT_T_FFN1_W, l), W<T>(m, BT_T_FFN1_B, l), prow, F, C);
+    linear_fwd<T>((T *)p.u, (const T *)p.h1, W<T>(m, BT_T_FFN1_W, l), NULL, prow, F, C);   /* (bias: in GELU) */
     prof("fwd FFN1 GEMM");
-    gelu_forward<T>((T *)p.g, (const T *)p.u, (size_t)prow * F);
+    gelu_forward<T>((T *)p.g, (const T *)p.u, PF(m, BT_T_FFN1_B, l), prow, F);
     prof("fwd GELU");
     linear_fwd<T>((T *)p.y, (const T *)p.g, W<T>(m, BT_T_FFN2_W, l), NULL, prow, C, F);   /* (bias: in LN2) */
     prof("fwd FFN2 GEMM");
@@ -624,7 +624,7 @@ static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, c
     prof("bwd FFN2 dW");
     linear_bwd_x<T>((T *)p.du, (const T *)p.y, W<T>(m, BT_T_FFN2_W, l), prow, C, F, 0.0f);
     prof("bwd FFN2 dX");
-    gelu_backward_bias<T>((T *)p.du, (const T *)p.u, GR(m, BT_T_FFN1_B, l), prow, F, m->nsm);
+    gelu_backward_bias<T>((T *)p.du, (const T *)p.u, PF(m, BT_T_FFN1_B, l), GR(m, BT_T_FFN1_B, l), prow, F, m->nsm);
     prof("bwd GELU(+bias)");
     linear_bwd_w<T>(GR(m, BT_T_FFN1_W, l), (const T *)p.du, (const T *)p.h1, prow, F, C);
     prof("bwd FFN1 dW");
@@ -790,7 +790,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     if (!sparse) gather_rows<T>((T *)m->hm, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
-    gelu_forward<T>((T *)m->hg, (const T *)m->hu, (size_t)np_ * C);
+    gelu_forward<T>((T *)m->hg, (const T *)m->hu, NULL, np_, C);
     layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hn + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
@@ -825,7 +825,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
                           (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->dh2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
+    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, NULL, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
     linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
     linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
     gemm_set_autotune(1);
