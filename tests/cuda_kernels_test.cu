@@ -4,10 +4,14 @@
  * (cuBLAS + softmax kernel, in fp32 on the same bf16 inputs) for the
  * output and all three input gradients, with and without dropout, for
  * distinct q/k and for q == k (the symmetric variant, dk added into dq),
- * with q, k, v packed in one buffer as the model has them; several lengths. */
+ * with q, k, v packed in one buffer as the model has them; several lengths;
+ * the GELU form of the kernels (one exponential) against erf in double;
+ * the one-pass LayerNorm backward against a double-precision host
+ * computation, with enough rows that each warp walks several. */
 #include "tests/t.h"
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/elementwise.cuh"
+#include "trainer/cuda/layernorm.cuh"
 #include <vector>
 
 __global__ void rng_kernel(uint32_t *out, uint64_t *words, uint32_t *kbits, uint64_t *keys, int n) {
@@ -169,11 +173,114 @@ static void test_flash_matches_reference(void) {
     flash_select(FLASH_AUTO);
 }
 
+/* GELU and its derivative as the kernels compute them, against double erf, on a dense grid of
+ * [-12, 12] and a few large arguments: absolute error below 4e-7 * max(1, |u|). */
+__global__ void gelu_kernel(float *g, float *gp, const float *u, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { g[i] = gelu_f(u[i]); gp[i] = gelu_grad_f(u[i]); }
+}
+static void test_gelu_matches_erf(void) {
+    std::vector<float> u;
+    for (int i = -120000; i <= 120000; i++) u.push_back((float)i * 1e-4f);
+    const float big[] = {-1e4f, -100.0f, -30.0f, -13.0f, 13.0f, 30.0f, 100.0f, 1e4f, 5.5f, -5.5f, 5.50001f, -5.50001f};
+    for (float b : big) u.push_back(b);
+    int n = (int)u.size();
+    float *du, *dg, *dgp;
+    CUDA_CHECK(cudaMalloc(&du, n * 4)); CUDA_CHECK(cudaMalloc(&dg, n * 4)); CUDA_CHECK(cudaMalloc(&dgp, n * 4));
+    CUDA_CHECK(cudaMemcpy(du, u.data(), n * 4, cudaMemcpyHostToDevice));
+    gelu_kernel<<<(n + 255) / 256, 256>>>(dg, dgp, du, n);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<float> g(n), gp(n);
+    CUDA_CHECK(cudaMemcpy(g.data(), dg, n * 4, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(gp.data(), dgp, n * 4, cudaMemcpyDeviceToHost));
+    double worst = 0, worstp = 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        double x = u[i], phi = 0.5 * (1.0 + erf(x / sqrt(2.0))), pdf = exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+        double e = fabs(g[i] - x * phi) / fmax(1.0, fabs(x)), ep = fabs(gp[i] - (phi + x * pdf)) / fmax(1.0, fabs(x));
+        if (e > worst) worst = e;
+        if (ep > worstp) worstp = ep;
+        if (!(e <= 4e-7 && ep <= 4e-7) && bad++ < 5) printf("# gelu(%.6g) = %.9g, gelu' %.9g\n", x, g[i], gp[i]);
+    }
+    printf("# gelu: worst error %.3g, gelu' %.3g (relative to max(1, |u|))\n", worst, worstp);
+    CHECK(bad == 0, "%d of %d GELU values off by more than 4e-7", bad, n);
+    cudaFree(du); cudaFree(dg); cudaFree(dgp);
+}
+
+/* layernorm_backward (bf16, dropout 0.1 on y, dy and the bias gradient) against double on the host. */
+static float bf_round(float x) { return (float)(bf16)x; }
+static void ln_bwd_case(int M, int C, int seq) {
+    const size_t n = (size_t)M * C;
+    std::vector<float> dout(n), r(n), gamma(C), mean(M), rstd(M);
+    for (size_t i = 0; i < n; i++) { dout[i] = bf_round(frand(91, i)); r[i] = bf_round(frand(92, i) * 2.0f + 0.3f); }
+    for (int c = 0; c < C; c++) gamma[c] = 1.0f + 0.5f * frand(93, c);
+    for (int i = 0; i < M; i++) {
+        double s = 0, q = 0;
+        for (int c = 0; c < C; c++) s += r[(size_t)i * C + c];
+        for (int c = 0; c < C; c++) { double d = r[(size_t)i * C + c] - s / C; q += d * d; }
+        mean[i] = (float)(s / C); rstd[i] = (float)(1.0 / sqrt(q / C + 1e-12));
+    }
+    DropCtx dc = drop_ctx(5, 6, 7, 0.1f);
+    LnDrop ld = {dc, 3, BT_DROP_ATTN_OUT, NULL};
+    bf16 *d_dout = upload<bf16>(dout), *d_r = upload<bf16>(r), *d_dr, *d_dy;
+    float *d_gamma = upload<float>(gamma), *d_mean = upload<float>(mean), *d_rstd = upload<float>(rstd), *d_acc;
+    CUDA_CHECK(cudaMalloc(&d_dr, n * 2)); CUDA_CHECK(cudaMalloc(&d_dy, n * 2));
+    CUDA_CHECK(cudaMalloc(&d_acc, 3 * C * 4)); CUDA_CHECK(cudaMemset(d_acc, 0, 3 * C * 4));
+    int nsm = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, 0));
+    layernorm_backward<bf16>(d_dr, d_dy, d_acc, d_acc + C, d_acc + 2 * C, d_dout, d_r, d_mean, d_rstd, d_gamma, M, C, seq,
+                             ld, 0, nsm);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> dr = download<bf16>(d_dr, n), dy = download<bf16>(d_dy, n), acc = download<float>(d_acc, 3 * C);
+    std::vector<double> sg(C, 0), sb(C, 0), sy(C, 0);
+    int bad = 0;
+    double worst = 0;
+    for (int i = 0; i < M; i++) {
+        uint64_t key = bt_dropout_key(dc.seed, dc.step, (uint64_t)(dc.sample0 + i / seq), 3, BT_DROP_ATTN_OUT);
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < C; c++) {
+            size_t o = (size_t)i * C + c;
+            double xh = (r[o] - mean[i]) * (double)rstd[i], g = dout[o] * (double)gamma[c];
+            s1 += g; s2 += g * xh;
+            sg[c] += dout[o] * xh; sb[c] += dout[o];
+        }
+        s1 /= C; s2 /= C;
+        for (int c = 0; c < C; c++) {
+            size_t o = (size_t)i * C + c;
+            double xh = (r[o] - mean[i]) * (double)rstd[i], g = dout[o] * (double)gamma[c];
+            double d = rstd[i] * (g - s1 - xh * s2);
+            double y = bt_dropout_keep(key, (uint64_t)(i % seq) * C + c, dc.thr) ? d * dc.scale : 0.0;
+            sy[c] += dy[o];   /* (the bias gradient sums dy as the kernel rounded it) */
+            double e = fmax(fabs(dr[o] - d), fabs(dy[o] - y)) / (fabs(d) * 0.01 + 1e-2);
+            if (e > worst) worst = e;
+            if (e > 1.0 && bad++ < 5) printf("# row %d col %d: dr %g want %g, dy %g want %g\n", i, c, dr[o], d, dy[o], y);
+        }
+    }
+    double ag = 0, ab = 0, ay = 0, ng = 0, nb = 0, ny = 0;
+    for (int c = 0; c < C; c++) {
+        ag = fmax(ag, fabs(acc[c] - sg[c])); ab = fmax(ab, fabs(acc[C + c] - sb[c])); ay = fmax(ay, fabs(acc[2 * C + c] - sy[c]));
+        ng = fmax(ng, fabs(sg[c])); nb = fmax(nb, fabs(sb[c])); ny = fmax(ny, fabs(sy[c]));
+    }
+    printf("# layernorm bwd M %d C %d: dgamma off %.2e of %.2e, dbeta %.2e of %.2e, dbias %.2e of %.2e\n", M, C, ag, ng, ab, nb,
+           ay, ny);
+    CHECK(bad == 0, "M %d C %d: %d gradient values differ", M, C, bad);
+    CHECK(ag <= 1e-3 * ng && ab <= 1e-3 * nb && ay <= 1e-3 * ny, "M %d C %d: column sums differ", M, C);
+    cudaFree(d_dout); cudaFree(d_r); cudaFree(d_dr); cudaFree(d_dy); cudaFree(d_gamma); cudaFree(d_mean); cudaFree(d_rstd);
+    cudaFree(d_acc);
+}
+static void test_layernorm_backward(void) {
+    ln_bwd_case(5000, 768, 500);   /* more rows than the grid's warps: each walks several */
+    ln_bwd_case(300, 64, 100);
+    ln_bwd_case(4100, 256, 41);
+}
+
 int main(void) {
     int nd = 0;
     if (cudaGetDeviceCount(&nd) != cudaSuccess || nd == 0) { printf("FAIL cuda_kernels_test: no CUDA device\n"); return 1; }
     gemm_init();
     T_RUN(test_rng_matches_host);
     T_RUN(test_flash_matches_reference);
+    T_RUN(test_gelu_matches_erf);
+    T_RUN(test_layernorm_backward);
     return T_DONE();
 }

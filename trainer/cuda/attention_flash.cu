@@ -31,14 +31,6 @@
 #define FB 64
 #define FP 72
 
-/* 2^x by the hardware's approximation (MUFU.EX2, relative error ~2^-22, flushing denormals): what
- * exp2f compiles to plus the range handling it does not need here (arguments are <= 0 or the
- * running max's small corrections).  Fewer instructions in the ALU-bound softmax parts. */
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {

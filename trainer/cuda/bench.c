@@ -153,6 +153,16 @@ int main(int argc, char **argv) {
                        f / hm[0], f / hm[1], f / hm[2]);
             }
         printf("{\"bench\": \"copy\", \"bytes\": 1073741824, \"GB_s\": %.0f}\n", btc_bench_copy(1u << 30, 20));
+        {
+            static const char *pw[6] = { "gelu fwd", "gelu fwd (erff)", "gelu bwd+bias grad", "gelu bwd+bias grad (erff)",
+                                         "layernorm fwd (residual, bias, dropout)", "layernorm bwd (dy, bias grad)" };
+            double ms[6], by[6];
+            btc_bench_pointwise(16384, 768, 3072, 20, ms, by);
+            for (int i = 0; i < 6; i++)
+                printf("{\"bench\": \"pointwise\", \"kernel\": \"%s\", \"shape\": \"base, mb 32\", \"ms\": %.4f, \"GB_s\": %.0f}\n",
+                       pw[i], ms[i], by[i] / (ms[i] * 1e-3) / 1e9);
+            fflush(stdout);
+        }
         for (int impl2 = BTC_ATTN_FLASH; impl2 <= BTC_ATTN_REF; impl2++)
             for (int dr = 1; dr >= 0; dr--) {
                 double f, b;

@@ -5,6 +5,8 @@
  * are medians of CUDA-event-timed repetitions after a warm-up. */
 #include "trainer/cuda/gpu.h"
 #include "trainer/cuda/attention.cuh"
+#include "trainer/cuda/elementwise.cuh"
+#include "trainer/cuda/layernorm.cuh"
 #include <algorithm>
 #include <vector>
 
@@ -15,6 +17,10 @@ __global__ static void fill_kernel(bf16 *x, size_t n, uint32_t seed, float amp) 
         h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
         x[i] = __float2bfloat16((h * (1.0f / 4294967296.0f) * 2.0f - 1.0f) * amp);
     }
+}
+__global__ static void fill_f32_kernel(float *x, int n, float v) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = v;
 }
 static bf16 *rand_bf16(size_t n, uint32_t seed, float amp, const char *what) {
     bf16 *p = (bf16 *)cu_alloc(n * 2, what);
@@ -127,4 +133,44 @@ extern "C" void btc_bench_head(int V, int Vr, int n, int C, int tune, int reps, 
     ms[2] = time_ms([&] { gemm(dh, CUDA_R_16BF, C, wte, C, 0, lg, Vp, 0, CUDA_R_16BF, C, n, Vr, 1.0f, 0.0f, NULL, 1, 0, 0, 0); }, reps);
     cu_free(wte); cu_free(hn); cu_free(bias); cu_free(lg); cu_free(dh); cu_free(gw);
     gemm_set_autotune(1);
+}
+
+/* The memory-bound kernels of one BERT layer at M token rows, hidden C,
+ * FFN width F, bf16, dropout 0.1 where the model has it: GELU forward and
+ * backward (the polynomial-exponential form the model uses, and the erff
+ * form), LayerNorm forward (residual, bias, dropout) and backward (dy and
+ * the bias gradient).  ms[6] and the bytes each moves (GB/s = bytes / ms). */
+extern "C" void btc_bench_pointwise(int M, int C, int F, int reps, double ms[6], double bytes[6]) {
+    ensure_init();
+    int nsm = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, 0));
+    size_t mf = (size_t)M * F, mc = (size_t)M * C;
+    bf16 *u = rand_bf16(mf, 31, 3.0f, "bench u"), *g = rand_bf16(mf, 32, 1.0f, "bench g");
+    bf16 *x = rand_bf16(mc, 33, 1.0f, "bench x"), *y = rand_bf16(mc, 34, 1.0f, "bench y");
+    bf16 *h = (bf16 *)cu_alloc(mc * 2, "bench h"), *r = (bf16 *)cu_alloc(mc * 2, "bench r");
+    bf16 *dr = (bf16 *)cu_alloc(mc * 2, "bench dr"), *dy = (bf16 *)cu_alloc(mc * 2, "bench dy");
+    float *vec = (float *)cu_alloc((size_t)(F + 8 * C) * 4, "bench vectors"), *mean = (float *)cu_alloc((size_t)M * 4, "bench mean");
+    float *rstd = (float *)cu_alloc((size_t)M * 4, "bench rstd");
+    CUDA_CHECK(cudaMemsetAsync(vec, 0, (size_t)(F + 8 * C) * 4, g_stream));
+    float *fb = vec, *gamma = vec + F, *beta = gamma + C, *dgam = beta + C, *dbet = dgam + C, *dbias = dbet + C;
+    fill_f32_kernel<<<ceil_div(C, 256), 256, 0, g_stream>>>(gamma, C, 1.0f);
+    LAUNCH_CHECK("fill_f32_kernel");
+    DropCtx dc = drop_ctx(1, 2, 0, 0.1f);
+    LnDrop ld = {dc, 0, BT_DROP_ATTN_OUT, NULL};
+    unsigned gb = ceil_div(mf / 8, 256);
+    ms[0] = time_ms([&] { gelu_fwd_kernel<bf16, false><<<gb, 256, 0, g_stream>>>(g, u, fb, mf, F); }, reps);
+    ms[1] = time_ms([&] { gelu_fwd_kernel<bf16, true><<<gb, 256, 0, g_stream>>>(g, u, fb, mf, F); }, reps);
+    int target = colsum_waves() * nsm / (int)ceil_div(F, 256) + 1, rpb = (M + target - 1) / target;
+    if (rpb < 64) rpb = 64;
+    dim3 grid(ceil_div(F, 256), ceil_div(M, rpb)), block(32, 8);
+    /* (du is updated in place: the repetitions see growing values, as fine for timing) */
+    ms[2] = time_ms([&] { gelu_bwd_colsum_kernel<bf16, false><<<grid, block, 0, g_stream>>>(g, u, fb, dbias, M, F, rpb); }, reps);
+    ms[3] = time_ms([&] { gelu_bwd_colsum_kernel<bf16, true><<<grid, block, 0, g_stream>>>(g, u, fb, dbias, M, F, rpb); }, reps);
+    ms[4] = time_ms([&] { layernorm_forward<bf16>(h, r, mean, rstd, x, y, fb, gamma, beta, M, C, 512, 1e-12f, ld); }, reps);
+    ms[5] = time_ms([&] { layernorm_backward<bf16>(dr, dy, dgam, dbet, dbias, x, r, mean, rstd, gamma, M, C, 512, ld, 0, nsm); }, reps);
+    bytes[0] = bytes[1] = 4.0 * mf;
+    bytes[2] = bytes[3] = 6.0 * mf;
+    bytes[4] = bytes[5] = 8.0 * mc;
+    cu_free(u); cu_free(g); cu_free(x); cu_free(y); cu_free(h); cu_free(r); cu_free(dr); cu_free(dy);
+    cu_free(vec); cu_free(mean); cu_free(rstd);
 }
