@@ -102,9 +102,9 @@ const char *btc_flash_kernels(void);
  * vocab V computed as Vr rows (Vr > V: padded), n masked rows, hidden C;
  * tune 0: the heuristic's first pick, 1: the fastest of its candidates. */
 void btc_bench_head(int V, int Vr, int n, int C, int tune, int reps, double ms[3]);
-/* GELU forward/backward (the model's form, then erff's), LayerNorm forward/backward at
- * M x C (F for GELU), bf16: milliseconds and bytes moved of each, ms[6], bytes[6]. */
-void btc_bench_pointwise(int M, int C, int F, int reps, double ms[6], double bytes[6]);
+/* GELU forward/backward, LayerNorm forward/backward at M x C (F for GELU), bf16, and variants:
+ * name, milliseconds and bytes moved of each, *count of them (at most 16). */
+void btc_bench_pointwise(int M, int C, int F, int reps, const char *names[16], double ms[16], double bytes[16], int *count);
 #ifdef __cplusplus
 }
 #endif

@@ -155,7 +155,7 @@ template <int V> __device__ __forceinline__ void ln_acc_pack(float *acc, const f
     }
 }
 template <typename T, int LN_MAXP>
-__global__ void __launch_bounds__(LN_BWD_WARPS * 32)
+__global__ void __launch_bounds__(LN_BWD_WARPS * 32, 2)   /* 2 blocks an SM (3, at 80 registers, spill and were slower) */
 ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *dout, const T *r, const float *mean,
               const float *rstd, const float *gamma, int M, int C, int seq, LnDrop drop, int out_dropout) {
     constexpr int V = Pack16<T>::N;
@@ -267,6 +267,7 @@ static void embed_forward(T *out, T *r_out, float *mean, float *rstd, const int3
     }
     LAUNCH_CHECK("ln_fwd_kernel(embeddings)");
 }
+
 /* Blocks of ln_bwd_kernel<T, P> that fit on one SM with C columns (its shared memory
  * allowed first; asked once per C). */
 template <typename T, int P> static int ln_bwd_blocks_per_sm(int C, size_t smem) {
