@@ -101,6 +101,36 @@ __device__ __forceinline__ void mm_abt(float acc[8][4], const bf16 *X, int m0, c
     }
 }
 
+/* The A fragments (16 x 16, k-slice ks) of a 16 x 64 block held as C
+ * fragments x[8][4] (P or dS, straight from registers into the next product). */
+__device__ __forceinline__ void pack_a(uint32_t a[4], const float (&x)[8][4], int ks) {
+    a[0] = pack_bf16(x[2 * ks][0], x[2 * ks][1]);
+    a[1] = pack_bf16(x[2 * ks][2], x[2 * ks][3]);
+    a[2] = pack_bf16(x[2 * ks + 1][0], x[2 * ks + 1][1]);
+    a[3] = pack_bf16(x[2 * ks + 1][2], x[2 * ks + 1][3]);
+}
+/* c1 = A1 Y1^T and c2 = A2 Y2^T (16 x 64 each; A fragments in registers, Y1, Y2
+ * [64][FP] tiles stored [n][k]): the backward's recomputed S and dP. */
+__device__ __forceinline__ void mm2_abt_reg(float (&c1)[8][4], float (&c2)[8][4], const uint32_t (&a1)[4][4],
+                                            const uint32_t (&a2)[4][4], const bf16 *Y1, const bf16 *Y2, int lane) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) c1[i][j] = c2[i][j] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b1[4], b2[4];
+            load_b_nk(b1, Y1, np * 16, ks * 16, lane);
+            load_b_nk(b2, Y2, np * 16, ks * 16, lane);
+            mma16816(c1[2 * np], a1[ks], b1[0], b1[1]);
+            mma16816(c1[2 * np + 1], a1[ks], b1[2], b1[3]);
+            mma16816(c2[2 * np], a2[ks], b2[0], b2[1]);
+            mma16816(c2[2 * np + 1], a2[ks], b2[2], b2[3]);
+        }
+}
+
 /* Position of key j (0..63 in its tile) in the 64-bit word of a (row, tile):
  * the forward lane t = (j & 7) / 2 owns bits 16 t .. 16 t + 15, in the order
  * of its fragment: n-tile j / 8, then column j & 1. */
@@ -238,10 +268,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
             uint32_t a[2][4];
 #pragma unroll
             for (int mt = 0; mt < 2; mt++) {
-                a[mt][0] = pack_bf16(s[mt][2 * ks][0], s[mt][2 * ks][1]);
-                a[mt][1] = pack_bf16(s[mt][2 * ks][2], s[mt][2 * ks][3]);
-                a[mt][2] = pack_bf16(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
-                a[mt][3] = pack_bf16(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
+                pack_a(a[mt], s[mt], ks);
             }
 #pragma unroll
             for (int np = 0; np < 4; np++) {
@@ -488,35 +515,14 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
             cp_commit();
         }
         float st[8][4], dpt[8][4];
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) st[i][j] = dpt[i][j] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++)
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bq[4], bo[4];
-                load_b_nk(bq, sQ, np * 16, ks * 16, lane);
-                load_b_nk(bo, sO, np * 16, ks * 16, lane);
-                mma16816(st[2 * np], kf[ks], bq[0], bq[1]);
-                mma16816(st[2 * np + 1], kf[ks], bq[2], bq[3]);
-                mma16816(dpt[2 * np], vf[ks], bo[0], bo[1]);
-                mma16816(dpt[2 * np + 1], vf[ks], bo[2], bo[3]);
-            }
+        mm2_abt_reg(st, dpt, kf, vf, sQ, sO, lane);   /* S^T = K Q^T, dP^T = V dO^T */
         dkv_softmax_grad(st, dpt, sL, sD, sB, bp0, bp1, t4, dsc, scale, scale_log2);
         /* dV += P^T dO;  dK += dS^T Q  (A operands straight from registers) */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t ap[4], as[4];
-            ap[0] = pack_bf16(st[2 * ks][0], st[2 * ks][1]);
-            ap[1] = pack_bf16(st[2 * ks][2], st[2 * ks][3]);
-            ap[2] = pack_bf16(st[2 * ks + 1][0], st[2 * ks + 1][1]);
-            ap[3] = pack_bf16(st[2 * ks + 1][2], st[2 * ks + 1][3]);
-            as[0] = pack_bf16(dpt[2 * ks][0], dpt[2 * ks][1]);
-            as[1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
-            as[2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
-            as[3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
+            pack_a(ap, st, ks);
+            pack_a(as, dpt, ks);
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t bo[4], bq[4];
@@ -579,31 +585,13 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
         }
         cp_commit();
         float s[8][4], dp[8][4];
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) s[i][j] = dp[i][j] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++)
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bk[4], bv[4];
-                load_b_nk(bk, sK, np * 16, ks * 16, lane);
-                load_b_nk(bv, sV, np * 16, ks * 16, lane);
-                mma16816(s[2 * np], qf[ks], bk[0], bk[1]);
-                mma16816(s[2 * np + 1], qf[ks], bk[2], bk[3]);
-                mma16816(dp[2 * np], of[ks], bv[0], bv[1]);
-                mma16816(dp[2 * np + 1], of[ks], bv[2], bv[3]);
-            }
+        mm2_abt_reg(s, dp, qf, of, sK, sV, lane);   /* S = Q K^T, dP = dO V^T */
         dq_softmax_grad(s, dp, m0, m1, L0, L1, D0, D1, dsc, scale, scale_log2);
         /* dQ += dS K */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t a[4];
-            a[0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
-            a[1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
-            a[2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-            a[3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+            pack_a(a, s, ks);
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t bk[4];
@@ -704,14 +692,8 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
         uint32_t ap[4][4], as[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
-            ap[ks][0] = pack_bf16(st[2 * ks][0], st[2 * ks][1]);
-            ap[ks][1] = pack_bf16(st[2 * ks][2], st[2 * ks][3]);
-            ap[ks][2] = pack_bf16(st[2 * ks + 1][0], st[2 * ks + 1][1]);
-            ap[ks][3] = pack_bf16(st[2 * ks + 1][2], st[2 * ks + 1][3]);
-            as[ks][0] = pack_bf16(dpt[2 * ks][0], dpt[2 * ks][1]);
-            as[ks][1] = pack_bf16(dpt[2 * ks][2], dpt[2 * ks][3]);
-            as[ks][2] = pack_bf16(dpt[2 * ks + 1][0], dpt[2 * ks + 1][1]);
-            as[ks][3] = pack_bf16(dpt[2 * ks + 1][2], dpt[2 * ks + 1][3]);
+            pack_a(ap[ks], st, ks);
+            pack_a(as[ks], dpt, ks);
         }
         /* dV += P^T dO;  dK += dS^T Q */
         wg_fence();
@@ -781,10 +763,7 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
-            a[ks][0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
-            a[ks][1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
-            a[ks][2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-            a[ks][3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+            pack_a(a[ks], s, ks);
         }
         /* dQ += dS K */
         wg_fence();
@@ -871,10 +850,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
-            a[ks][0] = pack_bf16(s[2 * ks][0], s[2 * ks][1]);
-            a[ks][1] = pack_bf16(s[2 * ks][2], s[2 * ks][3]);
-            a[ks][2] = pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-            a[ks][3] = pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+            pack_a(a[ks], s, ks);
         }
         /* O += P V */
         wg_fence();

@@ -117,6 +117,34 @@ template <typename T> static void convert_from_f32(T *out, const float *in, size
     LAUNCH_CHECK("convert_kernel");
 }
 
+/* The column-sum tiling shared by colsum_kernel and gelu_bwd_colsum_kernel:
+ * blocks of 32 x 8 threads, x over 16-byte column packs (V values), y over
+ * rows; each block takes rows_per_block rows.  colsum_grid sizes the grid
+ * (about colsum_waves() blocks per SM, at least 64 rows a block) for M rows
+ * and `width` columns; colsum_block_add ends a block: the 8 row-partials of
+ * each column meet in shared memory and leave with one atomicAdd per
+ * column (columns >= N are not added). */
+static dim3 colsum_grid(int M, int width, int V, int nsm, int *rows_per_block) {
+    unsigned gx = ceil_div(width, 32 * V);
+    int target = colsum_waves() * nsm / (int)gx + 1;
+    int rpb = (M + target - 1) / target;
+    if (rpb < 64) rpb = 64;
+    *rows_per_block = rpb;
+    return dim3(gx, ceil_div(M, rpb));
+}
+template <int V> __device__ __forceinline__ void colsum_block_add(float (*part)[32 * V], const float *acc, float *sum, int N) {
+#pragma unroll
+    for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
+    __syncthreads();
+    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
+        float s = 0.0f;
+#pragma unroll
+        for (int y = 0; y < 8; y++) s += part[y][j];
+        int c = blockIdx.x * 32 * V + j;
+        if (c < N) atomicAdd(&sum[c], s);
+    }
+}
+
 /* Column sums: sum[c] += sum over rows r < M of x[r * ld + c], c < N.
  * ld is a multiple of 16 / sizeof(T); columns in [N, ld) are read (they
  * must hold finite numbers) but not summed into sum.  Block 32 x 8 threads:
@@ -137,26 +165,14 @@ template <typename T> __global__ void colsum_kernel(float *sum, const T *__restr
 #pragma unroll
             for (int k = 0; k < V; k++) acc[k] += to_f(a.v[k]);
         }
-#pragma unroll
-    for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
-    __syncthreads();
-    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
-        float s = 0.0f;
-#pragma unroll
-        for (int y = 0; y < 8; y++) s += part[y][j];
-        int c = blockIdx.x * 32 * V + j;
-        if (c < N) atomicAdd(&sum[c], s);
-    }
+    colsum_block_add<V>(part, acc, sum, N);
 }
 template <typename T> static void colsum(float *sum, const T *x, int M, int N, int ld, int nsm) {
     constexpr int V = Pack16<T>::N;
     if (ld % V) cu_fail("colsum", "colsum", "leading dimension not a multiple of 16 bytes", __FILE__, __LINE__);
-    unsigned gx = ceil_div(ld, 32 * V);
-    int target = colsum_waves() * nsm / (int)gx + 1;
-    int rpb = (M + target - 1) / target;
-    if (rpb < 64) rpb = 64;
-    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
-    colsum_kernel<T><<<grid, block, 0, g_stream>>>(sum, x, M, N, ld, rpb);
+    int rpb;
+    dim3 grid = colsum_grid(M, ld, V, nsm, &rpb);
+    colsum_kernel<T><<<grid, dim3(32, 8), 0, g_stream>>>(sum, x, M, N, ld, rpb);
     LAUNCH_CHECK("colsum_kernel");
 }
 
@@ -188,26 +204,14 @@ template <typename T, bool ERF = false> __global__ void gelu_bwd_colsum_kernel(T
             st16(du + o, out);
         }
     }
-#pragma unroll
-    for (int k = 0; k < V; k++) part[threadIdx.y][threadIdx.x * V + k] = acc[k];
-    __syncthreads();
-    for (int j = threadIdx.y * 32 + threadIdx.x; j < 32 * V; j += 256) {
-        float s = 0.0f;
-#pragma unroll
-        for (int y = 0; y < 8; y++) s += part[y][j];
-        int c = blockIdx.x * 32 * V + j;
-        if (c < N) atomicAdd(&dbias[c], s);
-    }
+    colsum_block_add<V>(part, acc, dbias, N);
 }
 template <typename T, bool ERF = false> static void gelu_backward_bias(T *du, const T *u, const float *ubias, float *dbias, int M, int N, int nsm) {
     constexpr int V = Pack16<T>::N;
     if (M <= 0) return;
-    unsigned gx = ceil_div(N, 32 * V);
-    int target = colsum_waves() * nsm / (int)gx + 1;
-    int rpb = (M + target - 1) / target;
-    if (rpb < 64) rpb = 64;
-    dim3 grid(gx, ceil_div(M, rpb)), block(32, 8);
-    gelu_bwd_colsum_kernel<T, ERF><<<grid, block, 0, g_stream>>>(du, u, ubias, dbias, M, N, rpb);
+    int rpb;
+    dim3 grid = colsum_grid(M, N, V, nsm, &rpb);
+    gelu_bwd_colsum_kernel<T, ERF><<<grid, dim3(32, 8), 0, g_stream>>>(du, u, ubias, dbias, M, N, rpb);
     LAUNCH_CHECK("gelu_bwd_colsum_kernel");
 }
 
