@@ -38,8 +38,8 @@ void *cu_alloc_named(size_t bytes, const char *what, const char *file, int line)
 size_t cu_allocated_bytes(void);
 void cu_free(void *p);
 
-/* Blocks per SM of the column-sum kernels (colsum, GELU backward + bias,
- * LayerNorm's column kernel): SYMBERT_COLSUM_WAVES (default 8; the first
+/* Blocks per SM of the column-sum kernels (colsum, GELU backward + bias;
+ * elementwise.cuh's colsum_grid): SYMBERT_COLSUM_WAVES (default 8; the first
  * version used 4, about one partial wave of 256-thread blocks). */
 static int colsum_waves(void) {
     static int v = 0;
