@@ -1,10 +1,12 @@
 # tests/lib.sh - helpers for shell tests (sourced).  Each check prints
-# "PASS name" or "FAIL name: why"; tests/run.sh counts those lines.
+# "PASS name" or "FAIL name: why" and also appends its name to
+# $TDIR/.t_passed or $TDIR/.t_failed; tests/run.sh counts those files (a line
+# that a background process's output joined would not be seen in the log).
 # Environment from run.sh: BIN (built tools), TDIR (scratch dir), ROOT (repo).
 set -u
 : "${BIN:?BIN unset}" "${TDIR:?TDIR unset}" "${ROOT:?ROOT unset}"
-pass() { echo "PASS $1"; }
-fail() { n=$1; shift; echo "FAIL $n: $*"; }
+pass() { echo "PASS $1"; echo "$1" >> "$TDIR/.t_passed"; }
+fail() { n=$1; shift; echo "FAIL $n: $*"; echo "$n" >> "$TDIR/.t_failed"; }
 # ok NAME CMD...   : passes when CMD exits 0
 ok() { n=$1; shift; if "$@" >"$TDIR/.out" 2>&1; then pass "$n"; else fail "$n" "exit $? from: $* :: $(head -c 300 "$TDIR/.out")"; fi; }
 # nok NAME CMD...  : passes when CMD exits non-zero without crashing (no signal, no sanitizer report)
