@@ -458,6 +458,38 @@ __device__ __forceinline__ void dq_softmax_grad(float (&s)[8][4], const float (&
             }
 }
 
+/* What a backward block of head blockIdx.y of sample blockIdx.z reads: the
+ * first key row and query row of the sample, the head's columns of q, k, v
+ * and dO there, the head's log-sum-exps, D and dropout words ([Tq][nkb], or
+ * NULL), and the numbers of query and key tiles.  Shared by the dK/dV and dQ
+ * kernels of both implementations. */
+struct BwdHead {
+    size_t rq, rqq;
+    const bf16 *qh, *kh, *vh, *oh;
+    const float *lse_bh, *d_bh;
+    const uint64_t *bits_bh;
+    int nqb, nkb;
+};
+__device__ __forceinline__ BwdHead bwd_head(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
+                                            const float *lse, const float *dsum, const uint64_t *bits, int T, int Tq,
+                                            int NH, int ldq, int ldk, int ldv, int ldo) {
+    const int h = blockIdx.y, b = blockIdx.z;
+    BwdHead r;
+    r.rq = (size_t)b * T;
+    r.rqq = (size_t)b * Tq;
+    r.qh = q + r.rqq * ldq + h * FD;
+    r.kh = k + r.rq * ldk + h * FD;
+    r.vh = v + r.rq * ldv + h * FD;
+    r.oh = dout + r.rqq * ldo + h * FD;
+    r.nqb = Tq / FB;
+    r.nkb = T / FB;
+    const size_t bh = (size_t)b * NH + h;
+    r.lse_bh = lse + bh * Tq;
+    r.d_bh = dsum + bh * Tq;
+    r.bits_bh = bits ? bits + bh * Tq * r.nkb : NULL;
+    return r;
+}
+
 #define BWD_TILE (FB * FP)
 #define DKV_SMEM (6 * BWD_TILE * 2 + 2 * FB * 4 * 2 + 2 * FB * 8)
 #define DQ_SMEM (6 * BWD_TILE * 2)
@@ -472,14 +504,10 @@ __global__ void __launch_bounds__(128, 2) flash_bwd_dkv_kernel(bf16 *dk, bf16 *d
     bf16 *sK = (bf16 *)smraw, *sV = sK + BWD_TILE, *sQ0 = sV + BWD_TILE, *sO0 = sQ0 + 2 * BWD_TILE;
     float *sL0 = (float *)(sO0 + 2 * BWD_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
-    int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int kb = blockIdx.x, h = blockIdx.y;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
-    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rqq * ldo + h * FD;
-    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
-    const int nqb = Tq / FB, nkb = T / FB;
-    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * Tq * nkb : NULL;
+    const auto [rq, rqq, qh, kh, vh, oh, lse_bh, d_bh, bits_bh, nqb, nkb] =
+        bwd_head(q, k, v, dout, lse, dsum, bits, T, Tq, NH, ldq, ldk, ldv, ldo);
     load_tile(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile(sQ0, qh, ldq);
@@ -547,21 +575,18 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_kernel(bf16 *dq, const bf
                                                            float scale, float scale_log2, DropCtx dc, AttnBiasGrad bg) {
     extern __shared__ __align__(16) unsigned char smraw[];
     bf16 *sQ = (bf16 *)smraw, *sO = sQ + BWD_TILE, *sK0 = sO + BWD_TILE, *sV0 = sK0 + 2 * BWD_TILE;
-    int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int qb = blockIdx.x, h = blockIdx.y;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
-    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rqq * ldo + h * FD;
-    const int nkb = T / FB;
+    const auto [rq, rqq, qh, kh, vh, oh, lse_bh, d_bh, bits_bh, nqb, nkb] =
+        bwd_head(q, k, v, dout, lse, dsum, bits, T, Tq, NH, ldq, ldk, ldv, ldo);
     load_tile(sQ, qh + (size_t)qb * FB * ldq, ldq);
     load_tile(sO, oh + (size_t)qb * FB * ldo, ldo);
     load_tile(sK0, kh, ldk);
     load_tile(sV0, vh, ldv);
     cp_commit();
     const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
-    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
     const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
-    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * Tq + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const uint64_t *bw0 = bits_bh ? bits_bh + (size_t)row0 * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
     const float dsc = dc.on ? dc.scale : 1.0f;
     uint32_t qf[4][4], of[4][4];
     float acc[8][4];
@@ -643,14 +668,10 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dkv_wg_kernel(bf16 *dk, bf16
     unsigned char *sK = sm, *sV = sm + WG_TILE, *sQ0 = sm + 2 * WG_TILE, *sO0 = sm + 4 * WG_TILE;
     float *sL0 = (float *)(sm + 6 * WG_TILE), *sD0 = sL0 + 2 * FB;
     uint64_t *sB0 = (uint64_t *)(sD0 + 2 * FB);
-    int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int kb = blockIdx.x, h = blockIdx.y;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
-    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rqq * ldo + h * FD;
-    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
-    const int nqb = Tq / FB, nkb = T / FB;
-    const uint64_t *bits_bh = bits ? bits + ((size_t)b * NH + h) * Tq * nkb : NULL;
+    const auto [rq, rqq, qh, kh, vh, oh, lse_bh, d_bh, bits_bh, nqb, nkb] =
+        bwd_head(q, k, v, dout, lse, dsum, bits, T, Tq, NH, ldq, ldk, ldv, ldo);
     load_tile_sw(sK, kh + (size_t)kb * FB * ldk, ldk);
     load_tile_sw(sV, vh + (size_t)kb * FB * ldv, ldv);
     load_tile_sw(sQ0, qh, ldq);
@@ -718,21 +739,18 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
     extern __shared__ __align__(16) unsigned char smraw[];
     unsigned char *sm = smem_align1k(smraw);
     unsigned char *sQ = sm, *sO = sm + WG_TILE, *sK0 = sm + 2 * WG_TILE, *sV0 = sm + 4 * WG_TILE;
-    int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int qb = blockIdx.x, h = blockIdx.y;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    size_t rq = (size_t)b * T, rqq = (size_t)b * Tq;   /* key rows, query rows of this sample */
-    const bf16 *qh = q + rqq * ldq + h * FD, *kh = k + rq * ldk + h * FD, *vh = v + rq * ldv + h * FD,
-               *oh = dout + rqq * ldo + h * FD;
-    const int nkb = T / FB;
+    const auto [rq, rqq, qh, kh, vh, oh, lse_bh, d_bh, bits_bh, nqb, nkb] =
+        bwd_head(q, k, v, dout, lse, dsum, bits, T, Tq, NH, ldq, ldk, ldv, ldo);
     load_tile_sw(sQ, qh + (size_t)qb * FB * ldq, ldq);
     load_tile_sw(sO, oh + (size_t)qb * FB * ldo, ldo);
     load_tile_sw(sK0, kh, ldk);
     load_tile_sw(sV0, vh, ldv);
     cp_commit();
     const int row0 = qb * FB + w * 16 + g;       /* rows row0, row0 + 8 */
-    const float *lse_bh = lse + ((size_t)b * NH + h) * Tq, *d_bh = dsum + ((size_t)b * NH + h) * Tq;
     const float L0 = lse_bh[row0], L1 = lse_bh[row0 + 8], D0 = d_bh[row0], D1 = d_bh[row0 + 8];
-    const uint64_t *bw0 = bits ? bits + (((size_t)b * NH + h) * Tq + row0) * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
+    const uint64_t *bw0 = bits_bh ? bits_bh + (size_t)row0 * nkb : NULL, *bw1 = bw0 ? bw0 + 8 * nkb : NULL;
     const float dsc = dc.on ? dc.scale : 1.0f;
     const uint32_t aQ = smem_u32(sQ), aO = smem_u32(sO), aK0 = smem_u32(sK0), aV0 = smem_u32(sV0);
     float acc[8][4], s[8][4], dp[8][4];
