@@ -94,6 +94,16 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+/* dst[0..V) = src[c0..c0+V) of an fp32 vector (a bias, gamma, beta) in 16-byte loads, or zeros
+ * when src is NULL; c0 and V multiples of 4. */
+template <int V> __device__ __forceinline__ void ld_f32_pack(float *dst, const float *src, int c0) {
+#pragma unroll
+    for (int k = 0; k < V; k += 4) {
+        float4 f = src ? *(const float4 *)(src + c0 + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        dst[k] = f.x; dst[k + 1] = f.y; dst[k + 2] = f.z; dst[k + 3] = f.w;
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

@@ -7,15 +7,6 @@
 #include "trainer/cuda/matmul.cuh"
 #include <stdlib.h>
 
-/* b[0..V) = bias[c0..c0+V), or zeros when bias is NULL (c0 a multiple of 4). */
-template <int V> __device__ __forceinline__ void bias_pack(float *b, const float *bias, int c0) {
-#pragma unroll
-    for (int k = 0; k < V; k += 4) {
-        float4 f = bias ? *(const float4 *)(bias + c0 + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        b[k] = f.x; b[k + 1] = f.y; b[k + 2] = f.z; b[k + 3] = f.w;
-    }
-}
-
 /* GELU, erf form (as BERT and PyTorch's default): gelu(u) = u Phi(u), Phi
  * the standard normal CDF, gelu'(u) = Phi(u) + u phi(u).
  *
@@ -72,7 +63,7 @@ __global__ void gelu_fwd_kernel(T *g, const T *u, const float *bias, size_t n, i
         size_t i = i0 + (size_t)j * blockDim.x * V;
         if (i >= n) break;
         float b[V];
-        bias_pack<V>(b, bias, (int)(i % (size_t)N));
+        ld_f32_pack<V>(b, bias, (int)(i % (size_t)N));
         Pack16<T> o;
 #pragma unroll
         for (int k = 0; k < V; k++) {
@@ -190,7 +181,7 @@ template <typename T, bool ERF = false> __global__ void gelu_bwd_colsum_kernel(T
 #pragma unroll
     for (int k = 0; k < V; k++) acc[k] = 0.0f;
     if (c0 < N) {
-        bias_pack<V>(ub, ubias, c0);
+        ld_f32_pack<V>(ub, ubias, c0);
 #pragma unroll 4
         for (int r = r0 + threadIdx.y; r < r1; r += 8) {
             size_t o = (size_t)r * N + c0;

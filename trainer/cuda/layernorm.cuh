@@ -72,11 +72,7 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
             if (y) bb = ld16(y + (size_t)row * C + c0);
             uint32_t kb = dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
             float yb[V];
-#pragma unroll
-            for (int i = 0; i < V; i += 4) {
-                float4 f = ybias ? *(const float4 *)(ybias + c0 + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                yb[i] = f.x; yb[i + 1] = f.y; yb[i + 2] = f.z; yb[i + 3] = f.w;
-            }
+            ld_f32_pack<V>(yb, ybias, c0);
 #pragma unroll
             for (int i = 0; i < V; i++) {
                 float yy = y ? to_f(bb.v[i]) + yb[i] : 0.0f;
@@ -106,12 +102,8 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
         Pack16<T> ro, o;
         uint32_t kb = emb && dk ? d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr) : 0u;
         float gm[V], bt[V];
-#pragma unroll
-        for (int i = 0; i < V; i += 4) {
-            float4 f = *(const float4 *)(gamma + c0 + i), e = *(const float4 *)(beta + c0 + i);
-            gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
-            bt[i] = e.x; bt[i + 1] = e.y; bt[i + 2] = e.z; bt[i + 3] = e.w;
-        }
+        ld_f32_pack<V>(gm, gamma, c0);
+        ld_f32_pack<V>(bt, beta, c0);
 #pragma unroll
         for (int i = 0; i < V; i++) {
             ro.v[i] = from_f<T>(v[p][i]);
@@ -138,13 +130,6 @@ __global__ void ln_fwd_kernel(T *out, T *r_out, float *mean_out, float *rstd_out
  * column per block).  The grid is as many blocks as fit on the GPU at
  * once, so there are few such adds, and dout, r and dy are read once. */
 constexpr int LN_BWD_WARPS = 8;
-template <int V> __device__ __forceinline__ void ln_gamma_pack(float *gm, const float *gamma, int c0) {
-#pragma unroll
-    for (int i = 0; i < V; i += 4) {
-        float4 f = *(const float4 *)(gamma + c0 + i);
-        gm[i] = f.x; gm[i + 1] = f.y; gm[i + 2] = f.z; gm[i + 3] = f.w;
-    }
-}
 /* acc[0..V) += a[0..V) in shared memory (16-byte aligned, V a multiple of 4). */
 template <int V> __device__ __forceinline__ void ln_acc_pack(float *acc, const float *a) {
 #pragma unroll
@@ -184,7 +169,7 @@ ln_bwd_kernel(T *dr, T *dy, float *dgamma, float *dbeta, float *dbias, const T *
             if (dk) kbits[p] = d_keep_bits<V>(key, (uint64_t)t * C + c0, drop.dc.thr);
             Pack16<T> a = ld16(dout + (size_t)row * C + c0), rr = ld16(r + (size_t)row * C + c0);
             float gm[V], gx[V];
-            ln_gamma_pack<V>(gm, gamma, c0);
+            ld_f32_pack<V>(gm, gamma, c0);
 #pragma unroll
             for (int i = 0; i < V; i++) {
                 float gg = to_f(a.v[i]);
