@@ -224,7 +224,10 @@ def main():
             del model, params
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-    if a.no_hf or a.ddp:
+    if a.ddp:
+        torch.distributed.destroy_process_group()
+        return
+    if a.no_hf:
         return
     try:
         from transformers import BertConfig, BertForMaskedLM
