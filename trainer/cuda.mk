@@ -19,7 +19,7 @@ NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCC_GENCODE := -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90
-NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-unused-function
+NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
 
 CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu trainer/cuda/bench_kernels.cu

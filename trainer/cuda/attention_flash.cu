@@ -59,15 +59,11 @@ __device__ __forceinline__ void cp_async8(void *smem, const void *gmem) {
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-/* Fragment loaders from a [rows][FP] tile.  A normal: X stored [m][k];
- * A transposed: X stored [k][m]; B from [n][k] (two n-tiles: r0 r1 for n0,
- * r2 r3 for n0+8); B from [k][n] likewise. */
+/* Fragment loaders from a [rows][FP] tile.  A: X stored [m][k]; B from
+ * [n][k] (two n-tiles: r0 r1 for n0, r2 r3 for n0+8); B from [k][n]
+ * likewise. */
 __device__ __forceinline__ void load_a(uint32_t a[4], const bf16 *X, int m0, int k0, int lane) {
     ldsm_x4(a, X + (m0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * FP + k0 + 8 * (lane >> 4));
-}
-__device__ __forceinline__ void load_a_t(uint32_t a[4], const bf16 *X, int m0, int k0, int lane) {
-    int q = lane >> 3;
-    ldsm_x4_t(a, X + (k0 + (lane & 7) + 8 * (q >> 1)) * FP + m0 + 8 * (q & 1));
 }
 __device__ __forceinline__ void load_b_nk(uint32_t b[4], const bf16 *X, int n0, int k0, int lane) {
     ldsm_x4(b, X + (n0 + (lane & 7) + 8 * (lane >> 4)) * FP + k0 + 8 * ((lane >> 3) & 1));
@@ -81,23 +77,6 @@ __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, int ld) {
     for (int c = threadIdx.x; c < FB * FD / 8; c += blockDim.x) {
         int r = c >> 3, col = (c & 7) * 8;
         cp_async16(dst + r * FP + col, src + (size_t)r * ld + col);
-    }
-}
-
-/* acc[8][4] (+)= X[m0.., 0..63] * Y^T for Y stored [n][k] (64 x 64): the
- * 16 x 64 block of rows m0 of X Y^T. */
-__device__ __forceinline__ void mm_abt(float acc[8][4], const bf16 *X, int m0, const bf16 *Y, int lane) {
-#pragma unroll
-    for (int ks = 0; ks < 4; ks++) {
-        uint32_t a[4];
-        load_a(a, X, m0, ks * 16, lane);
-#pragma unroll
-        for (int np = 0; np < 4; np++) {
-            uint32_t b[4];
-            load_b_nk(b, Y, np * 16, ks * 16, lane);
-            mma16816(acc[2 * np], a, b[0], b[1]);
-            mma16816(acc[2 * np + 1], a, b[2], b[3]);
-        }
     }
 }
 

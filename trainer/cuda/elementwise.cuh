@@ -1,6 +1,6 @@
 /* elementwise.cuh - the small memory-bound kernels: GELU and its gradient,
- * column sums (bias gradients), the backward of the embedding sum, adds and
- * conversions.  All move 16 bytes per thread access where shapes allow. */
+ * column sums (bias gradients), the backward of the embedding sum, row
+ * gathers and scatters, conversions.  All move 16 bytes per thread access where shapes allow. */
 #ifndef SYMBERT_CUDA_ELEMENTWISE_CUH
 #define SYMBERT_CUDA_ELEMENTWISE_CUH
 #include "trainer/cuda/common.cuh"
@@ -80,22 +80,6 @@ template <typename T, bool ERF = false> static void gelu_forward(T *g, const T *
     constexpr int U = 2;   /* packs a thread (1, 2 and 4 measured: within 3% of each other, 2 best) */
     gelu_fwd_kernel<T, ERF, U><<<ceil_div(n / Pack16<T>::N, 256 * U), 256, 0, g_stream>>>(g, u, bias, n, N);
     LAUNCH_CHECK("gelu_fwd_kernel");
-}
-
-/* out[n] (+)= a[n] (+ b[n]): out = a + b, or out += a when b is NULL and
- * accumulate is set.  Used to sum the two gradients of a shared query. */
-template <typename T> __global__ void add_kernel(T *out, const T *a, const T *b, size_t n) {
-    constexpr int V = Pack16<T>::N;
-    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (i >= n) return;
-    Pack16<T> x = ld16(a + i), y = ld16(b + i), o;
-#pragma unroll
-    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(x.v[k]) + to_f(y.v[k]));
-    st16(out + i, o);
-}
-template <typename T> static void add_into(T *out, const T *a, const T *b, size_t n) {
-    add_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(out, a, b, n);
-    LAUNCH_CHECK("add_kernel");
 }
 
 /* out[n] = (T) in[n] (fp32 to T), n any. */

@@ -65,8 +65,6 @@ double btc_loss_wait(btc_model *m);        /* sum of the losses queued since the
 /* The masked inputs and labels ([B*T] each, BT_IGNORE where unlabelled) of
  * the last pass, however they were masked: for tests. */
 void btc_get_batch(btc_model *m, int32_t *inputs, int32_t *labels, int B);
-/* The logits of the last forward pass at the labelled positions, [n, vocab]. */
-void btc_get_logits(btc_model *m, float *logits, int n);
 
 /* Data parallelism goes here: sums the gradient buffer over the ranks.
  * With one GPU it does nothing. */

@@ -21,8 +21,6 @@
 void gemm_init(void);
 void gemm_set_autotune(int on);   /* on by default: time the top candidates of each new shape */
 void gemm_forget(void);           /* drop every cached shape (benchmarks: choose again) */
-void gemm_shutdown(void);
-cublasHandle_t gemm_cublas(void);   /* the plain cuBLAS handle, for batched products elsewhere */
 extern cudaStream_t g_stream;       /* the trainer's one stream */
 
 void gemm(void *D, cudaDataType_t dtype, int ldd,

@@ -800,7 +800,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->Vp, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
     prof("head decoder GEMM");
     m->last_n = n;
-    if (!backward) {   /* loss only: cross_entropy writes gradients, so keep the logits for btc_get_logits */
+    if (!backward) {   /* loss only */
         cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
         loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
         LAUNCH_CHECK("loss_accum_kernel");
@@ -993,25 +993,6 @@ extern "C" double btc_forward_backward(btc_model *m, const bt_batch *b, int back
     btc_loss_wait(m);   /* start from zero */
     btc_forward_backward_async(m, b, backward, dropout, seed, scale, n_labels);
     return btc_loss_wait(m);
-}
-
-/* logits of the last pass (only meaningful after a pass without backward,
- * whose cross-entropy leaves the logits in place) */
-template <typename T> __global__ void logits_out_kernel(float *out, const T *lg, int n, int V, int ld) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)n * V) return;
-    out[i] = to_f(lg[(i / V) * ld + i % V]);
-}
-extern "C" void btc_get_logits(btc_model *m, float *logits, int n) {
-    float *tmp = (float *)cu_alloc((size_t)n * m->V * 4, "logits copy");
-    if (m->prec == BTC_FP32)
-        logits_out_kernel<float><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const float *)m->logits, n, m->V, m->Vp);
-    else
-        logits_out_kernel<bf16><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const bf16 *)m->logits, n, m->V, m->Vp);
-    LAUNCH_CHECK("logits_out_kernel");
-    CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    CUDA_CHECK(cudaMemcpy(logits, tmp, (size_t)n * m->V * 4, cudaMemcpyDeviceToHost));
-    cu_free(tmp);
 }
 
 extern "C" void btc_allreduce_grads(btc_model *m) {
