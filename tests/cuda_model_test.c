@@ -84,7 +84,7 @@ static void compare(shape sh, bt_attn attn, int prec, int dropout) {
     REQUIRE(cpu, "%s", err);
     int nc = 0, ng = 0;
     double lc = bt_cpu_forward_backward(cpu, p, gc, &bb, dropout, 99, scale, &nc, NULL);
-    btc_model *g = btc_new(&L, B, T, prec, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = prec }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     btc_zero_grads(g);
@@ -163,8 +163,7 @@ static void test_sparse_last_equals_dense(void) {
         double loss[2];
         float *gs[2] = { g0, g1 };
         for (int dense = 0; dense < 2; dense++) {
-            setenv("SYMBERT_DENSE_LAST", dense ? "1" : "0", 1);
-            btc_model *g = btc_new(&L, B, T, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+            btc_model *g = btc_new(&L, B, T, &(btc_opts){ .dense_last = dense }, err, sizeof err);
             REQUIRE(g, "%s", err);
             btc_set_params(g, p);
             btc_zero_grads(g);
@@ -174,7 +173,6 @@ static void test_sparse_last_equals_dense(void) {
             btc_get_grads(g, gs[dense]);
             btc_free(g);
         }
-        unsetenv("SYMBERT_DENSE_LAST");
         CHECK(fabs(loss[0] - loss[1]) <= 1e-3 * fabs(loss[1]), "loss sparse %.7g dense %.7g", loss[0], loss[1]);
         double worst = 1;
         const char *wn = "";
@@ -204,7 +202,7 @@ static void test_accumulation(void) {
     int n;
     bt_params_init(&L, p, 5);
     make_batch(B, T, cfg.vocab_size, 8, 2, in, lab, &n);
-    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     bt_batch all = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 2, .sample0 = 0 };
@@ -241,7 +239,7 @@ static void test_adamw(void) {
     make_batch(B, T, cfg.vocab_size, 9, 1, in, lab, &n);
     bt_optim_cfg o; bt_optim_defaults(&o);
     o.clip = 0.05f;   /* so that clipping happens */
-    btc_model *gm = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *gm = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(gm, "%s", err);
     bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 1, .sample0 = 0 };
     btc_set_params(gm, p);
@@ -274,7 +272,7 @@ static void test_checkpoint_roundtrip(void) {
     size_t N = L.total;
     float *p = malloc(N * 4), *q = malloc(N * 4), *r = malloc(N * 4);
     bt_params_init(&L, p, 3);
-    btc_model *g = btc_new(&L, 1, 64, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, 1, 64, NULL, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     btc_get_params(g, q);
@@ -319,7 +317,7 @@ static void test_device_masks(void) {
     float *p = malloc(L.total * 4);
     REQUIRE(p, "out of host memory");
     bt_params_init(&L, p, 1);
-    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     bt_batch raw = { .B = B, .T = T, .inputs = NULL, .labels = NULL, .step = 3, .sample0 = 0, .ids = ids, .counts = counts, .mask_seed = 5, .mask_step = 7, .mask_sample0 = 3 };

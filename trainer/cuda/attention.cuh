@@ -42,27 +42,27 @@ struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo, Tq; const int32_t *qrows
  * words (nothing when !dc.on), on any stream: it depends on no data, so the
  * model computes it on a side stream, overlapping memory-bound kernels. */
 void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream);
+/* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
+ * capability 9.0, built for sm_90a), else mma.sync.  Returns the choice,
+ * FLASH_MMA or FLASH_WGMMA, for flash_forward and flash_backward's
+ * `kernels`; -1 with a message when wgmma is asked for where it does not run. */
+enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
+int flash_kernels(int want, char *err, size_t errlen);
 /* o bf16, lse [B,NH,T] fp32 (log2 domain, for the backward); bits from
  * flash_dropout_bits (read when dc.on). */
-void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc);
+void flash_forward(int kernels, bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v,
+                   AttnShape s, DropCtx dc);
 /* scratch: [B*T, NH*64] bf16 at least (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
  * bits: as written by flash_forward (read when dc.on).  Two kernels (dK dV,
- * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_select). */
+ * then dQ). */
 /* Where the backward adds the column sums of dq, dk and dv (the gradients of
  * the biases of the projections that made q, k and v; fp32 [NH*64] each,
  * NULL: not wanted). */
 struct AttnBiasGrad { float *q, *k, *v; };
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
-                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q, AttnBiasGrad bg);
+void flash_backward(int kernels, bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout,
+                    const bf16 *o, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits,
+                    AttnShape s, DropCtx dc, int k_is_q, AttnBiasGrad bg);
 int flash_supported(AttnShape s);
-/* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
- * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH=mma|wgmma
- * overrides AUTO.  Returns the choice in effect; asking for wgmma elsewhere
- * fails with a message. */
-enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
-int flash_select(int impl);
 
 /* ------------------------------------------------------------ reference path */
 

@@ -16,7 +16,7 @@
  * On compute capability 9.0 the same scheme runs on wgmma (warpgroup MMA,
  * wgmma.cuh) with the accumulators in this same C layout per warp, so the
  * softmax and dropout code (dkv_softmax_grad, dq_softmax_grad) and the block
- * ends (dkv_store, dq_store) are shared; flash_select chooses.  Queries may be a gathered
+ * ends (dkv_store, dq_store) are shared; the caller chooses (flash_kernels).  Queries may be a gathered
  * subset (AttnShape.Tq rows a sample; the keys and values stay T rows).
  *
  * The dropout of the probabilities is drawn once per layer into bits (the
@@ -24,8 +24,6 @@
  * side stream, and read by both directions: B*NH*Tq*T/8 bytes per layer. */
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/wgmma.cuh"
-#include <stdlib.h>
-#include <string.h>
 
 #define FD 64
 #define FB 64
@@ -872,10 +870,6 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
 #endif
 }
 
-/* Which kernels: FLASH_WGMMA where they run (compute capability 9.0: the
- * sm_90a build), else FLASH_MMA; SYMBERT_FLASH=mma or wgmma chooses (read
- * once), flash_select too (the tests run both). */
-static int g_impl = -2;
 static int wgmma_runs(void) {
     int dev = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -883,17 +877,13 @@ static int wgmma_runs(void) {
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     return major == 9 && minor == 0;
 }
-int flash_select(int impl) {
-    if (impl == FLASH_AUTO) {
-        const char *e = getenv("SYMBERT_FLASH");
-        impl = e && !strcmp(e, "mma") ? FLASH_MMA : e && !strcmp(e, "wgmma") ? FLASH_WGMMA
-             : wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
+int flash_kernels(int want, char *err, size_t errlen) {
+    if (want == FLASH_AUTO) return wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
+    if (want == FLASH_WGMMA && !wgmma_runs()) {
+        snprintf(err, errlen, "the wgmma attention kernels need a GPU of compute capability 9.0 (H100/H200)");
+        return -1;
     }
-    if (impl == FLASH_WGMMA && !wgmma_runs())
-        cu_fail("flash attention", "flash_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
-                __FILE__, __LINE__);
-    g_impl = impl;
-    return impl;
+    return want;
 }
 
 int flash_supported(AttnShape s) {
@@ -908,18 +898,17 @@ void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cuda
     LAUNCH_CHECK("flash_bits_kernel");
 }
 
-void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc) {
+void flash_forward(int kernels, bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v,
+                   AttnShape s, DropCtx dc) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWD_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWDW_SMEM));
         attr_set = 1;
     }
-    if (g_impl == -2) flash_select(FLASH_AUTO);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
     const int Tq = s.Tq ? s.Tq : s.T;
-    if (g_impl == FLASH_WGMMA) {
+    if (kernels == FLASH_WGMMA) {
         dim3 grid(Tq / FB, s.NH, s.B);
         flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, Tq, s.NH, s.ldq,
                                                                 s.ldk, s.ldv, s.ldo, scale_log2, dc);
@@ -932,9 +921,9 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
     LAUNCH_CHECK("flash_fwd_kernel");
 }
 
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
-                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q, AttnBiasGrad bg) {
+void flash_backward(int kernels, bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout,
+                    const bf16 *o, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits,
+                    AttnShape s, DropCtx dc, int k_is_q, AttnBiasGrad bg) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
@@ -943,8 +932,7 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
-    if (g_impl == -2) flash_select(FLASH_AUTO);
-    const int wg = g_impl == FLASH_WGMMA;
+    const int wg = kernels == FLASH_WGMMA;
     int C = s.NH * FD;
     const int Tq = s.Tq ? s.Tq : s.T;
     if (Tq != s.T && k_is_q)

@@ -21,7 +21,7 @@
  * next layer's input).  Other dropout masks are recomputed from model.h's
  * counter-based streams.  The last layer keeps only its attention dense:
  * from its output projection on it runs at the n masked rows, the only ones
- * the MLM head reads (sparse_last_fwd/bwd; SYMBERT_DENSE_LAST=1 turns that off).
+ * the MLM head reads (sparse_last_fwd/bwd; btc_opts.dense_last turns that off).
  *
  * Backward, per layer, with `cur` the gradient of h2:
  *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
@@ -57,6 +57,7 @@ struct btc_model {
     const bt_layout *L;
     bt_config c;
     int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm, nproj;
+    int kernels;                    /* flash: FLASH_MMA or FLASH_WGMMA */
     size_t np, esz;
     size_t *ioff;                   /* internal offset of each tensor of L */
     float *hbuf;                    /* host scratch for layout conversion (np floats) */
@@ -239,8 +240,11 @@ static void alloc_head(btc_model *m, int cap) {
     }
 }
 
-extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int attn_impl, char *err, size_t errlen) {
+extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opts *o, char *err, size_t errlen) {
     const bt_config *c = &L->cfg;
+    const btc_opts dflt = {BTC_BF16, BTC_ATTN_AUTO, 0};
+    if (!o) o = &dflt;
+    const int prec = o->precision, attn_impl = o->attn;
     if (maxB < 1 || T < 1 || T > c->max_pos) {
         snprintf(err, errlen, "sequence length %d not in 1..%d (or empty batch)", T, c->max_pos);
         return NULL;
@@ -257,10 +261,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->C = c->hidden; m->F = c->ffn; m->NH = c->heads; m->d = c->hidden / c->heads;
     m->V = c->vocab_size; m->Vp = (c->vocab_size + 7) / 8 * 8;
     m->nproj = c->attn == BT_ATTN_ORIGINAL ? 3 : 2;
-    {   /* SYMBERT_DENSE_LAST=1: the last layer over every row, as the others (for comparisons) */
-        const char *e = getenv("SYMBERT_DENSE_LAST");
-        m->sparse_last = !(e && *e && strcmp(e, "0"));
-    }
+    m->sparse_last = !o->dense_last;
     m->np = build_internal_layout(m);
     m->hbuf = (float *)calloc(m->np, sizeof(float));   /* the padding stays zero */
     int dev = 0;
@@ -269,11 +270,14 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     int ldp = m->nproj * c->hidden;
     AttnShape as = {maxB, T, m->NH, m->d, ldp, ldp, ldp, c->hidden};
     m->flash = prec == BTC_BF16 && attn_impl != BTC_ATTN_REF && flash_supported(as);
-    if (attn_impl == BTC_ATTN_FLASH && !m->flash) {
+    if (attn_impl != BTC_ATTN_AUTO && attn_impl != BTC_ATTN_REF && !m->flash) {
         snprintf(err, errlen, "the flash attention kernels need bf16, head size 64 and a sequence length multiple of 128");
-        free(m);
+        free(m->ioff); free(m->hbuf); free(m);
         return NULL;
     }
+    m->kernels = flash_kernels(attn_impl == BTC_ATTN_FLASH_MMA ? FLASH_MMA : attn_impl == BTC_ATTN_FLASH_WGMMA ? FLASH_WGMMA
+                               : FLASH_AUTO, err, errlen);
+    if (m->flash && m->kernels < 0) { free(m->ioff); free(m->hbuf); free(m); return NULL; }
     size_t M = (size_t)maxB * T, C = m->C, F = m->F;
     m->p = (float *)cu_alloc(m->np * 4, "fp32 master weights");
     m->grad = (float *)cu_alloc(m->np * 4, "fp32 gradients");
@@ -767,10 +771,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             if (side_bits) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_bits[l], 0));
             if (gath && l == last) {   /* the masked queries, gathered (padding rows zero) */
                 gather_map<T>((T *)m->gq, C, qa, as.ldq, m->qmap, pos, B * m->tq, C);
-                flash_forward((bf16 *)m->go, b->lse, b->bits, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va,
+                flash_forward(m->kernels, (bf16 *)m->go, b->lse, b->bits, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va,
                               asq, ad);
             } else
-                flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
+                flash_forward(m->kernels, (bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
         } else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
@@ -854,7 +858,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
              * (zero elsewhere; symmetric and pairwise: dK is a gradient of Q too, so it is summed into Q's bias) */
             float *gb = GR(m, BT_T_Q_B, l);
             AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : gb, gb + (np - 1) * C};
-            flash_backward((bf16 *)m->gdq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gdo,
+            flash_backward(m->kernels, (bf16 *)m->gdq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gdo,
                            (const bf16 *)m->go, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
                            asq, ad, 0, bg);
             gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gdq, C, m->qinv, NULL, M, C, k_is_q);
@@ -864,7 +868,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
              * pairwise: dk is a gradient of Q, dq is one of Q S_h (turned into Q's below) */
             float *gb = GR(m, BT_T_Q_B, l);
             AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : pair ? gb : NULL, gb + (np - 1) * C};
-            flash_backward((bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
+            flash_backward(m->kernels, (bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
                            (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits, as,
                            ad, k_is_q, bg);
         }
