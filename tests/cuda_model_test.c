@@ -22,6 +22,7 @@
 #include "tests/t.h"
 #include "trainer/cuda/gpu.h"
 #include "trainer/ckpt.h"
+#include "trainer/cpu.h"
 #include "trainer/train.h"
 #include "trainer/cuda/train_cuda.h"
 #include "tests/trainer_shards.h"

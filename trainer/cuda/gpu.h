@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 #include "trainer/model.h"
-#include "trainer/cpu.h"
+#include "trainer/batch.h"
 #include "trainer/optim.h"
 
 enum { BTC_BF16 = 0, BTC_FP32 = 1 };
