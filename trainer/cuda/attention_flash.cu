@@ -15,8 +15,9 @@
  *
  * On compute capability 9.0 the same scheme runs on wgmma (warpgroup MMA,
  * wgmma.cuh) with the accumulators in this same C layout per warp, so the
- * softmax and dropout code (dkv_softmax_grad, dq_softmax_grad) and the block
- * ends (dkv_store, dq_store) are shared; the caller chooses (flash_kernels).  Queries may be a gathered
+ * softmax and dropout code (online_softmax_tile, dkv_softmax_grad,
+ * dq_softmax_grad) and the block ends (fwd_store, dkv_store, dq_store) are
+ * shared; the caller chooses (flash_kernels).  Queries may be a gathered
  * subset (AttnShape.Tq rows a sample; the keys and values stay T rows).
  *
  * The dropout of the probabilities is drawn once per layer into bits (the
@@ -150,7 +151,61 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int Tq, const in
 }
 
 /* ---------------------------------------------------------------- forward
- * Block: 128 query rows (4 warps x 32 rows, two 16-row m-tiles per warp so
+ * The online softmax of one key tile and the end of a block, shared by the
+ * mma.sync and wgmma kernels (both hold a warp's 16 query rows x 64 keys in
+ * m16n8k16's C layout: this lane's rows g and g + 8, r = 0, 1).
+ *
+ * online_softmax_tile: s holds the tile's scores S (in) and leaves as
+ * dropout(P) unnormalised, the A operand of O += P V; m, l the running max
+ * (log2 domain, scaled) and sum of exponentials of the two rows, updated;
+ * acc (O so far) rescaled to the new max; keep[r]: this lane's 16 keep bits
+ * of row r in this tile (see bitpos; 0xffff without dropout). */
+__device__ __forceinline__ void online_softmax_tile(float (&s)[8][4], float (&acc)[8][4], float (&m)[2], float (&l)[2],
+                                                    const uint32_t (&keep)[2], float scale_log2) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float mnew = fmaxf(m[r], mx * scale_log2);
+        float alpha = fast_exp2(m[r] - mnew);
+        m[r] = mnew;
+        l[r] *= alpha;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
+            float p0 = fast_exp2(s[i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[i][2 * r + 1] * scale_log2 - mnew);
+            l[r] += p0 + p1;
+            if (!((keep[r] >> (2 * i)) & 1)) p0 = 0.0f;
+            if (!((keep[r] >> (2 * i + 1)) & 1)) p1 = 0.0f;
+            s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
+        }
+    }
+}
+/* The end of a forward block for this lane's query rows row0 and row0 + 8
+ * (in the sample): O = acc / l, times the dropout's 1 / (1 - p) (dsc), to
+ * o_rows (the sample's first query row of o, head h's columns) as bf16, and
+ * the log-sum-exp (log2 domain) to lse_bh (the head's [Tq]). */
+__device__ __forceinline__ void fwd_store(const float (&acc)[8][4], const float (&m)[2], const float (&l)[2], bf16 *o_rows,
+                                          int ldo, float *lse_bh, int row0, int t4, float dsc) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lt = l[r];
+        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+        float inv = dsc / lt;
+        int row = row0 + 8 * r;
+        bf16 *dst = o_rows + (size_t)row * ldo;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
+        if (t4 == 0) lse_bh[row] = m[r] + log2f(lt);
+    }
+}
+
+/* Block: 128 query rows (4 warps x 32 rows, two 16-row m-tiles per warp so
  * that each K/V fragment read from shared memory feeds two MMAs), keys in
  * tiles of 64, K and V double-buffered; dropout from the bits above. */
 #define FQ 128
@@ -214,31 +269,15 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
                 }
             }
 #pragma unroll
-        for (int mt = 0; mt < 2; mt++)
+        for (int mt = 0; mt < 2; mt++) {
+            uint32_t keep[2];
 #pragma unroll
             for (int r = 0; r < 2; r++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                float mnew = fmaxf(m[mt][r], mx * scale_log2);
-                float alpha = fast_exp2(m[mt][r] - mnew);
-                m[mt][r] = mnew;
-                l[mt][r] *= alpha;
                 int row = row0 + 16 * mt + 8 * r;
-                /* this lane's 16 keep bits of the row in this tile (see bitpos) */
-                uint32_t b16 = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
-#pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    acc[mt][i][2 * r] *= alpha; acc[mt][i][2 * r + 1] *= alpha;
-                    float p0 = fast_exp2(s[mt][i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[mt][i][2 * r + 1] * scale_log2 - mnew);
-                    l[mt][r] += p0 + p1;
-                    if (!((b16 >> (2 * i)) & 1)) p0 = 0.0f;
-                    if (!((b16 >> (2 * i + 1)) & 1)) p1 = 0.0f;
-                    s[mt][i][2 * r] = p0; s[mt][i][2 * r + 1] = p1;
-                }
+                keep[r] = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
             }
+            online_softmax_tile(s[mt], acc[mt], m[mt], l[mt], keep, scale_log2);
+        }
         /* acc += P V */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -261,20 +300,8 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
     }
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float lt = l[mt][r];
-            lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-            lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-            float inv = (dc.on ? dc.scale : 1.0f) / lt;
-            int row = row0 + 16 * mt + 8 * r;
-            bf16 *dst = o + (rqq + row) * ldo + h * FD;
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) =
-                    __floats2bfloat162_rn(acc[mt][i][2 * r] * inv, acc[mt][i][2 * r + 1] * inv);
-            if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[mt][r] + log2f(lt);
-        }
+        fwd_store(acc[mt], m[mt], l[mt], o + rqq * ldo + h * FD, ldo, lse + ((size_t)b * NH + h) * Tq, row0 + 16 * mt, t4,
+                  dc.on ? dc.scale : 1.0f);
 }
 
 /* D[b,h,i] = dO[b,i,h,:] . O[b,i,h,:].  One thread per (b, i, h). */
@@ -774,8 +801,8 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
 /* Forward on wgmma: one warpgroup per block of 64 queries (warp w: rows
  * 16 w .. 16 w + 15), keys in tiles of 64 (K and V double-buffered):
  * S = Q K^T from shared memory, the online softmax and dropout of the
- * mma.sync kernel above, then O += P V with P from registers and V read
- * MN-major. */
+ * mma.sync kernel above (online_softmax_tile, fwd_store), then O += P V
+ * with P from registers and V read MN-major. */
 #define FWDW_SMEM (5 * WG_TILE + 1024)
 __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
                                                              const bf16 *k, const bf16 *v, int T, int Tq, int NH, int ldq, int ldk,
@@ -804,9 +831,9 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         for (int j = 0; j < 4; j++) acc[i][j] = s[i][j] = 0.0f;
     for (int kb = 0; kb < nkb; kb++) {
         int buf = kb & 1;
-        uint32_t b16[2];
-        b16[0] = bw ? (uint32_t)(bw[kb] >> (16 * t4)) : 0xffffu;
-        b16[1] = bw ? (uint32_t)(bw[8 * nkb + kb] >> (16 * t4)) : 0xffffu;
+        uint32_t keep[2];
+        keep[0] = bw ? (uint32_t)(bw[kb] >> (16 * t4)) : 0xffffu;
+        keep[1] = bw ? (uint32_t)(bw[8 * nkb + kb] >> (16 * t4)) : 0xffffu;
         cp_wait_all();
         proxy_fence();
         __syncthreads();   /* tile kb landed; tile kb - 1's products are done (waited) */
@@ -821,27 +848,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(s, wg_desc(aQ + 32 * ks), wg_desc(aK + 32 * ks), ks);
         wg_commit();
         wg_wait0();
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float mnew = fmaxf(m[r], mx * scale_log2);
-            float alpha = fast_exp2(m[r] - mnew);
-            m[r] = mnew;
-            l[r] *= alpha;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
-                float p0 = fast_exp2(s[i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[i][2 * r + 1] * scale_log2 - mnew);
-                l[r] += p0 + p1;
-                if (!((b16[r] >> (2 * i)) & 1)) p0 = 0.0f;
-                if (!((b16[r] >> (2 * i + 1)) & 1)) p1 = 0.0f;
-                s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
-            }
-        }
+        online_softmax_tile(s, acc, m, l, keep, scale_log2);
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -854,19 +861,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         wg_commit();
         wg_wait0();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float lt = l[r];
-        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-        float inv = (dc.on ? dc.scale : 1.0f) / lt;
-        int row = row0 + 8 * r;
-        bf16 *dst = o + (rqq + row) * ldo + h * FD;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
-        if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[r] + log2f(lt);
-    }
+    fwd_store(acc, m, l, o + rqq * ldo + h * FD, ldo, lse + ((size_t)b * NH + h) * Tq, row0, t4, dc.on ? dc.scale : 1.0f);
 #endif
 }
 
