@@ -168,4 +168,24 @@ static void attn_ref_backward(T *dq, T *dk, T *dv, T *scr1, T *scr2, const T *do
              s.NH, s.d, tt, s.d);
     }
 }
+
+/* ------------------------------------------------------------ pairwise */
+
+/* The pairwise variant's query-bias gradient from the flash backward's
+ * column sums t of d(Q S_h): gq[h d + j] += sum_k S_h[j][k] t[h d + k]
+ * (S_h row-major [d, d] in fp32), then t = 0 for the next layer.  Block h,
+ * thread j. */
+__global__ static void pair_bias_kernel(float *gq, float *t, const float *S, int d) {
+    int h = blockIdx.x, j = threadIdx.x;
+    const float *Sj = S + ((size_t)h * d + j) * d, *th = t + (size_t)h * d;
+    float a = 0.0f;
+    for (int k = 0; k < d; k++) a += Sj[k] * th[k];
+    gq[h * d + j] += a;
+    __syncthreads();
+    t[h * d + j] = 0.0f;
+}
+static void pair_bias_grad(float *gq, float *t, const float *S, int NH, int d) {
+    pair_bias_kernel<<<NH, d, 0, g_stream>>>(gq, t, S, d);
+    LAUNCH_CHECK("pair_bias_kernel");
+}
 #endif

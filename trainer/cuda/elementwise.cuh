@@ -249,4 +249,66 @@ template <typename T> static void scatter_rows(T *dx, const T *dout, const int32
     scatter_rows_kernel<T><<<ceil_div(n, 8), 256, 0, g_stream>>>(dx, dout, idx, n, C);
     LAUNCH_CHECK("scatter_rows_kernel");
 }
+
+/* Rows through a map (the last layer's gathered queries, model.cu):
+ * gather_map: dst[r] = src[sidx(r)] for rows r < nrows (16-byte packs),
+ * zero where the index is -1; sidx(r) = via ? via[map[r]] : map[r]
+ * (map[r] >= 0).  add: dst[r] += src[sidx(r)] instead, rows with index -1
+ * untouched.  scatter_map: dst[map[r]] (+)= src[r] for rows r < nrows with
+ * map[r] >= 0 (add 0 writes, 1 adds).  A block takes 256 / (C / V) rows. */
+template <typename T>
+__global__ void gather_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via,
+                                  int nrows, int C, int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    Pack16<T> x;
+    if (k >= 0) x = ld16(src + (size_t)(via ? via[k] : k) * lds + c);
+    else if (add) return;
+    else
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(0.0f);
+    if (add && k >= 0) {
+        Pack16<T> y = ld16(dst + (size_t)r * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)r * ldd + c, x);
+}
+template <typename T>
+__global__ void scatter_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    if (k < 0) return;
+    Pack16<T> x = ld16(src + (size_t)r * lds + c);
+    if (add) {
+        Pack16<T> y = ld16(dst + (size_t)k * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)k * ldd + c, x);
+}
+template <typename T> static void map_rows_grid(int nrows, int C, dim3 &grid, int &threads) {
+    int per = C / Pack16<T>::N, rows = 256 / per > 0 ? 256 / per : 1;
+    threads = rows * per;
+    grid = dim3(ceil_div(nrows, rows));
+}
+template <typename T>
+static void gather_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via, int nrows, int C,
+                       int add = 0) {
+    dim3 g; int th;
+    map_rows_grid<T>(nrows, C, g, th);
+    gather_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, via, nrows, C, add);
+    LAUNCH_CHECK("gather_map_kernel");
+}
+template <typename T>
+static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
+    dim3 g; int th;
+    map_rows_grid<T>(nrows, C, g, th);
+    scatter_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, nrows, C, add);
+    LAUNCH_CHECK("scatter_map_kernel");
+}
 #endif

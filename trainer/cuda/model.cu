@@ -45,10 +45,33 @@
 #include <math.h>
 #include <string.h>
 
+/* Saved per layer for the backward pass (see the top). */
 struct LayerBuf {
     void *qkv, *qs, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
     uint64_t *bits;
     float *lse, *mean1, *rstd1, *mean2, *rstd2;
+};
+/* The MLM head at the masked rows (padded to HEAD_ROUND; `cap` rows
+ * allocated): its input rows, the dense's output before and after GELU, the
+ * LayerNorm output and statistics, the logits [rows, Vp] (then their
+ * gradient), two rows-sized gradient scratch buffers, the per-row losses. */
+struct HeadBuf {
+    void *in, *pre_gelu, *gelu, *ln_out, *logits, *scratch1, *scratch2;
+    float *mean, *rstd, *loss;
+};
+/* The last layer after its attention at those rows (sparse_last): as
+ * LayerBuf (its output is the head's input rows), plus gradient scratch. */
+struct LastRowsBuf {
+    void *o, *r1, *h1, *u, *g, *r2, *dres, *dy, *du;
+    float *mean1, *rstd1, *mean2, *rstd2;
+};
+/* The last layer's attention for the masked queries only (gathered): the
+ * gathered queries, their outputs and gradients ([maxB*T, C] at most), and
+ * the maps gathered row -> masked index (-1: padding), gathered row ->
+ * position in its sample, token row -> gathered row. */
+struct GatherBuf {
+    void *q, *o, *dout, *dq;
+    int32_t *map, *rows, *inv;
 };
 
 #define NSLOTS 4
@@ -61,38 +84,45 @@ struct btc_model {
     size_t np, esz;
     size_t *ioff;                   /* internal offset of each tensor of L */
     float *hbuf;                    /* host scratch for layout conversion (np floats) */
+    /* parameters, gradients and AdamW state: np floats each */
     float *p, *grad, *m1, *m2;
     void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
-    int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
-    int32_t *h_slot[NSLOTS];        /* pinned staging for those (or for raw ids and offsets) */
-    uint16_t *d_ids;                /* raw ids of a micro-batch masked on the device [M] */
-    int32_t *d_off;                 /* where each sample's labelled positions start [maxB + 1] */
-    int *d_maskerr, *h_maskerr;     /* a sample whose device count differs from the host's (+1) */
-    cudaEvent_t ev_slot[NSLOTS];
-    int slot;
-    void *x0, *r0;
-    float *mean0, *rstd0;
-    LayerBuf *lay;
-    int cap;                        /* head rows allocated */
-    void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
-    float *hmean, *hrstd, *lossrow;
-    int sparse_last;                /* the last layer after its attention at the masked rows only */
-    void *lo, *lr1, *lh1, *lu, *lg, *lr2, *ldres, *ldy, *ldu;   /* its rows there (head-sized) */
-    int gathered;                   /* flash + sparse_last: its attention for the masked queries only */
-    int tq;                         /* query rows per sample there (a multiple of 128, <= T) */
-    void *gq, *go, *gdo, *gdq;      /* gathered queries, their outputs and gradients [maxB*T, C] at most */
-    int32_t *qmap, *qrows, *qinv;   /* gathered row -> masked index (-1: padding), -> position; token row -> gathered row */
-    int32_t *h_off;                 /* host copy of the per-sample offsets of the masked positions [maxB + 1] */
-    float *lmean1, *lrstd1, *lmean2, *lrstd2;
-    void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
-    float *dqacc, *dsum, *embtmp;
-    float *pbias;                   /* pairwise: column sums of d(Q S_h) [C], zeroed by pair_bias_kernel */
-    double *lossacc;
-    double *h_loss;
-    float *normclip, *h_norm;
     AdamChunk *chunks;
     int nchunks;
-    float *partials;
+    /* one allocation (act_block) for everything below that a micro-batch of maxB x T needs */
+    void *act_block;
+    int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
+    uint16_t *d_ids;                /* raw ids of a micro-batch masked on the device [M] */
+    int32_t *d_off;                 /* where each sample's labelled positions start [maxB + 1] */
+    int *d_maskerr;                 /* a sample whose device count differs from the host's (+1) */
+    void *x0, *r0;                  /* embedding output, embedding sum (before LayerNorm) */
+    float *mean0, *rstd0;
+    LayerBuf *lay;                  /* [layers] */
+    GatherBuf gath;
+    /* backward scratch: the gradient flowing down the layers (cur), of a residual sum (dres), of a
+     * sublayer output (dy), of the packed q/k/v and of Q S_h, of the attention output, of the FFN */
+    void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du;
+    void *scr1, *scr2;              /* reference attention: [B, heads, T, T] scores */
+    float *dqacc, *dsum;            /* flash backward: fp32 dK scratch, row sums D */
+    float *embtmp;                  /* embedding backward: per-position sums [T, C] */
+    float *pbias;                   /* pairwise: column sums of d(Q S_h) [C], zeroed by pair_bias_grad */
+    double *lossacc;
+    float *normclip, *partials;     /* gradient norm and clip factor; per-chunk partial sums */
+    /* one allocation (head_block) for the masked rows, regrown when a micro-batch masks more */
+    void *head_block;
+    int cap;                        /* head rows allocated */
+    HeadBuf head;
+    LastRowsBuf last;
+    int sparse_last;                /* the last layer after its attention at the masked rows only */
+    int gathered;                   /* flash + sparse_last: its attention for the masked queries only */
+    int tq;                         /* query rows per sample there (a multiple of 128, <= T) */
+    int32_t *h_off;                 /* host copy of the per-sample offsets of the masked positions [maxB + 1] */
+    int32_t *h_slot[NSLOTS];        /* pinned staging for d_in (or for raw ids and offsets) */
+    cudaEvent_t ev_slot[NSLOTS];
+    int slot;
+    int *h_maskerr;
+    double *h_loss;
+    float *h_norm;
     int last_n;
     cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream; zeroing the gradients */
     cudaEvent_t ev_start, *ev_bits, ev_zero;
@@ -159,7 +189,47 @@ extern "C" size_t btc_memory_device(void) {
 }
 extern "C" void btc_sync(void) { CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
 
-static void *alloc_t(btc_model *m, size_t n, const char *what) { return cu_alloc(n * m->esz, what); }
+/* ------------------------------------------------------------ buffers
+ * The activations, the backward's scratch and the per-batch inputs are
+ * carved out of one allocation, the masked rows' buffers out of a second
+ * one (regrown when a micro-batch masks more positions than planned): as
+ * llm.c's ActivationTensors and malloc_and_point.  plan_buffers and
+ * plan_head list every buffer (where its pointer lives, its size, what it
+ * is for; size 0: absent, NULL); carve makes the one allocation and points
+ * each at a 256-byte boundary, the alignment cudaMalloc gives, so that
+ * cuBLASLt sees the alignments it saw with one allocation each. */
+struct BufPlan {
+    int n, cap;
+    struct { void **slot; size_t bytes; const char *what; } *e;
+};
+template <typename P> static void plan(BufPlan *p, P *&ptr, size_t bytes, const char *what) {
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->e = (decltype(p->e))realloc(p->e, p->cap * sizeof *p->e);
+        if (!p->e) cu_fail("btc", "plan", "out of host memory", __FILE__, __LINE__);
+    }
+    p->e[p->n].slot = (void **)&ptr;
+    p->e[p->n].bytes = bytes;
+    p->e[p->n].what = what;
+    p->n++;
+}
+/* Activation-typed (bf16 or fp32): n elements. */
+template <typename P> static void plan_t(BufPlan *p, const btc_model *m, P *&ptr, size_t n, const char *what) {
+    plan(p, ptr, n * m->esz, what);
+}
+static void *carve(BufPlan *p, const char *what) {
+    size_t total = 0;
+    for (int i = 0; i < p->n; i++) total += (p->e[i].bytes + 255) / 256 * 256;
+    char *base = (char *)cu_alloc(total, what);
+    size_t off = 0;
+    for (int i = 0; i < p->n; i++) {
+        *p->e[i].slot = p->e[i].bytes ? base + off : NULL;
+        off += (p->e[i].bytes + 255) / 256 * 256;
+    }
+    free(p->e);
+    *p = BufPlan{};
+    return base;
+}
 
 /* The internal order: model.h's, except that in each layer the group
  * Q_W K_W V_W Q_B K_B V_B PAIR (those present) starts where Q_W was, and
@@ -206,38 +276,100 @@ static int head_pad(int n) { return (n + HEAD_ROUND - 1) / HEAD_ROUND * HEAD_ROU
 
 static void alloc_head(btc_model *m, int cap) {
     cap = head_pad(cap);
-    cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
-    cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
-    void *lb[] = {m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres, m->ldy, m->ldu,
-                  m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
-    for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
+    cu_free(m->head_block);
     m->cap = cap;
-    m->hm = alloc_t(m, (size_t)cap * m->C, "MLM head input rows");
-    m->hu = alloc_t(m, (size_t)cap * m->C, "MLM head pre-GELU");
-    m->hg = alloc_t(m, (size_t)cap * m->C, "MLM head GELU output");
-    m->hn = alloc_t(m, (size_t)cap * m->C, "MLM head LayerNorm output");
-    m->dh1 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
-    m->dh2 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
-    m->logits = alloc_t(m, (size_t)cap * m->Vp, "MLM logits (masked positions x vocab)");
-    m->hmean = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
-    m->hrstd = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
-    m->lossrow = (float *)cu_alloc((size_t)cap * 4, "per-position losses");
-    if (m->sparse_last) {
-        size_t rc = (size_t)cap * m->C, rf = (size_t)cap * m->F;
-        m->lo = alloc_t(m, rc, "last layer: attention output at the masked rows");
-        m->lr1 = alloc_t(m, rc, "last layer: residual 1 at the masked rows");
-        m->lh1 = alloc_t(m, rc, "last layer: LayerNorm 1 output at the masked rows");
-        m->lu = alloc_t(m, rf, "last layer: FFN pre-GELU at the masked rows");
-        m->lg = alloc_t(m, rf, "last layer: FFN GELU output at the masked rows");
-        m->lr2 = alloc_t(m, rc, "last layer: residual 2 at the masked rows");
-        m->ldres = alloc_t(m, rc, "last layer: gradient scratch");
-        m->ldy = alloc_t(m, rc, "last layer: gradient scratch");
-        m->ldu = alloc_t(m, rf, "last layer: gradient scratch (FFN)");
-        m->lmean1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lrstd1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lmean2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lrstd2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
+    BufPlan p{};
+    HeadBuf *h = &m->head;
+    size_t rc = (size_t)cap * m->C, rf = (size_t)cap * m->F;
+    plan_t(&p, m, h->in, rc, "MLM head input rows");
+    plan_t(&p, m, h->pre_gelu, rc, "MLM head pre-GELU");
+    plan_t(&p, m, h->gelu, rc, "MLM head GELU output");
+    plan_t(&p, m, h->ln_out, rc, "MLM head LayerNorm output");
+    plan_t(&p, m, h->scratch1, rc, "MLM head gradient scratch");
+    plan_t(&p, m, h->scratch2, rc, "MLM head gradient scratch");
+    plan_t(&p, m, h->logits, (size_t)cap * m->Vp, "MLM logits (masked positions x vocab)");
+    plan(&p, h->mean, (size_t)cap * 4, "MLM head LayerNorm statistics");
+    plan(&p, h->rstd, (size_t)cap * 4, "MLM head LayerNorm statistics");
+    plan(&p, h->loss, (size_t)cap * 4, "per-position losses");
+    LastRowsBuf *r = &m->last;
+    const int s = m->sparse_last;   /* (else absent) */
+    plan_t(&p, m, r->o, s ? rc : 0, "last layer: attention output at the masked rows");
+    plan_t(&p, m, r->r1, s ? rc : 0, "last layer: residual 1 at the masked rows");
+    plan_t(&p, m, r->h1, s ? rc : 0, "last layer: LayerNorm 1 output at the masked rows");
+    plan_t(&p, m, r->u, s ? rf : 0, "last layer: FFN pre-GELU at the masked rows");
+    plan_t(&p, m, r->g, s ? rf : 0, "last layer: FFN GELU output at the masked rows");
+    plan_t(&p, m, r->r2, s ? rc : 0, "last layer: residual 2 at the masked rows");
+    plan_t(&p, m, r->dres, s ? rc : 0, "last layer: gradient scratch");
+    plan_t(&p, m, r->dy, s ? rc : 0, "last layer: gradient scratch");
+    plan_t(&p, m, r->du, s ? rf : 0, "last layer: gradient scratch (FFN)");
+    plan(&p, r->mean1, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
+    plan(&p, r->rstd1, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
+    plan(&p, r->mean2, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
+    plan(&p, r->rstd2, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
+    m->head_block = carve(&p, "the MLM head's buffers (masked rows)");
+}
+
+/* Everything a micro-batch of maxB x T needs, but the masked rows' buffers. */
+static void alloc_buffers(btc_model *m) {
+    const bt_config *c = &m->c;
+    const size_t maxB = m->maxB, T = m->T, M = maxB * T, C = m->C, F = m->F, NH = m->NH;
+    const int pair = c->attn == BT_ATTN_PAIRWISE, flash = m->flash;
+    BufPlan p{};
+    plan(&p, m->d_in, 3 * M * 4, "input ids, masked positions and labels");
+    plan(&p, m->d_ids, M * 2, "raw input ids");
+    plan(&p, m->d_off, (maxB + 1) * 4, "masked positions per sample");
+    plan(&p, m->d_maskerr, 4, "masking check");
+    plan_t(&p, m, m->x0, M * C, "embedding output");
+    plan_t(&p, m, m->r0, M * C, "embedding sum");
+    plan(&p, m->mean0, M * 4, "embedding LayerNorm statistics");
+    plan(&p, m->rstd0, M * 4, "embedding LayerNorm statistics");
+    for (int l = 0; l < c->layers; l++) {
+        LayerBuf *b = &m->lay[l];
+        plan_t(&p, m, b->qkv, M * C * m->nproj, "activations: query/key/value");
+        plan_t(&p, m, b->qs, pair ? M * C : 0, "activations: Q S_h");
+        plan_t(&p, m, b->o, M * C, "activations: attention output");
+        plan(&p, b->lse, flash ? maxB * NH * T * 4 : 0, "attention log-sum-exp");
+        plan(&p, b->bits, flash ? maxB * NH * T * T / 8 : 0, "attention dropout bits");
+        plan_t(&p, m, b->probs, flash ? 0 : maxB * NH * T * T, "attention probabilities [B, heads, T, T]");
+        /* the last layer's rows after its attention live in the masked rows' buffers (sparse_last) */
+        const size_t rows = m->sparse_last && l == c->layers - 1 ? 0 : M;
+        plan_t(&p, m, b->r1, rows * C, "activations: residual 1");
+        plan_t(&p, m, b->h1, rows * C, "activations: LayerNorm 1 output");
+        plan_t(&p, m, b->u, rows * F, "activations: FFN pre-GELU");
+        plan_t(&p, m, b->g, rows * F, "activations: FFN GELU output");
+        plan_t(&p, m, b->r2, rows * C, "activations: residual 2");
+        plan_t(&p, m, b->h2, rows * C, "activations: layer output");
+        plan(&p, b->mean1, rows * 4, "LayerNorm statistics");
+        plan(&p, b->rstd1, rows * 4, "LayerNorm statistics");
+        plan(&p, b->mean2, rows * 4, "LayerNorm statistics");
+        plan(&p, b->rstd2, rows * 4, "LayerNorm statistics");
     }
+    plan_t(&p, m, m->cur, M * C, "gradient scratch");
+    plan_t(&p, m, m->dres, M * C, "gradient scratch");
+    plan_t(&p, m, m->dy, M * C, "gradient scratch");
+    plan_t(&p, m, m->dqkv, M * C * m->nproj, "gradient scratch (query/key/value)");
+    plan_t(&p, m, m->dqs, pair ? M * C : 0, "gradient scratch (Q S_h)");
+    plan_t(&p, m, m->dO, M * C, "gradient scratch (attention output)");
+    plan_t(&p, m, m->du, M * F, "gradient scratch (FFN)");
+    plan(&p, m->dqacc, flash ? M * C * 4 : 0, "attention dQ accumulator (fp32)");
+    plan(&p, m->dsum, flash ? maxB * NH * T * 4 : 0, "attention backward row sums");
+    plan_t(&p, m, m->scr1, flash ? 0 : maxB * NH * T * T, "attention scores scratch [B, heads, T, T]");
+    plan_t(&p, m, m->scr2, flash ? 0 : maxB * NH * T * T, "attention scores scratch [B, heads, T, T]");
+    plan(&p, m->embtmp, T * C * 4, "embedding gradient scratch");
+    plan(&p, m->pbias, C * 4, "pairwise bias-gradient scratch");
+    GatherBuf *g = &m->gath;
+    const size_t gm = m->gathered ? M : 0;
+    plan_t(&p, m, g->q, gm * C, "last layer: gathered queries");
+    plan_t(&p, m, g->o, gm * C, "last layer: attention output of the gathered queries");
+    plan_t(&p, m, g->dout, gm * C, "last layer: gradient of that output");
+    plan_t(&p, m, g->dq, gm * C, "last layer: gradient of the gathered queries");
+    plan(&p, g->map, gm * 4, "last layer: query maps");
+    plan(&p, g->rows, gm * 4, "last layer: query maps");
+    plan(&p, g->inv, gm * 4, "last layer: query maps");
+    plan(&p, m->lossacc, sizeof(double), "loss accumulator");
+    plan(&p, m->normclip, 2 * sizeof(float), "gradient norm");
+    plan(&p, m->partials, (size_t)m->nchunks * 4, "gradient norm partials");
+    m->act_block = carve(&p, "activations and scratch (micro-batch of --micro-batch x seq)");
 }
 
 extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opts *o, char *err, size_t errlen) {
@@ -278,7 +410,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opt
     m->kernels = flash_kernels(attn_impl == BTC_ATTN_FLASH_MMA ? FLASH_MMA : attn_impl == BTC_ATTN_FLASH_WGMMA ? FLASH_WGMMA
                                : FLASH_AUTO, err, errlen);
     if (m->flash && m->kernels < 0) { free(m->ioff); free(m->hbuf); free(m); return NULL; }
-    size_t M = (size_t)maxB * T, C = m->C, F = m->F;
+    const size_t M = (size_t)maxB * T;
     m->p = (float *)cu_alloc(m->np * 4, "fp32 master weights");
     m->grad = (float *)cu_alloc(m->np * 4, "fp32 gradients");
     m->m1 = (float *)cu_alloc(m->np * 4, "AdamW first moments");
@@ -288,80 +420,6 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opt
     CUDA_CHECK(cudaMemset(m->m1, 0, m->np * 4));
     CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
     m->pc = prec == BTC_FP32 ? (void *)m->p : cu_alloc(m->np * 2, "bf16 copy of the weights");
-    m->d_in = (int32_t *)cu_alloc(3 * M * 4, "input ids, masked positions and labels");
-    m->d_ids = (uint16_t *)cu_alloc(M * 2, "raw input ids");
-    m->d_off = (int32_t *)cu_alloc(((size_t)maxB + 1) * 4, "masked positions per sample");
-    m->d_maskerr = (int *)cu_alloc(4, "masking check");
-    CUDA_CHECK(cudaMemset(m->d_maskerr, 0, 4));
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_maskerr, 4));
-    for (int s = 0; s < NSLOTS; s++) {
-        CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
-        CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
-    }
-    m->x0 = alloc_t(m, M * C, "embedding output");
-    m->r0 = alloc_t(m, M * C, "embedding sum");
-    m->mean0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
-    m->rstd0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
-    m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
-    for (int l = 0; l < c->layers; l++) {
-        LayerBuf *b = &m->lay[l];
-        b->qkv = alloc_t(m, M * C * m->nproj, "activations: query/key/value");
-        if (c->attn == BT_ATTN_PAIRWISE) b->qs = alloc_t(m, M * C, "activations: Q S_h");
-        b->o = alloc_t(m, M * C, "activations: attention output");
-        if (m->flash) {
-            b->lse = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention log-sum-exp");
-            b->bits = (uint64_t *)cu_alloc((size_t)maxB * m->NH * T * T / 8, "attention dropout bits");
-        } else {
-            b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
-        }
-        if (m->sparse_last && l == c->layers - 1) continue;   /* those rows live in the head-sized buffers */
-        b->r1 = alloc_t(m, M * C, "activations: residual 1");
-        b->h1 = alloc_t(m, M * C, "activations: LayerNorm 1 output");
-        b->u = alloc_t(m, M * F, "activations: FFN pre-GELU");
-        b->g = alloc_t(m, M * F, "activations: FFN GELU output");
-        b->r2 = alloc_t(m, M * C, "activations: residual 2");
-        b->h2 = alloc_t(m, M * C, "activations: layer output");
-        b->mean1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->rstd1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->mean2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->rstd2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-    }
-    int cap = (int)(M / 4) + 256;
-    if ((size_t)cap > M) cap = (int)M;
-    alloc_head(m, cap);
-    m->cur = alloc_t(m, M * C, "gradient scratch");
-    m->dres = alloc_t(m, M * C, "gradient scratch");
-    m->dy = alloc_t(m, M * C, "gradient scratch");
-    m->dqkv = alloc_t(m, M * C * m->nproj, "gradient scratch (query/key/value)");
-    if (c->attn == BT_ATTN_PAIRWISE) m->dqs = alloc_t(m, M * C, "gradient scratch (Q S_h)");
-    m->dO = alloc_t(m, M * C, "gradient scratch (attention output)");
-    m->du = alloc_t(m, M * F, "gradient scratch (FFN)");
-    if (m->flash) {
-        m->dqacc = (float *)cu_alloc(M * C * 4, "attention dQ accumulator (fp32)");
-        m->dsum = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention backward row sums");
-    } else {
-        m->scr1 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
-        m->scr2 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
-    }
-    m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
-    m->pbias = (float *)cu_alloc(C * 4, "pairwise bias-gradient scratch");
-    m->gathered = m->flash && m->sparse_last;
-    m->h_off = (int32_t *)calloc((size_t)maxB + 1, sizeof(int32_t));
-    if (m->gathered) {
-        m->gq = alloc_t(m, M * C, "last layer: gathered queries");
-        m->go = alloc_t(m, M * C, "last layer: attention output of the gathered queries");
-        m->gdo = alloc_t(m, M * C, "last layer: gradient of that output");
-        m->gdq = alloc_t(m, M * C, "last layer: gradient of the gathered queries");
-        m->qmap = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-        m->qrows = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-        m->qinv = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-    }
-    CUDA_CHECK(cudaMemset(m->pbias, 0, C * 4));
-    m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
-    CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
-    m->normclip = (float *)cu_alloc(2 * sizeof(float), "gradient norm");
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_norm, 2 * sizeof(float)));
     /* AdamW chunks: never across two tensors */
     int nch = 0;
     for (int i = 0; i < L->n; i++) nch += (int)((L->t[i].numel + ADAM_CHUNK - 1) / ADAM_CHUNK);
@@ -379,7 +437,25 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opt
     m->chunks = (AdamChunk *)cu_alloc(nch * sizeof *hc, "AdamW chunk table");
     CUDA_CHECK(cudaMemcpy(m->chunks, hc, nch * sizeof *hc, cudaMemcpyHostToDevice));
     free(hc);
-    m->partials = (float *)cu_alloc(nch * 4, "gradient norm partials");
+
+    m->gathered = m->flash && m->sparse_last;
+    m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
+    alloc_buffers(m);
+    int cap = (int)(M / 4) + 256;
+    if ((size_t)cap > M) cap = (int)M;
+    alloc_head(m, cap);
+    CUDA_CHECK(cudaMemset(m->d_maskerr, 0, 4));
+    CUDA_CHECK(cudaMemset(m->pbias, 0, m->C * 4));
+    CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
+
+    m->h_off = (int32_t *)calloc((size_t)maxB + 1, sizeof(int32_t));
+    for (int s = 0; s < NSLOTS; s++) {
+        CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
+        CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_maskerr, 4));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_norm, 2 * sizeof(float)));
     int prio_lo, prio_hi;   /* the side stream at the lowest priority (g_stream has the highest) */
     CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&prio_lo, &prio_hi));
     CUDA_CHECK(cudaStreamCreateWithPriority(&m->side, cudaStreamNonBlocking, prio_lo));
@@ -395,21 +471,9 @@ extern "C" void btc_free(btc_model *m) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
     for (int s = 0; s < NSLOTS; s++) { cudaFreeHost(m->h_slot[s]); cudaEventDestroy(m->ev_slot[s]); }
     cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm); cudaFreeHost(m->h_maskerr);
-    /* device memory: freed wholesale; the process usually ends here */
-    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
-                    m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
-                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->pbias, m->gq, m->go, m->gdo,
-                    m->gdq, m->qmap, m->qrows, m->qinv, m->lossacc,
-                    m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
-                    m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
+    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->chunks, m->act_block, m->head_block};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
     if (m->pc != m->p) cu_free(m->pc);
-    for (int l = 0; l < m->c.layers; l++) {
-        LayerBuf *b = &m->lay[l];
-        void *lb[] = {b->qkv, b->qs, b->o, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->probs, b->bits, b->lse,
-                      b->mean1, b->rstd1, b->mean2, b->rstd2};
-        for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
-    }
     for (int l = 0; l < m->c.layers; l++) cudaEventDestroy(m->ev_bits[l]);
     free(m->ev_bits);
     cudaEventDestroy(m->ev_start);
@@ -468,25 +532,6 @@ extern "C" void btc_zero_grads(btc_model *m) { m->zero_pending = 1; }
 
 /* ------------------------------------------------------------ the pass */
 
-/* Pairwise: gq[h d + j] += sum_k S_h[j][k] t[h d + k] (t: the column sums of
- * d(Q S_h), S_h row-major [d, d] in fp32), then t = 0.  Block h, thread j. */
-__global__ static void pair_bias_kernel(float *gq, float *t, const float *S, int d) {
-    int h = blockIdx.x, j = threadIdx.x;
-    const float *Sj = S + ((size_t)h * d + j) * d, *th = t + (size_t)h * d;
-    float a = 0.0f;
-    for (int k = 0; k < d; k++) a += Sj[k] * th[k];
-    gq[h * d + j] += a;
-    __syncthreads();
-    t[h * d + j] = 0.0f;
-}
-
-__global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
-    double t = block_sum_fixed(x, n);
-    if (threadIdx.x == 0) {
-        acc[0] += t;
-    }
-}
-
 static inline size_t ioff(btc_model *m, bt_kind k, int l) {
     int i = m->L->index[k][k <= BT_T_EMB_LN_B || k >= BT_T_HEAD_W ? 0 : l];
     return i < 0 ? (size_t)-1 : m->ioff[i];
@@ -513,67 +558,6 @@ __global__ static void gq_maps_kernel(int32_t *qmap, int32_t *qrows, int32_t *qi
         if (k >= 0) qinv[pos[k]] = r;
     }
 }
-/* dst[r] = src[sidx(r)] for rows r < nrows (16-byte packs), zero where the
- * index is -1; sidx(r) = via ? via[map[r]] : map[r] (map[r] >= 0).  add:
- * dst[r] += src[sidx(r)] instead, rows with index -1 untouched. */
-template <typename T>
-__global__ static void gather_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via,
-                                         int nrows, int C, int add) {
-    constexpr int V = Pack16<T>::N;
-    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
-    if (r >= nrows) return;
-    int k = map[r];
-    Pack16<T> x;
-    if (k >= 0) x = ld16(src + (size_t)(via ? via[k] : k) * lds + c);
-    else if (add) return;
-    else
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(0.0f);
-    if (add && k >= 0) {
-        Pack16<T> y = ld16(dst + (size_t)r * ldd + c);
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
-    }
-    st16(dst + (size_t)r * ldd + c, x);
-}
-/* dst[map[r]] (op)= src[r] for rows r < nrows with map[r] >= 0: add 0 writes, 1 adds. */
-template <typename T>
-__global__ static void scatter_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C,
-                                          int add) {
-    constexpr int V = Pack16<T>::N;
-    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
-    if (r >= nrows) return;
-    int k = map[r];
-    if (k < 0) return;
-    Pack16<T> x = ld16(src + (size_t)r * lds + c);
-    if (add) {
-        Pack16<T> y = ld16(dst + (size_t)k * ldd + c);
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
-    }
-    st16(dst + (size_t)k * ldd + c, x);
-}
-template <typename T> static void launch_rows(int nrows, int C, dim3 &grid, int &threads) {
-    int per = C / Pack16<T>::N, rows = 256 / per > 0 ? 256 / per : 1;
-    threads = rows * per;
-    grid = dim3(ceil_div(nrows, rows));
-}
-template <typename T>
-static void gather_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via, int nrows, int C,
-                       int add = 0) {
-    dim3 g; int th;
-    launch_rows<T>(nrows, C, g, th);
-    gather_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, via, nrows, C, add);
-    LAUNCH_CHECK("gather_map_kernel");
-}
-template <typename T>
-static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
-    dim3 g; int th;
-    launch_rows<T>(nrows, C, g, th);
-    scatter_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, nrows, C, add);
-    LAUNCH_CHECK("scatter_map_kernel");
-}
-
 /* A layer after its attention, on `rows` rows (padded with zero rows to
  * prow for the products): output projection, LN1 (with the projection's
  * bias, dropout and the residual), FFN, LN2; and its backward.  The dense
@@ -645,15 +629,15 @@ static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, c
     prof("bwd attn-out dX");
 }
 /* The buffers of a dense layer l and of the last layer at its masked rows (head-sized, the head's
- * input rows hm as its output; dh1 the incoming gradient, then dO's; dh2 the gathered x, then dx's). */
+ * input rows head.in as its output; head.scratch1 the incoming gradient, then dO's; head.scratch2 the gathered x, then dx's). */
 static PostAttn post_dense(btc_model *m, LayerBuf *b, const void *x) {
     PostAttn p = {b->o, x, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->mean1, b->rstd1, b->mean2, b->rstd2,
                   m->dy, m->dres, m->du, m->cur, m->cur, m->dO};
     return p;
 }
 static PostAttn post_masked(btc_model *m) {
-    PostAttn p = {m->lo, m->dh2, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->hm, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2,
-                  m->ldy, m->ldres, m->ldu, m->dh1, m->dh2, m->dh1};
+    PostAttn p = {m->last.o, m->head.scratch2, m->last.r1, m->last.h1, m->last.u, m->last.g, m->last.r2, m->head.in, m->last.mean1, m->last.rstd1, m->last.mean2, m->last.rstd2,
+                  m->last.dy, m->last.dres, m->last.du, m->head.scratch1, m->head.scratch2, m->head.scratch1};
     return p;
 }
 
@@ -665,23 +649,23 @@ static PostAttn post_masked(btc_model *m) {
  * and gradients as the dense layer.  Its attention stays dense but for the
  * queries (every row is a key and a value; with the flash kernels only the
  * masked queries are computed, m->gathered).  Forward: from the attention
- * output and the layer input x to the head's input rows m->hm. */
+ * output and the layer input x to the head's input rows m->head.in. */
 template <typename T>
 static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int B, int n, int np_,
                             DropCtx hd, int l) {
     const int C = m->C;
     gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
     if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
-        scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, B * m->tq, C, 0);
+        scatter_map<T>((T *)m->last.o, C, (const T *)m->gath.o, C, m->gath.map, B * m->tq, C, 0);
     else
-        gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
-    pad_zero<T>(m->lo, n, np_, C, m->esz);
-    gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
+        gather_rows<T>((T *)m->last.o, (const T *)b->o, pos, n, C);
+    pad_zero<T>(m->last.o, n, np_, C, m->esz);
+    gather_rows<T>((T *)m->head.scratch2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
     post_attn_fwd<T>(m, post_masked(m), n, np_, pos, hd, l);
     gemm_set_autotune(1);
 }
-/* Backward, from the gradient of the head's input rows (m->dh1, zero padding
- * rows) to the gradients of the attention output (m->dO, or m->gdo for the
+/* Backward, from the gradient of the head's input rows (m->head.scratch1, zero padding
+ * rows) to the gradients of the attention output (m->dO, or m->gath.dout for the
  * gathered queries) and of the layer input (m->cur, the residual's share;
  * the q/k/v products add theirs), zero outside the masked rows. */
 template <typename T>
@@ -691,13 +675,13 @@ static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int 
     post_attn_bwd<T>(m, post_masked(m), n, np_, pos, hd, l);
     gemm_set_autotune(1);
     if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
-        gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, M / m->T * m->tq, C);
+        gather_map<T>((T *)m->gath.dout, C, (const T *)m->head.scratch1, C, m->gath.map, NULL, M / m->T * m->tq, C);
     else {
         CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
-        scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
+        scatter_rows<T>((T *)m->dO, (const T *)m->head.scratch1, pos, n, C);
     }
     CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-    scatter_rows<T>((T *)m->cur, (const T *)m->dh2, pos, n, C);
+    scatter_rows<T>((T *)m->cur, (const T *)m->head.scratch2, pos, n, C);
 }
 
 template <typename T>
@@ -721,9 +705,9 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const int gath = m->gathered && n > 0;
     AttnShape asq = as;
     if (gath) {
-        asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->qrows;
-        CUDA_CHECK(cudaMemsetAsync(m->qinv, 0xff, (size_t)M * 4, g_stream));
-        gq_maps_kernel<<<B, 128, 0, g_stream>>>(m->qmap, m->qrows, m->qinv, pos, m->d_off, T_, m->tq);
+        asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->gath.rows;
+        CUDA_CHECK(cudaMemsetAsync(m->gath.inv, 0xff, (size_t)M * 4, g_stream));
+        gq_maps_kernel<<<B, 128, 0, g_stream>>>(m->gath.map, m->gath.rows, m->gath.inv, pos, m->d_off, T_, m->tq);
         LAUNCH_CHECK("gq_maps_kernel");
     }
     const int side_bits = m->flash && ad.on;
@@ -770,8 +754,8 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         if (m->flash) {
             if (side_bits) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_bits[l], 0));
             if (gath && l == last) {   /* the masked queries, gathered (padding rows zero) */
-                gather_map<T>((T *)m->gq, C, qa, as.ldq, m->qmap, pos, B * m->tq, C);
-                flash_forward(m->kernels, (bf16 *)m->go, b->lse, b->bits, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va,
+                gather_map<T>((T *)m->gath.q, C, qa, as.ldq, m->gath.map, pos, B * m->tq, C);
+                flash_forward(m->kernels, (bf16 *)m->gath.o, b->lse, b->bits, (const bf16 *)m->gath.q, (const bf16 *)ka, (const bf16 *)va,
                               asq, ad);
             } else
                 flash_forward(m->kernels, (bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
@@ -791,51 +775,49 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     LnDrop none = {hd, -1, -1};
     gemm_set_autotune(0);   /* these shapes follow the masked count: take the heuristic's pick, no timing mid-run
                              * (timing them too was measured: no difference, 530k vs 531k tok/s) */
-    if (!sparse) gather_rows<T>((T *)m->hm, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
-    gelu_forward<T>((T *)m->hg, (const T *)m->hu, NULL, np_, C);
-    layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
+    if (!sparse) gather_rows<T>((T *)m->head.in, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.in + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    linear_fwd<T>((T *)m->head.pre_gelu, (const T *)m->head.in, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
+    gelu_forward<T>((T *)m->head.gelu, (const T *)m->head.pre_gelu, NULL, np_, C);
+    layernorm_forward<T>((T *)m->head.ln_out, (T *)m->head.scratch2, m->head.mean, m->head.rstd, (const T *)m->head.gelu, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hn + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.ln_out + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
     /* logits^T [Vp, np_] = word [Vp, C] . hn^T + bias (the padding rows give logits 0) */
     const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
     prof("head fwd");
-    gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->Vp, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    gemm(m->head.logits, ty, m->Vp, wte, C, 1, m->head.ln_out, C, 0, ty, m->Vp, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
     prof("head decoder GEMM");
     m->last_n = n;
     if (!backward) {   /* loss only */
-        cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
-        loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
-        LAUNCH_CHECK("loss_accum_kernel");
+        cross_entropy<T>((T *)m->head.logits, m->head.loss, lab, n, m->V, m->Vp, 0.0f, 0);
+        loss_accumulate(m->lossacc, m->head.loss, n);
         gemm_set_autotune(1);
         return;
     }
-    cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->logits + (size_t)n * m->Vp, 0, (size_t)npad * m->Vp * m->esz, g_stream));
+    cross_entropy<T>((T *)m->head.logits, m->head.loss, lab, n, m->V, m->Vp, scale, 1);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.logits + (size_t)n * m->Vp, 0, (size_t)npad * m->Vp * m->esz, g_stream));
     prof("head CE");
-    loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
-    LAUNCH_CHECK("loss_accum_kernel");
+    loss_accumulate(m->lossacc, m->head.loss, n);
 
     /* ---------------- backward: head (padding rows are zero all the way) */
     if (zero_side) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_zero, 0));
     /* dword += dlogits^T hn: D [C, Vp] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x Vp) */
-    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
+    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->head.ln_out, C, 0, m->head.logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
          1, 0, 0, 0);
-    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, np_, m->V, m->Vp, m->nsm);
+    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->head.logits, np_, m->V, m->Vp, m->nsm);
     /* dhn [np_, C] = dlogits [np_, V] . word [V, C] */
-    gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, np_, m->Vp, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    gemm(m->head.scratch1, ty, C, wte, C, 0, m->head.logits, m->Vp, 0, ty, C, np_, m->Vp, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
     prof("head decoder dW dX");
-    layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
-                          (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->dh2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, NULL, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
-    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
-    linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
+    layernorm_backward<T>((T *)m->head.scratch2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->head.scratch1,
+                          (const T *)m->head.gelu, m->head.mean, m->head.rstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.scratch2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    gelu_backward_bias<T>((T *)m->head.scratch2, (const T *)m->head.pre_gelu, NULL, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
+    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->head.scratch2, (const T *)m->head.in, np_, C, C);
+    linear_bwd_x<T>((T *)m->head.scratch1, (const T *)m->head.scratch2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
     gemm_set_autotune(1);
-    if (!sparse) {   /* (sparse: the last layer takes dh1 as it is) */
+    if (!sparse) {   /* (sparse: the last layer takes head.scratch1 as it is) */
         CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-        scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+        scatter_rows<T>((T *)m->cur, (const T *)m->head.scratch1, pos, n, C);
     }
     prof("head bwd");
 
@@ -858,10 +840,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
              * (zero elsewhere; symmetric and pairwise: dK is a gradient of Q too, so it is summed into Q's bias) */
             float *gb = GR(m, BT_T_Q_B, l);
             AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : gb, gb + (np - 1) * C};
-            flash_backward(m->kernels, (bf16 *)m->gdq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gdo,
-                           (const bf16 *)m->go, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
+            flash_backward(m->kernels, (bf16 *)m->gath.dq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gath.dout,
+                           (const bf16 *)m->gath.o, (const bf16 *)m->gath.q, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
                            asq, ad, 0, bg);
-            gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gdq, C, m->qinv, NULL, M, C, k_is_q);
+            gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gath.dq, C, m->gath.inv, NULL, M, C, k_is_q);
         } else if (m->flash)
         {
             /* the q/k/v bias gradients come out of the attention backward (column sums of dq, dk, dv);
@@ -883,8 +865,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
             gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
                  (long long)d * d, d, d);
             if (m->flash) {   /* Q's bias gradient += the column sums of d(Q S_h) S_h^T */
-                pair_bias_kernel<<<NH, d, 0, g_stream>>>(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), d);
-                LAUNCH_CHECK("pair_bias_kernel");
+                pair_bias_grad(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), NH, d);
             }
             prof("bwd pairwise");
         }
@@ -1006,13 +987,6 @@ extern "C" void btc_allreduce_grads(btc_model *m) {
     (void)m;
 }
 
-__global__ static void clip_kernel(float *normclip, float clip) {
-    /* clip factor exactly as bt_clip_coef: min(1, clip / (norm + 1e-6)) in double, 1 when clip <= 0 */
-    double norm = normclip[0];
-    double cf = clip > 0.0f ? (double)clip / (norm + 1e-6) : 1.0;
-    normclip[1] = cf < 1.0 ? (float)cf : 1.0f;
-}
-
 extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {
     zero_now(m);
     prof("(other)");
@@ -1020,8 +994,7 @@ extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, do
     LAUNCH_CHECK("sumsq_kernel");
     norm_kernel<<<1, 1024, 0, g_stream>>>(m->normclip, m->partials, m->nchunks, 0.0f);
     LAUNCH_CHECK("norm_kernel");
-    clip_kernel<<<1, 1, 0, g_stream>>>(m->normclip, o->clip);
-    LAUNCH_CHECK("clip_kernel");
+    clip_factor(m->normclip, o->clip);
     const double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
     AdamHyper h;
     h.b1 = o->beta1; h.b2 = o->beta2; h.eps = o->eps;
