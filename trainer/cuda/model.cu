@@ -696,7 +696,6 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const int np = m->nproj, ldp = np * C;
     /* q, k, v as column slices of the packed projection output; pairwise feeds Q S_h as q */
     AttnShape as = {B, T_, NH, d, pair ? C : ldp, ldp, ldp, C};
-    cudaDataType_t ty = CuType<T>::id;
 
     /* the attention dropout bits of every layer, on the side stream: they depend on no data, and
      * this integer work overlaps the memory-bound kernels of the main stream.  They start once
@@ -746,8 +745,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         linear_fwd<T>(qkv, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, ldp, C);
         prof("fwd QKV GEMM");
         if (pair)   /* qs_h = q_h S_h, all heads in one batched product */
-            gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, qkv, ldp, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
-                 (long long)d * d, d, d);
+            pairwise_fwd<T>((T *)b->qs, C, qkv, ldp, W<T>(m, BT_T_PAIR, l), M, NH, d);
         prof("fwd pairwise Q.S");
         const T *qa = pair ? (const T *)b->qs : qkv;
         const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
@@ -782,10 +780,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     layernorm_forward<T>((T *)m->head.ln_out, (T *)m->head.scratch2, m->head.mean, m->head.rstd, (const T *)m->head.gelu, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
     if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.ln_out + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    /* logits^T [Vp, np_] = word [Vp, C] . hn^T + bias (the padding rows give logits 0) */
+    /* logits [np_, Vp] = hn [np_, C] . word^T + bias: the decoder is the word embedding (the padding rows give logits 0) */
     const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
     prof("head fwd");
-    gemm(m->head.logits, ty, m->Vp, wte, C, 1, m->head.ln_out, C, 0, ty, m->Vp, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    linear_fwd<T>((T *)m->head.logits, (const T *)m->head.ln_out, wte, W<T>(m, BT_T_DEC_B, 0), np_, m->Vp, C);
     prof("head decoder GEMM");
     m->last_n = n;
     if (!backward) {   /* loss only */
@@ -801,12 +799,11 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
 
     /* ---------------- backward: head (padding rows are zero all the way) */
     if (zero_side) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_zero, 0));
-    /* dword += dlogits^T hn: D [C, Vp] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x Vp) */
-    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->head.ln_out, C, 0, m->head.logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
-         1, 0, 0, 0);
+    /* dword [Vp, C] += dlogits^T hn */
+    linear_bwd_w<T>(GR(m, BT_T_WORD_EMB, 0), (const T *)m->head.logits, (const T *)m->head.ln_out, np_, m->Vp, C);
     colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->head.logits, np_, m->V, m->Vp, m->nsm);
-    /* dhn [np_, C] = dlogits [np_, V] . word [V, C] */
-    gemm(m->head.scratch1, ty, C, wte, C, 0, m->head.logits, m->Vp, 0, ty, C, np_, m->Vp, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    /* dhn [np_, C] = dlogits [np_, Vp] . word [Vp, C] */
+    linear_bwd_x<T>((T *)m->head.scratch1, (const T *)m->head.logits, wte, np_, m->Vp, C, 0.0f);
     prof("head decoder dW dX");
     layernorm_backward<T>((T *)m->head.scratch2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->head.scratch1,
                           (const T *)m->head.gelu, m->head.mean, m->head.rstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
@@ -860,10 +857,8 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         prof("bwd attention");
         if (pair) {
             /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ (= dk, already in place) += d(QS)_h S_h^T */
-            gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dqs, C, 0, qkv, ldp, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
-                 d, d, (long long)d * d);
-            gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
-                 (long long)d * d, d, d);
+            pairwise_bwd_s<T>(GR(m, BT_T_PAIR, l), (const T *)m->dqs, C, qkv, ldp, M, NH, d);
+            pairwise_bwd_q<T>(dqkv, ldp, (const T *)m->dqs, C, W<T>(m, BT_T_PAIR, l), M, NH, d);
             if (m->flash) {   /* Q's bias gradient += the column sums of d(Q S_h) S_h^T */
                 pair_bias_grad(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), NH, d);
             }
