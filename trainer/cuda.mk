@@ -22,7 +22,7 @@ NVCC_GENCODE := -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,c
 NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
 
-CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu
+CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/masked_rows.cu trainer/cuda/attention_flash.cu
 # nvcc's flags do not depend on the variant (opt / asan: the sanitizers are
 # host-compiler flags), so both variants share one set of CUDA objects.
 CUDA_OBJDIR := $(BUILDROOT)/cuda-obj

@@ -1,5 +1,7 @@
 /* model.cu - the MLM model on the GPU: buffers, forward, backward, AdamW.
- * The interface is gpu.h; the kernels live in one header per family.
+ * The interface is gpu.h; the buffers are declared in model.cuh, the last
+ * layer at the masked rows is masked_rows.cu, the kernels live in one
+ * header per family.
  *
  * Shapes: M = B*T token rows, C hidden, F FFN, NH heads of d, n masked
  * positions of the micro-batch, V vocab (Vp: V rounded up to 8 so the
@@ -21,7 +23,7 @@
  * next layer's input).  Other dropout masks are recomputed from model.h's
  * counter-based streams.  The last layer keeps only its attention dense:
  * from its output projection on it runs at the n masked rows, the only ones
- * the MLM head reads (sparse_last_fwd/bwd; btc_opts.dense_last turns that off).
+ * the MLM head reads (masked_rows.cu; btc_opts.dense_last turns that off).
  *
  * Backward, per layer, with `cur` the gradient of h2:
  *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
@@ -33,101 +35,12 @@
  *   turns d(Q S_h) into dQ with S_h^T (accumulated onto dk) and dS_h.
  * All weight gradients accumulate in fp32 (beta 1 in cuBLASLt, atomics in
  * the reductions), so micro-batches simply add up. */
-#include "trainer/cuda/gpu.h"
-#include "trainer/cuda/common.cuh"
-#include "trainer/cuda/matmul.cuh"
+#include "trainer/cuda/model.cuh"
 #include "trainer/cuda/layernorm.cuh"
-#include "trainer/cuda/elementwise.cuh"
-#include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/classifier.cuh"
-#include "trainer/cuda/adamw.cuh"
 #include "trainer/cuda/mask.cuh"
 #include <math.h>
 #include <string.h>
-
-/* Saved per layer for the backward pass (see the top). */
-struct LayerBuf {
-    void *qkv, *qs, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
-    uint64_t *bits;
-    float *lse, *mean1, *rstd1, *mean2, *rstd2;
-};
-/* The MLM head at the masked rows (padded to HEAD_ROUND; `cap` rows
- * allocated): its input rows, the dense's output before and after GELU, the
- * LayerNorm output and statistics, the logits [rows, Vp] (then their
- * gradient), two rows-sized gradient scratch buffers, the per-row losses. */
-struct HeadBuf {
-    void *in, *pre_gelu, *gelu, *ln_out, *logits, *scratch1, *scratch2;
-    float *mean, *rstd, *loss;
-};
-/* The last layer after its attention at those rows (sparse_last): as
- * LayerBuf (its output is the head's input rows), plus gradient scratch. */
-struct LastRowsBuf {
-    void *o, *r1, *h1, *u, *g, *r2, *dres, *dy, *du;
-    float *mean1, *rstd1, *mean2, *rstd2;
-};
-/* The last layer's attention for the masked queries only (gathered): the
- * gathered queries, their outputs and gradients ([maxB*T, C] at most), and
- * the maps gathered row -> masked index (-1: padding), gathered row ->
- * position in its sample, token row -> gathered row. */
-struct GatherBuf {
-    void *q, *o, *dout, *dq;
-    int32_t *map, *rows, *inv;
-};
-
-#define NSLOTS 4
-
-struct btc_model {
-    const bt_layout *L;
-    bt_config c;
-    int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm, nproj;
-    int kernels;                    /* flash: FLASH_MMA or FLASH_WGMMA */
-    size_t np, esz;
-    size_t *ioff;                   /* internal offset of each tensor of L */
-    float *hbuf;                    /* host scratch for layout conversion (np floats) */
-    /* parameters, gradients and AdamW state: np floats each */
-    float *p, *grad, *m1, *m2;
-    void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
-    AdamChunk *chunks;
-    int nchunks;
-    /* one allocation (act_block) for everything below that a micro-batch of maxB x T needs */
-    void *act_block;
-    int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
-    uint16_t *d_ids;                /* raw ids of a micro-batch masked on the device [M] */
-    int32_t *d_off;                 /* where each sample's labelled positions start [maxB + 1] */
-    int *d_maskerr;                 /* a sample whose device count differs from the host's (+1) */
-    void *x0, *r0;                  /* embedding output, embedding sum (before LayerNorm) */
-    float *mean0, *rstd0;
-    LayerBuf *lay;                  /* [layers] */
-    GatherBuf gath;
-    /* backward scratch: the gradient flowing down the layers (cur), of a residual sum (dres), of a
-     * sublayer output (dy), of the packed q/k/v and of Q S_h, of the attention output, of the FFN */
-    void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du;
-    void *scr1, *scr2;              /* reference attention: [B, heads, T, T] scores */
-    float *dqacc, *dsum;            /* flash backward: fp32 dK scratch, row sums D */
-    float *embtmp;                  /* embedding backward: per-position sums [T, C] */
-    float *pbias;                   /* pairwise: column sums of d(Q S_h) [C], zeroed by pair_bias_grad */
-    double *lossacc;
-    float *normclip, *partials;     /* gradient norm and clip factor; per-chunk partial sums */
-    /* one allocation (head_block) for the masked rows, regrown when a micro-batch masks more */
-    void *head_block;
-    int cap;                        /* head rows allocated */
-    HeadBuf head;
-    LastRowsBuf last;
-    int sparse_last;                /* the last layer after its attention at the masked rows only */
-    int gathered;                   /* flash + sparse_last: its attention for the masked queries only */
-    int tq;                         /* query rows per sample there (a multiple of 128, <= T) */
-    int32_t *h_off;                 /* host copy of the per-sample offsets of the masked positions [maxB + 1] */
-    int32_t *h_slot[NSLOTS];        /* pinned staging for d_in (or for raw ids and offsets) */
-    cudaEvent_t ev_slot[NSLOTS];
-    int slot;
-    int *h_maskerr;
-    double *h_loss;
-    float *h_norm;
-    int last_n;
-    cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream; zeroing the gradients */
-    cudaEvent_t ev_start, *ev_bits, ev_zero;
-    int zero_pending;               /* btc_zero_grads asked; done on the side stream during the next forward */
-};
 
 static int g_inited;
 
@@ -139,7 +52,7 @@ static int g_prof;
 static int g_nev;
 static cudaEvent_t g_ev[PROF_MAX];
 static const char *g_evname[PROF_MAX];
-static void prof(const char *name) {
+void prof(const char *name) {
     if (!g_prof || g_nev >= PROF_MAX) return;
     if (!g_ev[g_nev]) CUDA_CHECK(cudaEventCreate(&g_ev[g_nev]));
     CUDA_CHECK(cudaEventRecord(g_ev[g_nev], g_stream));
@@ -270,9 +183,6 @@ static void to_internal(const btc_model *m, float *dst, const float *src) {
 static void to_model(const btc_model *m, float *dst, const float *src) {
     for (int i = 0; i < m->L->n; i++) memcpy(dst + m->L->t[i].offset, src + m->ioff[i], m->L->t[i].numel * 4);
 }
-
-#define HEAD_ROUND 128   /* head rows are padded to a multiple of this: few distinct GEMM shapes */
-static int head_pad(int n) { return (n + HEAD_ROUND - 1) / HEAD_ROUND * HEAD_ROUND; }
 
 static void alloc_head(btc_model *m, int cap) {
     cap = head_pad(cap);
@@ -532,51 +442,8 @@ extern "C" void btc_zero_grads(btc_model *m) { m->zero_pending = 1; }
 
 /* ------------------------------------------------------------ the pass */
 
-static inline size_t ioff(btc_model *m, bt_kind k, int l) {
-    int i = m->L->index[k][k <= BT_T_EMB_LN_B || k >= BT_T_HEAD_W ? 0 : l];
-    return i < 0 ? (size_t)-1 : m->ioff[i];
-}
-template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
-    size_t o = ioff(m, k, l);
-    return o == (size_t)-1 ? NULL : (T *)m->pc + o;
-}
-static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + ioff(m, k, l); }
-static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + ioff(m, k, l); }
-
-/* The gathered queries of the last layer: sample b's masked positions
- * (off[b] .. off[b + 1] - 1 in the list pos) become query rows b*tq + j,
- * padded to tq.  qmap: row -> index in the list (-1: padding); qrows: row ->
- * position in its sample (its dropout draws; -1); qinv: token row -> row
- * (-1: not masked; set to -1 by the caller first).  Block b. */
-__global__ static void gq_maps_kernel(int32_t *qmap, int32_t *qrows, int32_t *qinv, const int32_t *pos,
-                                      const int32_t *off, int T, int tq) {
-    int b = blockIdx.x, cnt = off[b + 1] - off[b];
-    for (int j = threadIdx.x; j < tq; j += blockDim.x) {
-        int r = b * tq + j, k = j < cnt ? off[b] + j : -1;
-        qmap[r] = k;
-        qrows[r] = k >= 0 ? pos[k] - b * T : -1;
-        if (k >= 0) qinv[pos[k]] = r;
-    }
-}
-/* A layer after its attention, on `rows` rows (padded with zero rows to
- * prow for the products): output projection, LN1 (with the projection's
- * bias, dropout and the residual), FFN, LN2; and its backward.  The dense
- * layers run it on every token row; the last layer on its masked rows
- * (rowmap: their token rows, for the dropout draws).  PostAttn names the
- * buffers of one such call. */
-struct PostAttn {
-    const void *o, *x;                  /* attention output, layer input (the residual) */
-    void *r1, *h1, *u, *g, *r2, *h2;    /* saved for the backward; h2 the output */
-    float *mean1, *rstd1, *mean2, *rstd2;
-    void *y, *dres, *du;                /* scratch: sublayer outputs / their gradients */
-    void *dh, *dx, *dO;                 /* backward: gradient of h2 (in), of x and of o (out; dx may be dh) */
-};
 template <typename T>
-static void pad_zero(void *p, int rows, int prow, int C, size_t esz) {
-    if (prow > rows) CUDA_CHECK(cudaMemsetAsync((T *)p + (size_t)rows * C, 0, (size_t)(prow - rows) * C * esz, g_stream));
-}
-template <typename T>
-static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
     const int C = m->C, F = m->F, T_ = m->T;
     const float eps = m->c.ln_eps;
     linear_fwd<T>((T *)p.y, (const T *)p.o, W<T>(m, BT_T_AO_W, l), NULL, prow, C, C);   /* (bias: in LN1) */
@@ -599,7 +466,7 @@ static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, c
 }
 /* Padding rows of every gradient stay zero, so they add nothing to the weight gradients. */
 template <typename T>
-static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
     const int C = m->C, F = m->F, T_ = m->T;
     LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, rowmap};
     layernorm_backward<T>((T *)p.dres, (T *)p.y, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
@@ -628,62 +495,16 @@ static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, c
     linear_bwd_x<T>((T *)p.dO, (const T *)p.y, W<T>(m, BT_T_AO_W, l), prow, C, C, 0.0f);
     prof("bwd attn-out dX");
 }
-/* The buffers of a dense layer l and of the last layer at its masked rows (head-sized, the head's
- * input rows head.in as its output; head.scratch1 the incoming gradient, then dO's; head.scratch2 the gathered x, then dx's). */
+/* The buffers of post_attn for a dense layer (masked_rows.cu: for the last layer at its masked rows). */
 static PostAttn post_dense(btc_model *m, LayerBuf *b, const void *x) {
     PostAttn p = {b->o, x, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->mean1, b->rstd1, b->mean2, b->rstd2,
                   m->dy, m->dres, m->du, m->cur, m->cur, m->dO};
     return p;
 }
-static PostAttn post_masked(btc_model *m) {
-    PostAttn p = {m->last.o, m->head.scratch2, m->last.r1, m->last.h1, m->last.u, m->last.g, m->last.r2, m->head.in, m->last.mean1, m->last.rstd1, m->last.mean2, m->last.rstd2,
-                  m->last.dy, m->last.dres, m->last.du, m->head.scratch1, m->head.scratch2, m->head.scratch1};
-    return p;
-}
-
-/* The last layer at the masked rows only.  Its output feeds nothing but the
- * MLM head, which reads the n masked rows, and everything after its
- * attention works row by row: so post_attn runs on those n rows (gathered,
- * padded with zero rows to np_ as the head is), and their gradients reach
- * the attention output and the layer input at those rows only.  Same loss
- * and gradients as the dense layer.  Its attention stays dense but for the
- * queries (every row is a key and a value; with the flash kernels only the
- * masked queries are computed, m->gathered).  Forward: from the attention
- * output and the layer input x to the head's input rows m->head.in. */
-template <typename T>
-static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int B, int n, int np_,
-                            DropCtx hd, int l) {
-    const int C = m->C;
-    gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
-    if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
-        scatter_map<T>((T *)m->last.o, C, (const T *)m->gath.o, C, m->gath.map, B * m->tq, C, 0);
-    else
-        gather_rows<T>((T *)m->last.o, (const T *)b->o, pos, n, C);
-    pad_zero<T>(m->last.o, n, np_, C, m->esz);
-    gather_rows<T>((T *)m->head.scratch2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
-    post_attn_fwd<T>(m, post_masked(m), n, np_, pos, hd, l);
-    gemm_set_autotune(1);
-}
-/* Backward, from the gradient of the head's input rows (m->head.scratch1, zero padding
- * rows) to the gradients of the attention output (m->dO, or m->gath.dout for the
- * gathered queries) and of the layer input (m->cur, the residual's share;
- * the q/k/v products add theirs), zero outside the masked rows. */
-template <typename T>
-static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int np_, DropCtx hd, int l) {
-    const int C = m->C;
-    gemm_set_autotune(0);
-    post_attn_bwd<T>(m, post_masked(m), n, np_, pos, hd, l);
-    gemm_set_autotune(1);
-    if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
-        gather_map<T>((T *)m->gath.dout, C, (const T *)m->head.scratch1, C, m->gath.map, NULL, M / m->T * m->tq, C);
-    else {
-        CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
-        scatter_rows<T>((T *)m->dO, (const T *)m->head.scratch1, pos, n, C);
-    }
-    CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-    scatter_rows<T>((T *)m->cur, (const T *)m->head.scratch2, pos, n, C);
-}
-
+template void post_attn_fwd<float>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_fwd<bf16>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_bwd<float>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_bwd<bf16>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
 template <typename T>
 static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
     const bt_config *c = &m->c;
@@ -705,9 +526,7 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     AttnShape asq = as;
     if (gath) {
         asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->gath.rows;
-        CUDA_CHECK(cudaMemsetAsync(m->gath.inv, 0xff, (size_t)M * 4, g_stream));
-        gq_maps_kernel<<<B, 128, 0, g_stream>>>(m->gath.map, m->gath.rows, m->gath.inv, pos, m->d_off, T_, m->tq);
-        LAUNCH_CHECK("gq_maps_kernel");
+        gathered_maps(m, pos, B);
     }
     const int side_bits = m->flash && ad.on;
     if (side_bits) {
@@ -924,13 +743,7 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
     }
     if (n_labels) *n_labels = n;
-    {   /* the last layer's gathered queries: the most masked positions of a sample, rounded up to 128 */
-        int mx = 0;
-        for (int i = 0; i < B; i++) if (m->h_off[i + 1] - m->h_off[i] > mx) mx = m->h_off[i + 1] - m->h_off[i];
-        m->tq = (mx + 127) / 128 * 128;
-        if (m->tq < 128) m->tq = 128;
-        if (m->tq > m->T) m->tq = m->T;
-    }
+    gathered_rows_per_sample(m, B);
     if (head_pad(n) > m->cap) {   /* rare: more masked positions than planned for */
         CUDA_CHECK(cudaStreamSynchronize(g_stream));
         alloc_head(m, n + n / 4);
