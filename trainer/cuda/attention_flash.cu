@@ -158,10 +158,12 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int Tq, const in
  * online_softmax_tile: s holds the tile's scores S (in) and leaves as
  * dropout(P) unnormalised, the A operand of O += P V; m, l the running max
  * (log2 domain, scaled) and sum of exponentials of the two rows, updated;
- * acc (O so far) rescaled to the new max; keep[r]: this lane's 16 keep bits
- * of row r in this tile (see bitpos; 0xffff without dropout). */
+ * acc (O so far) rescaled to the new max; keep(r): this lane's 16 keep bits
+ * of row r in this tile (see bitpos; 0xffff without dropout), asked for
+ * where each kernel has always read them. */
+template <typename Keep>
 __device__ __forceinline__ void online_softmax_tile(float (&s)[8][4], float (&acc)[8][4], float (&m)[2], float (&l)[2],
-                                                    const uint32_t (&keep)[2], float scale_log2) {
+                                                    Keep keep, float scale_log2) {
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float mx = -INFINITY;
@@ -173,13 +175,14 @@ __device__ __forceinline__ void online_softmax_tile(float (&s)[8][4], float (&ac
         float alpha = fast_exp2(m[r] - mnew);
         m[r] = mnew;
         l[r] *= alpha;
+        const uint32_t b16 = keep(r);
 #pragma unroll
         for (int i = 0; i < 8; i++) {
             acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
             float p0 = fast_exp2(s[i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[i][2 * r + 1] * scale_log2 - mnew);
             l[r] += p0 + p1;
-            if (!((keep[r] >> (2 * i)) & 1)) p0 = 0.0f;
-            if (!((keep[r] >> (2 * i + 1)) & 1)) p1 = 0.0f;
+            if (!((b16 >> (2 * i)) & 1)) p0 = 0.0f;
+            if (!((b16 >> (2 * i + 1)) & 1)) p1 = 0.0f;
             s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
         }
     }
@@ -270,12 +273,10 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
             }
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
-            uint32_t keep[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
+            auto keep = [&](int r) {   /* this lane's 16 keep bits of row row0 + 16 mt + 8 r in this tile */
                 int row = row0 + 16 * mt + 8 * r;
-                keep[r] = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
-            }
+                return dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
+            };
             online_softmax_tile(s[mt], acc[mt], m[mt], l[mt], keep, scale_log2);
         }
         /* acc += P V */
@@ -848,7 +849,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(s, wg_desc(aQ + 32 * ks), wg_desc(aK + 32 * ks), ks);
         wg_commit();
         wg_wait0();
-        online_softmax_tile(s, acc, m, l, keep, scale_log2);
+        online_softmax_tile(s, acc, m, l, [&](int r) { return keep[r]; }, scale_log2);
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
