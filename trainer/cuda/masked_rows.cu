@@ -45,9 +45,10 @@ void gathered_maps(btc_model *m, const int32_t *pos, int B) {
  * head.in are the output; head.scratch1 the incoming gradient, then dO's;
  * head.scratch2 the gathered x, then dx's). */
 static PostAttn post_masked(btc_model *m) {
-    const LastRowsBuf *r = &m->last;
-    PostAttn p = {r->o, m->head.scratch2, r->r1, r->h1, r->u, r->g, r->r2, m->head.in, r->mean1, r->rstd1, r->mean2,
-                  r->rstd2, r->dy, r->dres, r->du, m->head.scratch1, m->head.scratch2, m->head.scratch1};
+    const LastRowsBuf *l = &m->last;
+    const RowActs *r = &l->rows;
+    PostAttn p = {l->o, m->head.scratch2, r->r1, r->h1, r->u, r->g, r->r2, m->head.in, r->mean1, r->rstd1, r->mean2,
+                  r->rstd2, l->dy, l->dres, l->du, m->head.scratch1, m->head.scratch2, m->head.scratch1};
     return p;
 }
 

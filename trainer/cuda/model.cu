@@ -184,6 +184,20 @@ static void to_model(const btc_model *m, float *dst, const float *src) {
     for (int i = 0; i < m->L->n; i++) memcpy(dst + m->L->t[i].offset, src + m->ioff[i], m->L->t[i].numel * 4);
 }
 
+/* RowActs for `rows` rows (0: absent). */
+static void plan_rows(BufPlan *p, const btc_model *m, RowActs *r, size_t rows) {
+    const size_t C = m->C, F = m->F;
+    plan_t(p, m, r->r1, rows * C, "activations: residual 1");
+    plan_t(p, m, r->h1, rows * C, "activations: LayerNorm 1 output");
+    plan_t(p, m, r->u, rows * F, "activations: FFN pre-GELU");
+    plan_t(p, m, r->g, rows * F, "activations: FFN GELU output");
+    plan_t(p, m, r->r2, rows * C, "activations: residual 2");
+    plan(p, r->mean1, rows * 4, "LayerNorm statistics");
+    plan(p, r->rstd1, rows * 4, "LayerNorm statistics");
+    plan(p, r->mean2, rows * 4, "LayerNorm statistics");
+    plan(p, r->rstd2, rows * 4, "LayerNorm statistics");
+}
+
 static void alloc_head(btc_model *m, int cap) {
     cap = head_pad(cap);
     cu_free(m->head_block);
@@ -204,18 +218,10 @@ static void alloc_head(btc_model *m, int cap) {
     LastRowsBuf *r = &m->last;
     const int s = m->sparse_last;   /* (else absent) */
     plan_t(&p, m, r->o, s ? rc : 0, "last layer: attention output at the masked rows");
-    plan_t(&p, m, r->r1, s ? rc : 0, "last layer: residual 1 at the masked rows");
-    plan_t(&p, m, r->h1, s ? rc : 0, "last layer: LayerNorm 1 output at the masked rows");
-    plan_t(&p, m, r->u, s ? rf : 0, "last layer: FFN pre-GELU at the masked rows");
-    plan_t(&p, m, r->g, s ? rf : 0, "last layer: FFN GELU output at the masked rows");
-    plan_t(&p, m, r->r2, s ? rc : 0, "last layer: residual 2 at the masked rows");
+    plan_rows(&p, m, &r->rows, s ? cap : 0);
     plan_t(&p, m, r->dres, s ? rc : 0, "last layer: gradient scratch");
     plan_t(&p, m, r->dy, s ? rc : 0, "last layer: gradient scratch");
     plan_t(&p, m, r->du, s ? rf : 0, "last layer: gradient scratch (FFN)");
-    plan(&p, r->mean1, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
-    plan(&p, r->rstd1, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
-    plan(&p, r->mean2, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
-    plan(&p, r->rstd2, s ? (size_t)cap * 4 : 0, "last layer: LayerNorm statistics");
     m->head_block = carve(&p, "the MLM head's buffers (masked rows)");
 }
 
@@ -243,16 +249,8 @@ static void alloc_buffers(btc_model *m) {
         plan_t(&p, m, b->probs, flash ? 0 : maxB * NH * T * T, "attention probabilities [B, heads, T, T]");
         /* the last layer's rows after its attention live in the masked rows' buffers (sparse_last) */
         const size_t rows = m->sparse_last && l == c->layers - 1 ? 0 : M;
-        plan_t(&p, m, b->r1, rows * C, "activations: residual 1");
-        plan_t(&p, m, b->h1, rows * C, "activations: LayerNorm 1 output");
-        plan_t(&p, m, b->u, rows * F, "activations: FFN pre-GELU");
-        plan_t(&p, m, b->g, rows * F, "activations: FFN GELU output");
-        plan_t(&p, m, b->r2, rows * C, "activations: residual 2");
+        plan_rows(&p, m, &b->rows, rows);
         plan_t(&p, m, b->h2, rows * C, "activations: layer output");
-        plan(&p, b->mean1, rows * 4, "LayerNorm statistics");
-        plan(&p, b->rstd1, rows * 4, "LayerNorm statistics");
-        plan(&p, b->mean2, rows * 4, "LayerNorm statistics");
-        plan(&p, b->rstd2, rows * 4, "LayerNorm statistics");
     }
     plan_t(&p, m, m->cur, M * C, "gradient scratch");
     plan_t(&p, m, m->dres, M * C, "gradient scratch");
@@ -497,7 +495,8 @@ void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const in
 }
 /* The buffers of post_attn for a dense layer (masked_rows.cu: for the last layer at its masked rows). */
 static PostAttn post_dense(btc_model *m, LayerBuf *b, const void *x) {
-    PostAttn p = {b->o, x, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->mean1, b->rstd1, b->mean2, b->rstd2,
+    const RowActs *r = &b->rows;
+    PostAttn p = {b->o, x, r->r1, r->h1, r->u, r->g, r->r2, b->h2, r->mean1, r->rstd1, r->mean2, r->rstd2,
                   m->dy, m->dres, m->du, m->cur, m->cur, m->dO};
     return p;
 }

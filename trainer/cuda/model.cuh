@@ -12,11 +12,22 @@
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/adamw.cuh"
 
-/* Saved per layer for the backward pass (see the top). */
+/* A layer's row-wise activations after its attention, saved for the
+ * backward pass (model.cu's top): r1 = x + dropout(attention output
+ * projection), h1 = LN1(r1), u = h1 W1^T, g = gelu(u + b1), r2, and the
+ * two LayerNorms' statistics. */
+struct RowActs {
+    void *r1, *h1, *u, *g, *r2;
+    float *mean1, *rstd1, *mean2, *rstd2;
+};
+/* Saved per layer: the packed q/k/v, Q S_h (pairwise), the attention
+ * output, its log-sum-exp and dropout bits (flash) or probabilities
+ * (reference path), the rows after it and the layer output h2. */
 struct LayerBuf {
-    void *qkv, *qs, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
+    void *qkv, *qs, *o, *h2, *probs;
     uint64_t *bits;
-    float *lse, *mean1, *rstd1, *mean2, *rstd2;
+    float *lse;
+    RowActs rows;
 };
 /* The MLM head at the masked rows (padded to HEAD_ROUND; `cap` rows
  * allocated): its input rows, the dense's output before and after GELU, the
@@ -26,11 +37,13 @@ struct HeadBuf {
     void *in, *pre_gelu, *gelu, *ln_out, *logits, *scratch1, *scratch2;
     float *mean, *rstd, *loss;
 };
-/* The last layer after its attention at those rows (sparse_last): as
- * LayerBuf (its output is the head's input rows), plus gradient scratch. */
+/* The last layer after its attention at those rows (sparse_last): its
+ * attention output there, its row-wise activations (its output is the
+ * head's input rows), gradient scratch. */
 struct LastRowsBuf {
-    void *o, *r1, *h1, *u, *g, *r2, *dres, *dy, *du;
-    float *mean1, *rstd1, *mean2, *rstd2;
+    void *o;
+    RowActs rows;
+    void *dres, *dy, *du;
 };
 /* The last layer's attention for the masked queries only (gathered): the
  * gathered queries, their outputs and gradients ([maxB*T, C] at most), and
