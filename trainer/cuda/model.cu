@@ -106,14 +106,15 @@ extern "C" void btc_sync(void) { CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
  * The activations, the backward's scratch and the per-batch inputs are
  * carved out of one allocation, the masked rows' buffers out of a second
  * one (regrown when a micro-batch masks more positions than planned): as
- * llm.c's ActivationTensors and malloc_and_point.  plan_buffers and
- * plan_head list every buffer (where its pointer lives, its size, what it
+ * llm.c's ActivationTensors and malloc_and_point.  alloc_buffers and
+ * alloc_head list every buffer (where its pointer lives, its size, what it
  * is for; size 0: absent, NULL); carve makes the one allocation and points
  * each at a 256-byte boundary, the alignment cudaMalloc gives, so that
- * cuBLASLt sees the alignments it saw with one allocation each. */
+ * cuBLASLt sees the alignments it saw with one allocation each.  When the
+ * block does not fit, the out-of-memory message names its largest buffer. */
 struct BufPlan {
     int n, cap;
-    struct { void **slot; size_t bytes; const char *what; } *e;
+    struct { void *slot; size_t bytes; const char *what; } *e;   /* slot: the address of a T* */
 };
 template <typename P> static void plan(BufPlan *p, P *&ptr, size_t bytes, const char *what) {
     if (p->n == p->cap) {
@@ -121,7 +122,7 @@ template <typename P> static void plan(BufPlan *p, P *&ptr, size_t bytes, const 
         p->e = (decltype(p->e))realloc(p->e, p->cap * sizeof *p->e);
         if (!p->e) cu_fail("btc", "plan", "out of host memory", __FILE__, __LINE__);
     }
-    p->e[p->n].slot = (void **)&ptr;
+    p->e[p->n].slot = &ptr;
     p->e[p->n].bytes = bytes;
     p->e[p->n].what = what;
     p->n++;
@@ -132,11 +133,22 @@ template <typename P> static void plan_t(BufPlan *p, const btc_model *m, P *&ptr
 }
 static void *carve(BufPlan *p, const char *what) {
     size_t total = 0;
-    for (int i = 0; i < p->n; i++) total += (p->e[i].bytes + 255) / 256 * 256;
+    int big = 0;
+    for (int i = 0; i < p->n; i++) {
+        total += (p->e[i].bytes + 255) / 256 * 256;
+        if (p->e[i].bytes > p->e[big].bytes) big = i;
+    }
+    char name[256];
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && total > fr && p->n > 0) {
+        snprintf(name, sizeof name, "%s; the largest: %s, %.1f MiB", what, p->e[big].what, p->e[big].bytes / 1048576.0);
+        what = name;
+    }
     char *base = (char *)cu_alloc(total, what);
     size_t off = 0;
     for (int i = 0; i < p->n; i++) {
-        *p->e[i].slot = p->e[i].bytes ? base + off : NULL;
+        void *at = p->e[i].bytes ? base + off : NULL;
+        memcpy(p->e[i].slot, &at, sizeof at);   /* (the slot is a T*: no aliasing through void **) */
         off += (p->e[i].bytes + 255) / 256 * 256;
     }
     free(p->e);
