@@ -2,6 +2,7 @@
 #include "pipeline/atomic.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,6 +61,24 @@ void afile_abort(afile *f) {
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
     if (!f->direct) unlink(f->tmp);
+}
+
+static afile *volatile sig_file;
+
+static void remove_and_die(int sig) {
+    afile *f = sig_file;
+    if (f && !f->direct && f->tmp[0]) unlink(f->tmp);      /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void afile_remove_on_signal(afile *f) {
+    sig_file = f;
+    struct sigaction sa; memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_and_die;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); sigaddset(&sa.sa_mask, SIGTERM); sigaddset(&sa.sa_mask, SIGHUP);
+    sigaction(SIGINT, &sa, NULL); sigaction(SIGTERM, &sa, NULL); sigaction(SIGHUP, &sa, NULL);
 }
 
 int afile_put(const char *path, const void *buf, size_t n, char *err, size_t errlen) {

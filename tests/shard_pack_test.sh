@@ -8,19 +8,19 @@ SP="$BIN/shard-pack"
 
 # mkstream.py OUT NDOCS SEED [VOCABSHA]: random documents [CLS] ... [SEP]; ids
 # are also written as OUT.ids (one document a line) for the checks below.
+export PYTHONPATH="$ROOT/tests"
 cat > mkstream.py <<'EOF'
-import hashlib, random, struct, sys
+import hashlib, random, sys, tokstream
 out, ndocs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 vocab = sys.argv[4] if len(sys.argv) > 4 else None
 sha = hashlib.sha256(open(vocab, 'rb').read()).digest() if vocab else b'\xab' * 32
 rng = random.Random(seed)
-with open(out, 'wb') as f, open(out + '.ids', 'w') as g:
-    f.write(b'SBTK' + struct.pack('<III', 1, 30522, 0) + sha)
-    for d in range(ndocs):
-        n = rng.choice([0, 1, 5, 40, 200, 700]) if d % 3 else rng.randrange(0, 120)
-        ids = [101] + [rng.randrange(999, 30522) for _ in range(n)] + [102]
-        f.write(struct.pack('<I', len(ids)) + struct.pack('<%dH' % len(ids), *ids))
-        g.write(' '.join(map(str, ids)) + '\n')
+docs = []
+for d in range(ndocs):
+    n = rng.choice([0, 1, 5, 40, 200, 700]) if d % 3 else rng.randrange(0, 120)
+    docs.append([101] + [rng.randrange(999, 30522) for _ in range(n)] + [102])
+open(out, 'wb').write(tokstream.stream(30522, sha, docs))
+open(out + '.ids', 'w').write(''.join(' '.join(map(str, ids)) + '\n' for ids in docs))
 EOF
 $PY mkstream.py a.bin 300 1 "$VOCAB"
 $PY mkstream.py b.bin 200 2 "$VOCAB"
@@ -87,15 +87,13 @@ grep_ok verify_no_manifest_msg "no manifest.json" "$TDIR/.out"
 # --show: a sample decoded with the vocab ("##" pieces glued), or its ids
 tok() { awk -v w="$1" '$0 == w { print NR - 1; exit }' "$VOCAB"; }
 cat > words.py <<'EOF'
-import struct, hashlib, sys
+import hashlib, sys, tokstream
 vocab, out = sys.argv[1], sys.argv[2]
 toks = [l.rstrip('\n') for l in open(vocab, encoding='utf-8')]
 ix = {t: i for i, t in enumerate(toks)}
 words = "the quick brown fox is play ##ing in the garden".split() * 4
 ids = [101] + [ix[w] for w in words] + [102]
-with open(out, 'wb') as f:
-    f.write(b'SBTK' + struct.pack('<III', 1, len(toks), 0) + hashlib.sha256(open(vocab, 'rb').read()).digest())
-    for _ in range(3): f.write(struct.pack('<I', len(ids)) + struct.pack('<%dH' % len(ids), *ids))
+open(out, 'wb').write(tokstream.stream(len(toks), hashlib.sha256(open(vocab, 'rb').read()).digest(), [ids] * 3))
 EOF
 $PY words.py "$VOCAB" words.bin
 ok pack_words "$SP" words.bin -o sw --seq-len 32 -q
