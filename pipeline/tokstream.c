@@ -75,6 +75,11 @@ static int header_rest(ts_reader *r, ts_header *h, uint64_t at) {
         return -1;
     }
     h->vocab_size = rd32(b + 4);
+    if (h->vocab_size == 0 || h->vocab_size > 65536) {
+        snprintf(r->err, sizeof r->err, "%s: the token stream header at byte %llu says vocab size %u: ids are u16, so 1..65536",
+                 sio_name(r->in), (unsigned long long)at, h->vocab_size);
+        return -1;
+    }
     memcpy(h->vocab_sha256, b + 12, 32);
     r->v1 = v == 1;
     r->open = 1;

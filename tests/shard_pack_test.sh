@@ -211,3 +211,71 @@ eq sigkill_no_manifest "$(ls sk | wc -l)" 0
 ok rerun_after_kill "$SP" a.bin -o sk --seq-len 16 --shard-samples 20 -q
 eq rerun_cleared_leftovers "$(ls -A sk | grep -c '^\.')" 0
 ok rerun_verify "$SP" --verify sk
+
+# ---- the trailer: a stream without it (its writer died) is refused and publishes nothing
+head -c $(( $(stat -c %s a.bin) - 32 )) a.bin > cut.bin
+nok no_trailer_refused "$SP" cut.bin -o nt --seq-len 64
+grep_ok no_trailer_msg "cut.bin: token stream ends at byte [0-9]+ without its trailer.*--accept-partial" "$TDIR/.out"
+ok no_trailer_nothing_published test ! -e nt
+ok accept_partial "$SP" cut.bin -o ap --seq-len 64 --accept-partial
+grep_ok accept_partial_says "no trailer after document 300" "$TDIR/.out"
+ok accept_partial_verify "$SP" --verify ap
+cat cut.bin b.bin > cutcat.bin
+nok header_after_cut_stream "$SP" cutcat.bin -o nt2 --seq-len 64
+grep_ok header_after_cut_msg "a header at byte [0-9]+ follows a stream without its trailer" "$TDIR/.out"
+$PY - <<'EOF'
+b = bytearray(open('a.bin', 'rb').read()); b[-24] ^= 1     # trailer: one document more or less
+open('badtrailer.bin', 'wb').write(bytes(b))
+EOF
+nok trailer_mismatch "$SP" badtrailer.bin -o nt3 --seq-len 64
+grep_ok trailer_mismatch_msg "the trailer at byte [0-9]+ counts 30[01] documents.*holds 300" "$TDIR/.out"
+# a cut inside the first header is named as such; a vocab size beyond u16 names the file
+head -c 20 a.bin > cuthead.bin
+nok cut_in_header "$SP" cuthead.bin -o ch
+grep_ok cut_in_header_msg "cuthead.bin: token stream truncated inside the header that starts at byte 0: it ends at byte 20" "$TDIR/.out"
+ok cut_in_header_no_document sh -c "! grep -q 'document' '$TDIR/.out'"
+$PY -c "
+import struct; b = bytearray(open('a.bin','rb').read()); struct.pack_into('<I', b, 8, 70000); open('v70k.bin','wb').write(bytes(b))"
+nok vocab_70000 "$SP" v70k.bin -o v7
+grep_ok vocab_70000_names_file "v70k.bin: the token stream header at byte 0 says vocab size 70000" "$TDIR/.out"
+eq failed_runs_leave_no_folder "$(ls -d nt nt2 nt3 ch v7 2>/dev/null | wc -l)" 0
+
+# ---- a signal while the input pipe is idle: out within a second, 128+signal, nothing left
+cat > idle.py <<'EOF'
+import sys, time
+with open(sys.argv[1], 'wb') as f:
+    f.write(open('a.bin', 'rb').read()[:-32]); f.flush(); time.sleep(30)
+EOF
+for sig in TERM INT; do
+  rm -f idlefifo; mkfifo idlefifo
+  $PY idle.py idlefifo 2>/dev/null & writer=$!
+  "$SP" idlefifo -o idle$sig --seq-len 16 --shard-samples 20 2> idle.log & sp=$!
+  hidden_at_least idle$sig 2
+  sleep 0.5
+  t0=$(date +%s%N); kill -$sig $sp; wait $sp; rc=$?; t1=$(date +%s%N)
+  kill $writer 2>/dev/null; wait $writer 2>/dev/null
+  [ $(( (t1 - t0) / 1000000 )) -lt 1500 ] && pass idle_sig${sig}_within_a_second || fail idle_sig${sig}_within_a_second "$(( (t1 - t0) / 1000000 )) ms"
+  eq idle_sig${sig}_exit "$rc" "$([ $sig = TERM ] && echo 143 || echo 130)"
+  ok idle_sig${sig}_nothing_left test ! -e idle$sig
+done
+
+# ---- --verify checks every total it can: documents, dropped tails, shard_samples, validation
+edit() {  # edit DIR EXPR: copy s2 to DIR and change its manifest with a Python expression on m
+  rm -rf "$1"; cp -r s2 "$1"
+  $PY -c "import json; m = json.load(open('$1/manifest.json')); $2; json.dump(m, open('$1/manifest.json', 'w'))"
+}
+edit vdocs "m['totals']['documents'] *= 10"
+nok verify_documents "$SP" --verify vdocs
+grep_ok verify_documents_msg "totals.documents 5000 cannot be" "$TDIR/.out"
+edit vdocs0 "m['totals']['documents'] = 0"
+nok verify_documents_zero "$SP" --verify vdocs0
+edit vtail "t = m['totals']; t['dropped_tail_tokens'] += 64; t['tokens'] += 64"
+nok verify_tail "$SP" --verify vtail
+grep_ok verify_tail_msg "dropped_tail_tokens [0-9]+ is more than 1 stream can drop" "$TDIR/.out"
+edit vshs "m['shard_samples'] = 10"
+nok verify_shard_samples "$SP" --verify vshs
+grep_ok verify_shard_samples_msg "more than shard_samples 10" "$TDIR/.out"
+edit vval "m['val_samples_requested'] = 8"
+nok verify_val_requested "$SP" --verify vval
+grep_ok verify_val_requested_msg "validation_samples 7 but val_samples_requested 8" "$TDIR/.out"
+ok verify_merged_still_ok "$SP" --verify merged
