@@ -140,3 +140,47 @@ if [ "$VARIANT" = opt ]; then
 else
   echo "note: the memory-limit check runs in the opt variant only"
 fi
+
+# ---- stream records (pipeline/frame.h): read, never tokenised; a begin without its end is an error
+{ echo '{"symbert_stream":"begin","writer":"t"}'; cat part1.jsonl; echo '{"symbert_stream":"end","writer":"t","lines":300}'; } > framed.jsonl
+"$WP" --vocab "$VOCAB" framed.jsonl > framed.bin 2>/dev/null
+eq framed_same_as_plain "$(cmp -s framed.bin p1.bin && echo same)" same
+"$WP" --vocab "$VOCAB" -j 3 framed.jsonl framed.jsonl > framed2.bin 2>/dev/null
+"$WP" --vocab "$VOCAB" part1.jsonl part1.jsonl > plain2.bin 2>/dev/null
+eq framed_twice_j3 "$(cmp -s framed2.bin plain2.bin && echo same)" same
+head -n 200 framed.jsonl > cutframed.jsonl
+"$WP" --vocab "$VOCAB" cutframed.jsonl > cutframed.bin 2> cutframed.err; rc=$?
+eq cut_input_fails "$rc" 1
+grep_ok cut_input_msg "cutframed.jsonl: ends without the end record of the stream begun at line 1 \(after 199 lines\)" cutframed.err
+trailer() { $PY -c "import sys; b = open(sys.argv[1], 'rb').read(); print('trailer' if b[-32:-28] == b'SBTE' else 'none')" "$1"; }
+eq cut_input_no_trailer "$(trailer cutframed.bin)" none
+eq whole_input_trailer "$(trailer framed.bin)" trailer
+nok cut_input_o "$WP" --vocab "$VOCAB" -o cut_o.bin cutframed.jsonl
+ok cut_input_o_no_file test ! -e cut_o.bin
+{ head -n 100 framed.jsonl; echo '{"symbert_stream":"end","writer":"t","lines":300}'; } > shortframe.jsonl
+nok frame_count_mismatch "$WP" --vocab "$VOCAB" shortframe.jsonl
+grep_ok frame_count_mismatch_msg "shortframe.jsonl:101: the end record says 300 lines, the stream begun at line 1 holds 99" "$TDIR/.out"
+# the trailer comes only after input that ended cleanly: not after a truncated zstd file
+"$WP" --vocab "$VOCAB" trunc.jsonl.zst > trunc_out.bin 2>/dev/null
+eq no_trailer_after_truncated_input "$(trailer trunc_out.bin)" none
+"$WP" --vocab "$VOCAB" -j 2 badlate.jsonl > badlate.bin 2>/dev/null
+eq no_trailer_after_bad_line "$(trailer badlate.bin)" none
+
+# ---- SIGINT/SIGTERM with -o FILE: the temporary goes too; exit 130/143
+cat > slowdocs.py <<'EOF'
+import sys, time
+with open(sys.argv[1], 'w') as f:
+    for i in range(3000): f.write('{"content":"document number %d"}\n' % i)
+    f.flush(); time.sleep(30)
+EOF
+for sig in INT TERM; do
+  rm -f ff; mkfifo ff
+  $PY slowdocs.py ff 2>/dev/null & w=$!
+  "$WP" --vocab "$VOCAB" -j 2 ff -o sig$sig.bin 2>/dev/null & wp=$!
+  for _ in $(seq 100); do ls -A | grep -q "^\.sig$sig\.bin\.tmp\." && break; sleep 0.05; done
+  sleep 0.3
+  kill -$sig $wp; wait $wp; rc=$?; kill $w 2>/dev/null; wait $w 2>/dev/null
+  eq sig${sig}_exit "$rc" "$([ $sig = INT ] && echo 130 || echo 143)"
+  eq sig${sig}_no_temp "$(ls -A | grep -c '\.tmp\.')" 0
+  ok sig${sig}_no_output test ! -e sig$sig.bin
+done
