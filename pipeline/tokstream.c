@@ -60,15 +60,18 @@ static int rd(ts_reader *r, void *buf, size_t n, const char *what) {
     return 1;
 }
 
+/* The n bytes of a header or trailer (`part`) after its magic, which stood at byte `at`. */
+static int rd_rest(ts_reader *r, unsigned char *b, size_t n, const char *part, uint64_t at) {
+    char what[64]; snprintf(what, sizeof what, "the %s that starts at byte %llu", part, (unsigned long long)at);
+    int k = rd(r, b, n, what);
+    if (k == 0) snprintf(r->err, sizeof r->err, "%s: token stream truncated inside %s: it ends after its magic", sio_name(r->in), what);
+    return k > 0 ? 0 : -1;
+}
+
 /* The 44 bytes of a header after its magic, read at byte `at`. */
 static int header_rest(ts_reader *r, ts_header *h, uint64_t at) {
     unsigned char b[TS_HEADER_SIZE - 4];
-    char what[64]; snprintf(what, sizeof what, "the header that starts at byte %llu", (unsigned long long)at);
-    int k = rd(r, b, sizeof b, what);
-    if (k <= 0) {
-        if (k == 0) snprintf(r->err, sizeof r->err, "%s: token stream truncated inside %s: it ends there", sio_name(r->in), what);
-        return -1;
-    }
+    if (rd_rest(r, b, sizeof b, "header", at) < 0) return -1;
     uint32_t v = rd32(b);
     if (v != TS_VERSION && v != 1) {
         snprintf(r->err, sizeof r->err, "%s: token stream version %u not supported (this build reads 1 and %u)", sio_name(r->in), v, TS_VERSION);
@@ -112,12 +115,7 @@ static const char NO_TRAILER[] = "its writer stopped before the end (killed, or 
  * against the documents read since the header. */
 static int trailer_rest(ts_reader *r, uint64_t at) {
     unsigned char b[TS_TRAILER_SIZE - 4];
-    char what[64]; snprintf(what, sizeof what, "the trailer that starts at byte %llu", (unsigned long long)at);
-    int k = rd(r, b, sizeof b, what);
-    if (k <= 0) {
-        if (k == 0) snprintf(r->err, sizeof r->err, "%s: token stream truncated inside %s: it ends there", sio_name(r->in), what);
-        return -1;
-    }
+    if (rd_rest(r, b, sizeof b, "trailer", at) < 0) return -1;
     ts_totals t = { rd64(b + 4), rd64(b + 12), rd64(b + 20) };
     if (!r->open || r->v1) {
         snprintf(r->err, sizeof r->err, "%s: a trailer at byte %llu %s", sio_name(r->in), (unsigned long long)at,

@@ -175,21 +175,3 @@ nok frame_line_count "$F" lostline.jsonl -q
 grep_ok frame_line_count_msg "lostline.jsonl:3: the end record says 2 lines, the stream begun at line 1 holds 1" "$TDIR/.out"
 ok frame_zstd sh -c "'$F' --frame -z two.jsonl -q | zstd -dc | cmp - framed.jsonl"
 
-# ---- SIGINT/SIGTERM with -o FILE: the temporary goes too; exit 130/143
-cat > slowdocs.py <<'EOF'
-import sys, time
-with open(sys.argv[1], 'w') as f:
-    for i in range(2000): f.write('{"content":"doc %d","metadata":{"harmful_pp":50}}\n' % i)
-    f.flush(); time.sleep(30)
-EOF
-for sig in INT TERM; do
-  rm -f ff; mkfifo ff
-  $PY slowdocs.py ff 2>/dev/null & w=$!
-  "$F" ff -o sig$sig.jsonl --stats sig$sig.json -q 2>/dev/null & fp=$!
-  for _ in $(seq 100); do ls -A | grep -q "^\.sig$sig\.jsonl\.tmp\." && break; sleep 0.05; done
-  sleep 0.3
-  kill -$sig $fp; wait $fp; rc=$?; kill $w 2>/dev/null; wait $w 2>/dev/null
-  eq sig${sig}_exit "$rc" "$([ $sig = INT ] && echo 130 || echo 143)"
-  eq sig${sig}_no_temp "$(ls -A | grep -c '\.tmp\.')" 0
-  ok sig${sig}_no_output test ! -e sig$sig.jsonl -a ! -e sig$sig.json
-done
