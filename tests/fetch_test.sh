@@ -299,12 +299,16 @@ eq frame_exit "$?" 0
 eq frame_records "$(zstd -dcq framed.zst | sed -n '1p;$p' | tr '\n' ' ')" '{"symbert_stream":"begin","writer":"oscar-fetch"} {"symbert_stream":"end","writer":"oscar-fetch"} '
 eq frame_documents "$(zstd -dcq framed.zst | grep -c '"content"')" 4
 nok frame_needs_stdout "$F" en 1 --frame -o x
+ok frame_read_by_filter sh -c "'$BIN/oscar-filter' -q < framed.zst > framed_kept.jsonl"
+eq frame_filter_keeps_documents "$(grep -c '"content"' framed_kept.jsonl) $(grep -c symbert_stream framed_kept.jsonl)" "4 0"
 stop_servers
 cp froot/en_meta/en_meta_part_1.jsonl.zst froot/en_meta/en_meta_part_2.jsonl.zst    # its sha256 no longer matches
 SROOT=froot start_server A
 "$F" --base-url "http://127.0.0.1:$PORT_A" --retry-base-ms 20 --no-progress en 1-2 --stdout --frame > framed_bad.zst 2>run.out
 eq frame_bad_exit "$?" 1
 eq frame_bad_no_end "$(zstd -dcq framed_bad.zst | tail -n 1)" '{"content":"part 1 doc 2"}'
+nok frame_bad_refused_by_filter sh -c "'$BIN/oscar-filter' -q < framed_bad.zst"
+grep_ok frame_bad_filter_msg "<stdin>: ends without the end record" "$TDIR/.out"
 stop_servers
 
 # ---- 18. interrupted: the .part stays and the next run resumes it ---------------
