@@ -85,7 +85,9 @@ static void test_output_fails(void) {
     CHECK(run("docs.jsonl", 2, 1, &b, &st, e, sizeof e) < 0 && strstr(e, "disk full (test)"), "%s", e);
     CHECK(b.n <= 100000 && (b.n < TS_TRAILER_SIZE || memcmp(b.p + b.n - TS_TRAILER_SIZE, TS_TRAILER_MAGIC, 4)), "no trailer");
     free(b.p);
-    CHECK(run("missing.jsonl", 1, 1, &b, &st, e, sizeof e) < 0 && strstr(e, "missing.jsonl"), "%s", e);
+    buf none = { 0 };
+    CHECK(run("missing.jsonl", 1, 1, &none, &st, e, sizeof e) < 0 && strstr(e, "missing.jsonl"), "%s", e);
+    free(none.p);
 }
 
 int main(void) {
