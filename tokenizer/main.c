@@ -35,8 +35,10 @@ static const char *USAGE =
 "  -v                 progress and a summary on stderr (default when a terminal)\n"
 "  -h, --help         this help\n"
 "\n"
-"Errors (bad JSON, missing field, unreadable input) name the file and line and\n"
-"exit with status 1; with -o nothing is written then.\n";
+"Errors (bad JSON, missing field, unreadable input, an input whose stream begin\n"
+"record from oscar-filter --frame has no end record) name the file and line and\n"
+"exit with status 1; with -o nothing is written then, on standard output the\n"
+"token stream's trailer is missing, so shard-pack refuses it.\n";
 
 static void die(const char *fmt, ...) {
     va_list ap; va_start(ap, fmt);
