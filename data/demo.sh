@@ -1,7 +1,7 @@
 #!/bin/sh
 # data/demo.sh - `make demo`: the whole pipe on the bundled sample, offline.
 #
-#   oscar-filter data/sample/*.zst --ut1 data/ut1 | wordpiece | shard-pack -o build/demo/shards
+#   oscar-filter data/sample/*.zst --ut1 data/ut1 --frame | wordpiece | shard-pack -o build/demo/shards
 #   shard-pack --verify, shard-pack --show, the filter's stats,
 #   and, when bin/bert-train exists, 20 steps of a tiny model on the CPU.
 #
@@ -35,7 +35,7 @@ cd "$OUT" || exit 1
 say "demo: working in $OUT"
 
 # 1. the pipe, as on the real corpus (each stage's stderr kept in a log)
-"$BIN/oscar-filter" "$SAMPLE" --ut1 "$ROOT/data/ut1" --stats filter-stats.json 2>filter.log \
+"$BIN/oscar-filter" "$SAMPLE" --ut1 "$ROOT/data/ut1" --frame --stats filter-stats.json 2>filter.log \
   | "$BIN/wordpiece" --vocab "$VOCAB" 2>wordpiece.log \
   | "$BIN/shard-pack" -o shards --seq-len 512 --val-samples 8 --seed 1 2>shard-pack.log
 rc=("${PIPESTATUS[@]}")

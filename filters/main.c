@@ -2,6 +2,7 @@
 #include "filters/filter.h"
 #include "filters/ut1.h"
 #include "pipeline/atomic.h"
+#include "pipeline/frame.h"
 #include "pipeline/sio.h"
 #include <fcntl.h>
 #include <getopt.h>
@@ -40,12 +41,17 @@ static const char USAGE[] =
 "      --ut1-categories LIST  the UT1 categories to load (default: the --categories\n"
 "                          list, or the eleven above when --categories is off)\n"
 "      --stats FILE        write counts as JSON to FILE\n"
+"      --frame             begin and end the output with a stream record (one JSON\n"
+"                          line each, docs/oscar-filter.md), so that wordpiece can\n"
+"                          tell a complete output from one cut by a failure or a kill\n"
 "      --skip-malformed    count, report and skip malformed lines instead of stopping\n"
 "  -q, --quiet             no summary line on stderr\n"
 "  -h, --help              this help\n"
 "\n"
 "Errors (exit 1): a malformed line (file, line number, byte), a truncated or\n"
-"corrupt zstd stream (file, byte offset), a bad UT1 list.  Usage errors exit 2.\n"
+"corrupt zstd stream (file, byte offset), a bad UT1 list, an input whose stream\n"
+"begin record has no end record.  Usage errors exit 2.  After an error neither\n"
+"FILE nor the --stats file exists.\n"
 "Details: docs/oscar-filter.md\n";
 
 static double now(void) {
@@ -83,19 +89,19 @@ static long parse_int(const char *s, long lo, long hi, int *ok) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_CATS = 256, O_PP, O_WARN, O_UT1, O_UT1CATS, O_STATS, O_SKIP };
+    enum { O_CATS = 256, O_PP, O_WARN, O_UT1, O_UT1CATS, O_STATS, O_SKIP, O_FRAME };
     static const struct option opts[] = {
         { "output", required_argument, 0, 'o' }, { "zstd", no_argument, 0, 'z' },
         { "level", required_argument, 0, 'l' }, { "threads", required_argument, 0, 'T' },
         { "categories", required_argument, 0, O_CATS }, { "harmful-pp", required_argument, 0, O_PP },
         { "reject-warnings", required_argument, 0, O_WARN }, { "ut1", required_argument, 0, O_UT1 },
         { "ut1-categories", required_argument, 0, O_UT1CATS }, { "stats", required_argument, 0, O_STATS },
-        { "skip-malformed", no_argument, 0, O_SKIP }, { "quiet", no_argument, 0, 'q' },
+        { "skip-malformed", no_argument, 0, O_SKIP }, { "frame", no_argument, 0, O_FRAME }, { "quiet", no_argument, 0, 'q' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     flt_rules_default(&rules);
     const char *outpath = NULL, *statspath = NULL, *ut1dir = NULL, *ut1cats = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int level = 0, threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu, quiet = 0, ok, c;
+    int level = 0, threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu, quiet = 0, framed = 0, ok, c;
     int syncfd = -1;      /* the output file that afile_commit will fsync */
     flt_run_opts ro = { .on_skip = on_skip, .on_block = on_block, .ud = &syncfd };
     char err[2048];
@@ -112,6 +118,7 @@ int main(int argc, char **argv) {
         case O_UT1CATS: ut1cats = optarg; break;
         case O_STATS: statspath = optarg; break;
         case O_SKIP: ro.skip_malformed = 1; break;
+        case O_FRAME: framed = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(USAGE, stdout); flt_rules_free(&rules); return 0;
         default: return usage_error("unknown option");
@@ -128,9 +135,29 @@ int main(int argc, char **argv) {
     double t0 = now();
     ut1_lists *ut1 = NULL;
     flt_rules ut1names; memset(&ut1names, 0, sizeof ut1names);   /* only its name list is used */
-    afile af; int af_open = 0;
+    afile af, sf; int af_open = 0, sf_open = 0;
     sout *out = NULL;
     flt_stats st; memset(&st, 0, sizeof st);
+
+    /* every output is opened before any work, and published only when all went well */
+    int fd = 1;
+    if (outpath) {
+        if (afile_open(&af, outpath, err, sizeof err) < 0) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
+        af_open = 1; fd = af.fd;
+        if (!af.direct) syncfd = af.fd;
+        afile_remove_on_signal(&af);
+    }
+    if (statspath) {
+        if (afile_open(&sf, statspath, err, sizeof err) < 0) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
+        sf_open = 1;
+        afile_remove_on_signal(&sf);
+    }
+    out = sout_fd(fd, outpath ? outpath : "<stdout>", level, level ? threads : 0, err, sizeof err);
+    if (!out) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
+    char rec[128];
+    if (framed && sout_write(out, rec, frame_begin(rec, sizeof rec, "oscar-filter")) < 0) {
+        fprintf(stderr, "oscar-filter: %s\n", sout_error(out)); goto done;
+    }
 
     if (ut1dir) {
         const char *spec = ut1cats;
@@ -140,8 +167,9 @@ int main(int argc, char **argv) {
         } else if (!spec) {
             for (int i = 0; flt_paper_categories[i]; i++) ut1names.cats[ut1names.ncats++] = strdup(flt_paper_categories[i]);
         } else if (!strcmp(spec, "off") || flt_set_categories(&ut1names, spec, err, sizeof err) < 0) {
-            flt_rules_free(&ut1names);
-            return usage_error("--ut1-categories wants comma-separated category names");
+            fprintf(stderr, "oscar-filter: --ut1-categories wants comma-separated category names (see --help)\n");
+            rc = 2;
+            goto done;
         }
         double tl = now();
         ut1 = ut1_load(ut1dir, (const char *const *)ut1names.cats, ut1names.ncats, err, sizeof err);
@@ -154,33 +182,35 @@ int main(int argc, char **argv) {
         }
     }
 
-    int fd = 1;
-    if (outpath) {
-        if (afile_open(&af, outpath, err, sizeof err) < 0) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
-        af_open = 1; fd = af.fd;
-        if (!af.direct) syncfd = af.fd;
-    }
-    out = sout_fd(fd, outpath ? outpath : "<stdout>", level, level ? threads : 0, err, sizeof err);
-    if (!out) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
-
     if (flt_run(&rules, (const char *const *)(argv + optind), argc - optind, out, &ro, &st, err, sizeof err) < 0) {
         fprintf(stderr, "oscar-filter: %s\n", err);
         goto done;
     }
-    if (sout_finish(out) < 0) { fprintf(stderr, "oscar-filter: %s\n", sout_error(out)); goto done; }
-    if (af_open) {
-        if (afile_commit(&af, err, sizeof err) < 0) { fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
-        af_open = 0;
+    if (framed && sout_write(out, rec, frame_end(rec, sizeof rec, "oscar-filter", (int64_t)st.kept)) < 0) {
+        fprintf(stderr, "oscar-filter: %s\n", sout_error(out)); goto done;
     }
+    if (sout_finish(out) < 0) { fprintf(stderr, "oscar-filter: %s\n", sout_error(out)); goto done; }
     double secs = now() - t0;
-    if (statspath) {
+    if (sf_open) {
         char *js = flt_stats_json(&st, &rules, secs);
-        if (!js || afile_put(statspath, js, strlen(js), err, sizeof err) < 0) {
+        if (!js || afile_write(&sf, js, strlen(js), err, sizeof err) < 0) {
             fprintf(stderr, "oscar-filter: %s\n", js ? err : "out of memory");
             free(js);
             goto done;
         }
         free(js);
+    }
+    if (af_open) {
+        if (afile_commit(&af, err, sizeof err) < 0) { af_open = 0; fprintf(stderr, "oscar-filter: %s\n", err); goto done; }
+        af_open = 0;
+    }
+    if (sf_open) {
+        sf_open = 0;
+        if (afile_commit(&sf, err, sizeof err) < 0) {
+            fprintf(stderr, "oscar-filter: %s\n", err);
+            if (outpath && !af.direct) unlink(outpath);    /* an error means no FILE */
+            goto done;
+        }
     }
     if (!quiet) {
         fprintf(stderr, "oscar-filter: %llu documents, %llu kept (%.1f%%); dropped by categories %llu, harmful_pp %llu, "
@@ -197,6 +227,7 @@ int main(int argc, char **argv) {
     rc = 0;
 done:
     if (af_open) afile_abort(&af);
+    if (sf_open) afile_abort(&sf);
     sout_free(out);
     ut1_free(ut1);
     flt_rules_free(&ut1names);

@@ -8,6 +8,7 @@
  * from the block.  Memory: NBLK blocks plus the longest line, whatever the
  * input size.  On an error the reader stops at its next block. */
 #include "filters/filter.h"
+#include "pipeline/frame.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +155,7 @@ static int emit(sout *out, const char *p, size_t n, char *err, size_t errlen) {
 
 /* Decides the lines of one block and writes the kept ones.  *lineno counts
  * lines of the current file. */
-static int do_block(const flt_rules *r, const blk *b, const char *name, uint64_t *lineno, sout *out,
+static int do_block(const flt_rules *r, const blk *b, const char *name, uint64_t *lineno, frame_state *fs, sout *out,
                     const flt_run_opts *o, flt_stats *st, char *err, size_t errlen) {
     const char *p = b->p, *e = b->p + b->len, *run = NULL;
     char why[512], msg[1024];
@@ -164,6 +165,14 @@ static int do_block(const flt_rules *r, const blk *b, const char *name, uint64_t
         (*lineno)++;
         st->bytes_in += n + (nl != NULL);
         flt_verdict v;
+        if (frame_is_record(p, n)) {     /* a stream record (pipeline/frame.h): checked, never a document */
+            if (emit(out, run, run ? (size_t)(p - run) : 0, err, errlen) < 0) return -1;
+            run = NULL;
+            if (frame_record(fs, p, n, name, *lineno, err, errlen) < 0) return -1;
+            p = nl ? nl + 1 : e;
+            continue;
+        }
+        fs->lines++;
         if (flt_eval(r, p, n, &v, why, sizeof why) < 0) {
             if (emit(out, run, run ? (size_t)(p - run) : 0, err, errlen) < 0) return -1;
             run = NULL;
@@ -210,14 +219,18 @@ int flt_run(const flt_rules *r, const char *const *paths, int npaths, sout *out,
     }
     int rc = 0, cur = -1;
     uint64_t lineno = 0;
+    frame_state fs;
     for (uint64_t seq = 0;; seq++) {
         blk *b = take_full(g, seq);
         if (!b) break;
-        if (b->file != cur) { cur = b->file; lineno = 0; }
+        if (b->file != cur) { cur = b->file; lineno = 0; memset(&fs, 0, sizeof fs); }
         const char *name = npaths ? paths[cur] : "<stdin>";
         if (!strcmp(name, "-")) name = "<stdin>";
-        rc = do_block(r, b, name, &lineno, out, o, st, err, errlen);
-        if (b->last) { st->files++; st->bytes_in_raw += b->raw; }
+        rc = do_block(r, b, name, &lineno, &fs, out, o, st, err, errlen);
+        if (b->last) {
+            st->files++; st->bytes_in_raw += b->raw;
+            if (rc == 0) rc = frame_finish(&fs, name, err, errlen);
+        }
         give_back(g);
         if (rc < 0) break;
         if (o && o->on_block) o->on_block(o->ud);

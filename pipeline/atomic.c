@@ -2,10 +2,38 @@
 #include "pipeline/atomic.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define SIG_FILES 4
+static afile *volatile sig_files[SIG_FILES];
+
+static void remove_and_die(int sig) {
+    for (int i = 0; i < SIG_FILES; i++) {
+        afile *f = sig_files[i];
+        if (f && !f->direct && f->tmp[0]) unlink(f->tmp);      /* async-signal-safe */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void forget(afile *f) {
+    for (int i = 0; i < SIG_FILES; i++) if (sig_files[i] == f) sig_files[i] = NULL;
+}
+
+void afile_remove_on_signal(afile *f) {
+    int i = 0;
+    while (i < SIG_FILES - 1 && sig_files[i] && sig_files[i] != f) i++;
+    sig_files[i] = f;
+    struct sigaction sa; memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_and_die;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); sigaddset(&sa.sa_mask, SIGTERM); sigaddset(&sa.sa_mask, SIGHUP);
+    sigaction(SIGINT, &sa, NULL); sigaction(SIGTERM, &sa, NULL); sigaction(SIGHUP, &sa, NULL);
+}
 
 int afile_open(afile *f, const char *path, char *err, size_t errlen) {
     if (strlen(path) >= sizeof f->path) { snprintf(err, errlen, "%s: path too long", path); return -1; }
@@ -23,7 +51,7 @@ int afile_open(afile *f, const char *path, char *err, size_t errlen) {
     int dlen = slash ? (int)(slash - path + 1) : 0;
     snprintf(f->tmp, sizeof f->tmp, "%.*s.%s.tmp.%ld", dlen, path, slash ? slash + 1 : path, (long)getpid());
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (f->fd < 0) { snprintf(err, errlen, "%s: cannot create: %s", f->tmp, strerror(errno)); return -1; }
+    if (f->fd < 0) { snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno)); return -1; }
     return 0;
 }
 
@@ -40,6 +68,7 @@ int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen) {
 
 int afile_commit(afile *f, char *err, size_t errlen) {
     if (f->direct) {
+        forget(f);
         int rc = close(f->fd); f->fd = -1;
         if (rc < 0) { snprintf(err, errlen, "%s: close: %s", f->path, strerror(errno)); return -1; }
         return 0;
@@ -48,6 +77,7 @@ int afile_commit(afile *f, char *err, size_t errlen) {
     if (close(f->fd) < 0) { f->fd = -1; snprintf(err, errlen, "%s: close: %s", f->path, strerror(errno)); afile_abort(f); return -1; }
     f->fd = -1;
     if (rename(f->tmp, f->path) < 0) { snprintf(err, errlen, "%s: rename: %s", f->path, strerror(errno)); afile_abort(f); return -1; }
+    forget(f);
     char dir[4096]; const char *slash = strrchr(f->path, '/');
     if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - f->path) ? (int)(slash - f->path) : 1, f->path);
     else snprintf(dir, sizeof dir, ".");
@@ -60,6 +90,7 @@ void afile_abort(afile *f) {
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
     if (!f->direct) unlink(f->tmp);
+    forget(f);
 }
 
 int afile_put(const char *path, const void *buf, size_t n, char *err, size_t errlen) {

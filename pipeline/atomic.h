@@ -15,6 +15,10 @@ int afile_open(afile *f, const char *path, char *err, size_t errlen);
 int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen);
 int afile_commit(afile *f, char *err, size_t errlen);
 void afile_abort(afile *f);
+/* From now until f is committed or aborted, SIGINT, SIGTERM and SIGHUP
+ * remove f's temporary file, then end the process by the same signal (exit
+ * status 130, 143, 129 in a shell).  Up to four files at once. */
+void afile_remove_on_signal(afile *f);
 /* Whole buffer to path, atomically. */
 int afile_put(const char *path, const void *buf, size_t n, char *err, size_t errlen);
 /* mkdir -p; returns 0 or -1 with message. */

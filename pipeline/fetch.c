@@ -580,6 +580,8 @@ static void release(xfer *x, int keep_part) {
     x->wlen = 0; x->wbuf = NULL;
     if (x->hashing) { hasher_stop(&x->h); x->hashing = 0; }
     if (x->sink == SINK_FILE && x->fd >= 0) {
+        struct stat st;
+        if (keep_part && fstat(x->fd, &st) == 0 && st.st_size == 0) keep_part = 0;   /* nothing to resume */
         close(x->fd); x->fd = -1;
         if (!keep_part) unlink(x->part);
     }
@@ -596,8 +598,9 @@ static void finish(xfer *x, enum fetch_status s, const char *fmt, ...) {
         vsnprintf(j->err, sizeof j->err, fmt, ap);
         va_end(ap);
     }
-    /* A .part is kept for a later run unless its content is known bad. */
-    release(x, s != FETCH_E_CHECKSUM);
+    /* A .part is kept for a later run unless its content is known bad or
+     * the file is not on the server. */
+    release(x, s != FETCH_E_CHECKSUM && s != FETCH_E_NOTFOUND);
     x->st = X_END;
     j->phase = FETCH_PH_END;
     engine *e = x->e;

@@ -9,6 +9,7 @@
  * say what to do.  Everything that touches the network is in fetch.c. */
 #include "pipeline/fetch.h"
 #include "pipeline/atomic.h"
+#include "pipeline/frame.h"
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define OSCAR_BASE "https://huggingface.co/datasets/oscar-corpus/OSCAR-2301/resolve/main"
 #define OSCAR_PAGE "https://huggingface.co/datasets/oscar-corpus/OSCAR-2301"
@@ -49,6 +51,9 @@ static const char *usage =
 "  -P, --parallel N       transfers at once (default 4, at most 64)\n"
 "      --stdout           LANG: write the parts, in order, to standard output\n"
 "                         (verifying each sha256; nothing is stored)\n"
+"      --frame            with --stdout: a begin record first and, once every part\n"
+"                         was verified, an end record last (docs/oscar-fetch.md), so\n"
+"                         that oscar-filter can tell a cut stream\n"
 "      --base-url URL     replaces " OSCAR_BASE "\n"
 "                         (ut1: " UT1_BASE ";\n"
 "                         vocab: " VOCAB_BASE ")\n"
@@ -254,7 +259,8 @@ static void report_failure(const fetch_job *j, const char *token_from, int gated
     }
 }
 
-static int report_all(const fetch_job *jobs, size_t n, const char *token_from, int gated, int quiet) {
+/* streamed: --stdout, where nothing is kept on disk */
+static int report_all(const fetch_job *jobs, size_t n, const char *token_from, int gated, int quiet, int streamed) {
     size_t ok = 0, skipped = 0, failed = 0, cancelled = 0, auth = 0;
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -269,9 +275,11 @@ static int report_all(const fetch_job *jobs, size_t n, const char *token_from, i
     }
     if (!quiet || failed || cancelled) {
         char b[32];
-        fprintf(stderr, "oscar-fetch: %zu file%s: %zu downloaded (%s), %zu already there, %zu failed%s\n",
-                n, n == 1 ? "" : "s", ok, human((double)bytes, b, sizeof b), skipped, failed + cancelled,
-                cancelled ? " or not finished (.part files are kept for the next run)" : "");
+        char nf[96] = "";
+        if (cancelled)
+            snprintf(nf, sizeof nf, ", %zu not finished%s", cancelled, streamed ? "" : " (.part files are kept for the next run)");
+        fprintf(stderr, "oscar-fetch: %zu file%s: %zu %s (%s), %zu already there, %zu failed%s\n",
+                n, n == 1 ? "" : "s", ok, streamed ? "streamed" : "downloaded", human((double)bytes, b, sizeof b), skipped, failed, nf);
     }
     return failed || cancelled ? 1 : 0;
 }
@@ -280,9 +288,24 @@ static int report_all(const fetch_job *jobs, size_t n, const char *token_from, i
 
 typedef struct cli {
     const char *out, *base, *categories;
-    int to_stdout, progress, quiet;
+    int to_stdout, frame, progress, quiet;
     fetch_opts o;
 } cli;
+
+/* A stream record (pipeline/frame.h) as a zstd frame of its own, so that
+ * the output stays a valid concatenation of zstd frames. */
+static int put_record(const char *rec, size_t n) {
+    char z[256];
+    size_t k = ZSTD_compress(z, sizeof z, rec, n, 1);
+    if (ZSTD_isError(k)) return -1;
+    for (size_t off = 0; off < k; ) {
+        ssize_t w = write(1, z + off, k - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
 
 static int valid_word(const char *s, size_t maxlen) {
     size_t n = strlen(s);
@@ -367,13 +390,20 @@ static int cmd_oscar(cli *c, const char *lang, const char *parts_spec) {
     so.cancel = &g_cancel;
     int r;
     if (c->to_stdout) {
+        char rec[128];
+        if (c->frame && put_record(rec, frame_begin(rec, sizeof rec, "oscar-fetch")) < 0) {
+            ui_free(&u); fprintf(stderr, "oscar-fetch: standard output: write error: %s\n", strerror(errno)); goto out;
+        }
         r = fetch_stream(&so, jobs, np, 1, err, sizeof err);
+        if (r == 0 && !g_cancel && c->frame && put_record(rec, frame_end(rec, sizeof rec, "oscar-fetch", -1)) < 0) {
+            snprintf(err, sizeof err, "standard output: write error: %s", strerror(errno)); r = -1;
+        }
     } else {
         if (mkdir_p(dir, err, sizeof err) < 0) { ui_free(&u); fprintf(stderr, "oscar-fetch: %s\n", err); goto out; }
         r = fetch_files(&so, jobs, np, err, sizeof err);
     }
     ui_free(&u);
-    rc = report_all(jobs, np, from, 1, c->quiet);
+    rc = report_all(jobs, np, from, 1, c->quiet, c->to_stdout);
     if (r < 0 && !rc) { fprintf(stderr, "oscar-fetch: %s\n", err); rc = 1; }
     if (g_cancel) { fprintf(stderr, "oscar-fetch: interrupted\n"); rc = 130; }
 out:
@@ -413,7 +443,7 @@ static int cmd_vocab(cli *c) {
     o.on_event = on_event; o.ctx = &u; o.cancel = &g_cancel;
     fetch_files(&o, &j, 1, err, sizeof err);
     ui_free(&u);
-    int rc = report_all(&j, 1, NULL, 0, 1);
+    int rc = report_all(&j, 1, NULL, 0, 1, 0);
     if (!rc && !c->quiet) printf("%s\n", path);
     free(url); free(path); free(base);
     return rc;
@@ -465,7 +495,7 @@ static int cmd_ut1(cli *c) {
     o.on_event = on_event; o.ctx = &u; o.cancel = &g_cancel;
     fetch_files(&o, jobs, nj, err, sizeof err);
     ui_free(&u);
-    if (report_all(jobs, nj, NULL, 0, 1)) goto out;
+    if (report_all(jobs, nj, NULL, 0, 1, 0)) goto out;
     size_t files = 0;
     for (size_t i = 0; i < nj; i++) {
         size_t f;
@@ -516,10 +546,10 @@ int main(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.progress = -1;
     fetch_opts_init(&c.o);
-    enum { O_STDOUT = 256, O_BASE, O_CATS, O_VERIFY, O_RETRIES, O_RBASE, O_STALL, O_CONN, O_PROG, O_NOPROG };
+    enum { O_STDOUT = 256, O_FRAME, O_BASE, O_CATS, O_VERIFY, O_RETRIES, O_RBASE, O_STALL, O_CONN, O_PROG, O_NOPROG };
     static const struct option lo[] = {
         {"output", required_argument, 0, 'o'}, {"parallel", required_argument, 0, 'P'},
-        {"stdout", no_argument, 0, O_STDOUT}, {"base-url", required_argument, 0, O_BASE},
+        {"stdout", no_argument, 0, O_STDOUT}, {"frame", no_argument, 0, O_FRAME}, {"base-url", required_argument, 0, O_BASE},
         {"categories", required_argument, 0, O_CATS}, {"verify", no_argument, 0, O_VERIFY},
         {"retries", required_argument, 0, O_RETRIES}, {"retry-base-ms", required_argument, 0, O_RBASE},
         {"stall-secs", required_argument, 0, O_STALL}, {"connect-timeout", required_argument, 0, O_CONN},
@@ -532,6 +562,7 @@ int main(int argc, char **argv) {
         case 'o': c.out = optarg; break;
         case 'P': c.o.parallel = (int)num_arg("-P", optarg, 1, 64); break;
         case O_STDOUT: c.to_stdout = 1; break;
+        case O_FRAME: c.frame = 1; break;
         case O_BASE: c.base = optarg; break;
         case O_CATS: c.categories = optarg; break;
         case O_VERIFY: c.o.verify_existing = 1; break;
@@ -554,6 +585,7 @@ int main(int argc, char **argv) {
     if (c.base && strncmp(c.base, "http://", 7) && strncmp(c.base, "https://", 8))
         die_usage("--base-url '%s' is not an http:// or https:// URL", c.base);
     if (c.categories && strcmp(what, "ut1")) die_usage("%s", "--categories is for ut1 only");
+    if (c.frame && !c.to_stdout) die_usage("%s", "--frame goes with --stdout");
     if (strcmp(what, "ut1") && strcmp(what, "vocab") && nargs != 2)
         die_usage("%s", nargs < 2 ? "which parts? e.g. oscar-fetch en 1-300 -o oscar/" : "too many arguments");
     if ((!strcmp(what, "ut1") || !strcmp(what, "vocab")) && nargs != 1) die_usage("unexpected argument '%s'", argv[optind + 1]);

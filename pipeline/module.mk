@@ -1,7 +1,7 @@
 # pipeline/: streaming I/O (sio), atomic files, sha256, the JSONL scanner and
 # the token stream format shared by every tool.
 LIBS += pipeline
-pipeline_SRC := pipeline/sio.c pipeline/sha256.c pipeline/atomic.c pipeline/json.c pipeline/tokstream.c pipeline/strbuf.c
+pipeline_SRC := pipeline/sio.c pipeline/sha256.c pipeline/atomic.c pipeline/json.c pipeline/tokstream.c pipeline/frame.c pipeline/strbuf.c
 PIPELINE_LDLIBS := -lzstd
 
 TESTS += pipeline_test

@@ -272,7 +272,7 @@ static int shard_name_parse(const char *name, int *split, unsigned *num) {
 }
 
 enum { MF_FORMAT, MF_VERSION, MF_SEQ, MF_VSIZE, MF_VSHA, MF_SHSAMP, MF_SEED, MF_VALREQ, MF_SHARDS,
-       MF_DOCS, MF_TOK, MF_SAMP, MF_TRAIN, MF_VAL, MF_DROP, MF_N };
+       MF_DOCS, MF_TOK, MF_SAMP, MF_TRAIN, MF_VAL, MF_DROP, MF_MERGED, MF_N };
 
 int shard_manifest_parse(const char *text, size_t n, shard_manifest *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
@@ -281,6 +281,7 @@ int shard_manifest_parse(const char *text, size_t n, shard_manifest *m, char *er
         {{"shard_samples"}, 1}, {{"seed"}, 1}, {{"val_samples_requested"}, 1}, {{"shards"}, 1},
         {{"totals", "documents"}, 2}, {{"totals", "tokens"}, 2}, {{"totals", "samples"}, 2},
         {{"totals", "train_samples"}, 2}, {{"totals", "validation_samples"}, 2}, {{"totals", "dropped_tail_tokens"}, 2},
+        {{"merged_from"}, 1},
     };
     js_val v[MF_N];
     char e[256];
@@ -331,6 +332,20 @@ int shard_manifest_parse(const char *text, size_t n, shard_manifest *m, char *er
         }
         if (m->nshards >= SHARD_MAX_SHARDS * 2 || shard_manifest_add(m, &se) < 0) {
             shard_manifest_free(m); return errf(err, errlen, "manifest.json: too many shards");
+        }
+    }
+    if (v[MF_MERGED].type != JS_ABSENT) {
+        if (v[MF_MERGED].type != JS_ARRAY) { shard_manifest_free(m); return errf(err, errlen, "manifest.json: \"merged_from\" is not a list"); }
+        pos = 0;
+        while (js_array_next(&v[MF_MERGED], &pos, &el)) {
+            char *name = NULL; size_t cap = 0;
+            char **ns = realloc(m->sources, (m->nsources + 1) * sizeof *ns);
+            if (ns) m->sources = ns;
+            if (el.type != JS_STRING || !ns || js_string(&el, &name, &cap) < 0) {
+                free(name); shard_manifest_free(m);
+                return errf(err, errlen, "manifest.json: \"merged_from\" holds something other than folder names");
+            }
+            m->sources[m->nsources++] = name;
         }
     }
     return 0;
@@ -392,6 +407,7 @@ struct shard_packer {
     uint64_t docs, extra_docs, extra_dropped, n_split[2];
     shard_manifest m;                           /* shards done (pending names) */
     int finished, renamed;
+    int made_dir;           /* this run created the folder: a failed run removes it if empty */
     char err[1200];
 };
 
@@ -422,9 +438,10 @@ static int ours_leftover(const char *n) {
 
 static int prepare_dir(shard_packer *p) {
     char e[512], path[4400];
+    struct stat st;
+    p->made_dir = stat(p->dir, &st) < 0;
     if (mkdir_p(p->dir, e, sizeof e) < 0) return perr(p, "%s", e);
     snprintf(path, sizeof path, "%s/manifest.json", p->dir);
-    struct stat st;
     int has_manifest = stat(path, &st) == 0;
     size_t finals = 0;
     DIR *d = opendir(p->dir);
@@ -461,7 +478,7 @@ shard_packer *shard_packer_open(const shard_opts *o, char *err, size_t errlen) {
     if (strlen(o->dir) > 3900) { errf(err, errlen, "%s: path too long", o->dir); return NULL; }
     if (oo.seq_len > SHARD_MAX_SEQ_LEN) { errf(err, errlen, "--seq-len %u: more than %u", oo.seq_len, SHARD_MAX_SEQ_LEN); return NULL; }
     if (oo.vocab_size == 0 || oo.vocab_size > 65536) {
-        errf(err, errlen, "vocab size %u: uint16 shards need a vocab of 1..65536 tokens", oo.vocab_size); return NULL;
+        errf(err, errlen, "vocab size %u (from the token stream's header): uint16 shards need a vocab of 1..65536 tokens", oo.vocab_size); return NULL;
     }
     if (oo.shard_samples > ((uint64_t)1 << 40) / oo.seq_len) { errf(err, errlen, "--shard-samples %" PRIu64 ": too large", oo.shard_samples); return NULL; }
     if (oo.val_samples && oo.val_samples > (uint64_t)(SIZE_MAX / 4) / oo.seq_len) {
@@ -479,7 +496,11 @@ shard_packer *shard_packer_open(const shard_opts *o, char *err, size_t errlen) {
     if (!p->cur || !p->w[0].buf || !p->w[1].buf) { errf(err, errlen, "out of memory"); shard_packer_close(p); return NULL; }
     p->m.seq_len = oo.seq_len; p->m.vocab_size = oo.vocab_size; sha256_hex(oo.vocab_sha256, p->m.vocab_sha256);
     p->m.shard_samples = oo.shard_samples; p->m.seed = oo.seed; p->m.val_requested = oo.val_samples;
-    if (prepare_dir(p) < 0) { errf(err, errlen, "%s", p->err); p->finished = 1; shard_packer_close(p); return NULL; }
+    if (prepare_dir(p) < 0) {
+        errf(err, errlen, "%s", p->err);
+        if (p->made_dir) rmdir(p->dir);
+        p->finished = 1; shard_packer_close(p); return NULL;
+    }
     return p;
 }
 
@@ -708,6 +729,7 @@ void shard_packer_close(shard_packer *p) {
             if (p->renamed) { final_path(p, p->m.shards[i].name, a, sizeof a); unlink(a); }
         }
         fsync_dir(p->dir);
+        if (p->made_dir) rmdir(p->dir);     /* only if empty */
     }
     free(p->cur); free(p->w[0].buf); free(p->w[1].buf);
     free(p->res); free(p->res_idx);
@@ -798,7 +820,8 @@ long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_repo
         char hx[65]; sha256_hex(vocab_sha256, hx);
         if (strcmp(hx, m.vocab_sha256)) rep(&r, "%s/manifest.json: made with vocab sha256 %s, not the given vocab (%s)", dir, m.vocab_sha256, hx);
     }
-    uint64_t sum[2] = { 0, 0 };
+    uint64_t sum[2] = { 0, 0 }, cls = 0, most = 0;   /* cls: [CLS] ids in the shards */
+    long shard_problems = r.n;
     unsigned next[2] = { 0, 0 };
     for (size_t i = 0; i < m.nshards; i++) {
         const shard_entry *se = &m.shards[i];
@@ -816,6 +839,8 @@ long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_repo
         sha256_ctx h; unsigned char d[32]; char hx[65];
         sha256_init(&h); sha256_update(&h, a.map, a.size); sha256_final(&h, d); sha256_hex(d, hx);
         if (strcmp(hx, se->sha256)) rep(&r, "%s: sha256 %s, manifest.json says %s (file changed or corrupt)", path, hx, se->sha256);
+        if (se->samples > most) most = se->samples;
+        for (size_t q = 0, total = (size_t)a.rows * a.cols; q < total; q++) cls += a.data[q] == SHARD_CLS_ID;
         if (m.vocab_size < 65536) {
             size_t total = (size_t)a.rows * a.cols;
             const uint16_t *x = a.data;
@@ -831,12 +856,30 @@ long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_repo
         }
         shard_npy_close(&a);
     }
+    shard_problems = r.n - shard_problems;
     if (sum[0] != m.t.train_samples) rep(&r, "%s/manifest.json: train shards hold %" PRIu64 " samples, totals.train_samples says %" PRIu64, dir, sum[0], m.t.train_samples);
     if (sum[1] != m.t.validation_samples) rep(&r, "%s/manifest.json: validation shards hold %" PRIu64 " samples, totals.validation_samples says %" PRIu64, dir, sum[1], m.t.validation_samples);
     if (m.t.samples != m.t.train_samples + m.t.validation_samples) rep(&r, "%s/manifest.json: totals.samples %" PRIu64 " != train + validation", dir, m.t.samples);
     if (m.t.samples > (UINT64_MAX - m.t.dropped_tail_tokens) / m.seq_len ||
         m.t.tokens != m.t.samples * m.seq_len + m.t.dropped_tail_tokens)
         rep(&r, "%s/manifest.json: totals.tokens %" PRIu64 " != samples x seq_len + dropped_tail_tokens", dir, m.t.tokens);
+    /* documents: every one starts with [CLS]; those not in a shard lie whole (>= 2 ids) in a dropped tail.
+     * A [CLS] can also come from the text, so only an upper bound holds, and at least one document. */
+    if (!shard_problems && (m.t.documents > cls + m.t.dropped_tail_tokens / 2 || (m.t.samples && !m.t.documents)))
+        rep(&r, "%s/manifest.json: totals.documents %" PRIu64 " cannot be: the shards hold %" PRIu64 " [CLS] ids and the dropped "
+            "tails %" PRIu64 " tokens", dir, m.t.documents, cls, m.t.dropped_tail_tokens);
+    /* each packed stream drops less than one sample; a merge adds up its inputs' tails (inputs may be
+     * merges themselves: at most one stream per document) */
+    uint64_t streams = m.nsources ? m.t.documents : 1;
+    if (m.t.dropped_tail_tokens > streams * (m.seq_len - 1))
+        rep(&r, "%s/manifest.json: totals.dropped_tail_tokens %" PRIu64 " is more than %" PRIu64 " stream%s can drop (less than "
+            "seq_len %u each)", dir, m.t.dropped_tail_tokens, streams, streams == 1 ? "" : "s", m.seq_len);
+    if (most > m.shard_samples)
+        rep(&r, "%s/manifest.json: a shard holds %" PRIu64 " samples, more than shard_samples %" PRIu64, dir, most, m.shard_samples);
+    /* a pack draws exactly the validation samples asked for; a merge adds its inputs' own */
+    if (m.nsources ? m.t.validation_samples < m.val_requested : m.t.validation_samples != m.val_requested)
+        rep(&r, "%s/manifest.json: totals.validation_samples %" PRIu64 " but val_samples_requested %" PRIu64, dir,
+            m.t.validation_samples, m.val_requested);
     DIR *dd = opendir(dir);
     struct dirent *de;
     while (dd && (de = readdir(dd))) {

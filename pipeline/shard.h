@@ -42,6 +42,7 @@
 #define SHARD_DEFAULT_SHARD_SAMPLES 65536
 #define SHARD_MAX_SEQ_LEN (1u << 20)
 #define SHARD_MAX_SHARDS 100000       /* names have five digits */
+#define SHARD_CLS_ID 101              /* [CLS]: every document starts with it */
 
 enum { SHARD_TRAIN = 0, SHARD_VALIDATION = 1 };
 /* "train" / "validation" */
@@ -163,8 +164,11 @@ void shard_set_close(shard_set *s);
  * (samples, seq_len) '<u2' array, its size exact, its sha256 as recorded,
  * every id < vocab_size; shard numbering contiguous; totals consistent
  * (per split, samples = train + validation, tokens = samples x seq_len +
- * dropped tail); no shard-named file that the manifest does not list; and,
- * if vocab_sha256 is given, the vocab the same.  Each problem is passed to
+ * dropped tail); documents no more than the [CLS] ids in the shards plus
+ * what the dropped tails can hold; dropped tails shorter than seq_len per
+ * packed stream; no shard longer than shard_samples; validation samples as
+ * requested (a merge: at least); no shard-named file that the manifest does
+ * not list; and, if vocab_sha256 is given, the vocab the same.  Each problem is passed to
  * report (one line) and counted; returns the number of problems (0: ok). */
 typedef void (*shard_report_fn)(void *ctx, const char *line);
 long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_report_fn report, void *ctx);

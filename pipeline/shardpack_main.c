@@ -37,6 +37,8 @@ static const char usage[] =
 "                         own validation samples\n"
 "  --seed N               seed of the validation draw (0)\n"
 "  --force                replace the shards of a folder that holds some\n"
+"  --accept-partial       pack a token stream that ends without its trailer\n"
+"                         (its writer was killed or failed); refused otherwise\n"
 "  --link                 merge: hard-link the input shards, copy nothing (same\n"
 "                         file system; no --val-samples)\n"
 "  --split train|validation   split for --show (train)\n"
@@ -47,8 +49,8 @@ static const char usage[] =
 "  -h, --help             this text\n"
 "See docs/shard-pack.md.\n";
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { (void)sig; interrupted = 1; }
+static volatile sig_atomic_t interrupted;   /* the signal number */
+static void on_signal(int sig) { interrupted = sig; }
 
 static int parse_u64(const char *s, uint64_t *v) {
     if (!s || !*s) return -1;
@@ -142,7 +144,7 @@ static int do_show(const char *dir, const char *nstr, int split, int ids_only, c
     return ferror(stdout) ? die("write error on standard output") : 0;
 }
 
-static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
+static int do_pack(shard_opts *o, char **files, int nfiles, int quiet, int partial) {
     char err[1024];
     shard_packer *p = NULL;
     ts_header h0;
@@ -152,11 +154,11 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
         if (isatty(0)) return die("no input: pipe wordpiece's output in, or name token stream files (see --help)");
         files = (char **)stdin_only; nfiles = 1;
     }
-    for (int f = 0; f < nfiles; f++) {
-        sio *in = sio_open(files[f], err, sizeof err);
-        if (!in) { die("%s", err); goto out; }
-        ts_reader *r = ts_reader_new(in, err, sizeof err);
-        if (!r) { sio_close(in); die("%s", err); goto out; }
+    for (int f = 0; f < nfiles && !interrupted; f++) {
+        sio *in = sio_open_cancellable(files[f], &interrupted, err, sizeof err);
+        if (!in) { if (!interrupted) die("%s", err); goto out; }
+        ts_reader *r = ts_reader_new(in, partial ? TS_ALLOW_NO_TRAILER : 0, err, sizeof err);
+        if (!r) { sio_close(in); if (!interrupted) die("%s", err); goto out; }
         const ts_header *h = ts_reader_header(r);
         if (!p) {
             h0 = *h;
@@ -174,9 +176,12 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
                 ts_reader_free(r); sio_close(in); goto out;
             }
         if (!interrupted && k < 0) { die("%s", ts_error(r)); ts_reader_free(r); sio_close(in); goto out; }
+        if (!interrupted && ts_untrailed(r) && !quiet)
+            fprintf(stderr, "shard-pack: %s: no trailer after document %" PRIu64 ": packed as it is (--accept-partial)\n",
+                    sio_name(in), ts_docs(r));
         ts_reader_free(r); sio_close(in);
-        if (interrupted) { die("interrupted: no shard written to %s", o->dir); rc = 130; goto out; }
     }
+    if (interrupted) goto out;
     shard_manifest m;
     if (shard_packer_finish(p, &m) < 0) { die("%s", shard_packer_error(p)); goto out; }
     if (!quiet) summary(&m, o->dir, 0);
@@ -184,13 +189,14 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet) {
     rc = 0;
 out:
     shard_packer_close(p);
+    if (interrupted) { die("interrupted: no shard written to %s", o->dir); rc = 128 + interrupted; }
     return rc;
 }
 
 int main(int argc, char **argv) {
     shard_opts o; memset(&o, 0, sizeof o);
     const char *verify = NULL, *show = NULL, *show_n = NULL, *vocab = NULL;
-    int split = SHARD_TRAIN, ids_only = 0, quiet = 0, merge = 0;
+    int split = SHARD_TRAIN, ids_only = 0, quiet = 0, merge = 0, partial = 0;
     char **files = argv;   /* file names are compacted into argv[0..nfiles), behind the parsing */
     int nfiles = 0;
     int i = 1;
@@ -212,6 +218,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) U64(o.seed);
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--link") && merge) o.link = 1;
+        else if (!strcmp(a, "--accept-partial") && !merge) partial = 1;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--verify")) { NEED(); verify = val; }
         else if (!strcmp(a, "--show")) {
@@ -244,6 +251,6 @@ int main(int argc, char **argv) {
         char err[1024]; shard_manifest m;
         if (shard_merge(&o, (const char *const *)files, (size_t)nfiles, &m, err, sizeof err) < 0) rc = die("%s", err);
         else { if (!quiet) summary(&m, o.dir, 1); shard_manifest_free(&m); rc = 0; }
-    } else rc = do_pack(&o, files, nfiles, quiet);
+    } else rc = do_pack(&o, files, nfiles, quiet, partial);
     return rc;
 }

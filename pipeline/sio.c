@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #define ZSTD_STATIC_LINKING_ONLY   /* ZSTD_customMem, ZSTD_create[CD]Ctx_advanced (stable since zstd 1.0) */
@@ -37,6 +38,7 @@ static const ZSTD_customMem huge_mem = { huge_alloc, huge_free, NULL };
 
 struct sio {
     int fd, own_fd, zstd, eof_in, done;
+    const volatile sig_atomic_t *cancel;
     char name[512];
     char err[768];
     unsigned char *in; size_t in_pos, in_len;   /* raw bytes from fd */
@@ -61,6 +63,12 @@ static int fill_in(sio *r) {  /* refill raw buffer; returns bytes added, 0 at EO
     } else if (r->in_pos == r->in_len) r->in_pos = r->in_len = 0;
     if (r->eof_in) return 0;
     for (;;) {
+        if (r->cancel) {    /* wait at most a second at a time, so that *cancel is seen while the input is idle */
+            struct pollfd pf = { r->fd, POLLIN, 0 };
+            if (*r->cancel) return fail(r, "interrupted while reading byte %llu", (unsigned long long)r->off_in);
+            int k = poll(&pf, 1, 1000);
+            if (k == 0 || (k < 0 && errno == EINTR)) continue;
+        }
         ssize_t k = read(r->fd, r->in + r->in_len, INBUF - r->in_len);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) return fail(r, "read error at byte %llu: %s", (unsigned long long)r->off_in, strerror(errno));
@@ -70,9 +78,12 @@ static int fill_in(sio *r) {  /* refill raw buffer; returns bytes added, 0 at EO
     }
 }
 
-sio *sio_open(const char *path, char *err, size_t errlen) {
+sio *sio_open(const char *path, char *err, size_t errlen) { return sio_open_cancellable(path, NULL, err, errlen); }
+
+sio *sio_open_cancellable(const char *path, const volatile sig_atomic_t *cancel, char *err, size_t errlen) {
     sio *r = calloc(1, sizeof *r);
     if (!r) { snprintf(err, errlen, "out of memory"); return NULL; }
+    r->cancel = cancel;
     if (!path || !strcmp(path, "-")) { r->fd = 0; snprintf(r->name, sizeof r->name, "<stdin>"); }
     else {
         r->fd = open(path, O_RDONLY | O_CLOEXEC);

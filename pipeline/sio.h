@@ -8,6 +8,7 @@
  * one-line message, naming the file and the byte offset, in sio_error(). */
 #ifndef SYMBERT_SIO_H
 #define SYMBERT_SIO_H
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,10 @@ typedef struct sio sio;
 /* Opens path ("-" or NULL: stdin).  Returns NULL and writes a message to
  * err (errlen bytes) when the file cannot be opened. */
 sio *sio_open(const char *path, char *err, size_t errlen);
+/* The same, for a tool that stops on a signal: while *cancel is 0 reads go
+ * on; once a signal handler has set it, the next read (within a second,
+ * also while the input is an idle pipe) fails with "interrupted". */
+sio *sio_open_cancellable(const char *path, const volatile sig_atomic_t *cancel, char *err, size_t errlen);
 /* Reads up to n decompressed bytes; returns the count, 0 at the end, <0 on
  * error (truncated or corrupt zstd, read error). */
 long sio_read(sio *r, void *buf, size_t n);

@@ -207,6 +207,8 @@ eq 404_exit "$RC" 1
 grep_ok 404_names_part 'en_meta_part_2.jsonl.zst: HTTP 404 Not Found \(http://127.0.0.1:[0-9]+/en_meta/en_meta_part_2.jsonl.zst\): no such file' run.out
 ok 404_other_ok cmp o404/en_meta_part_1.jsonl.zst root/en_meta/en_meta_part_1.jsonl.zst
 eq 404_no_retry "$(nreq A.log part_2)" 1
+ok 404_no_empty_part test ! -e o404/en_meta_part_2.jsonl.zst.part
+grep_ok 404_counted_once '2 files: 1 downloaded .*, 0 already there, 1 failed$' run.out
 # a part the checksum list doesn't have: refused before any download
 : > A.log
 fetch en 1,7-8 -o o404b
@@ -284,6 +286,29 @@ eq stdout_bad_exit "$RC" 1
 grep_ok stdout_bad_where 'en_meta_part_3.jsonl.zst: sha256 mismatch after its 777777 bytes were written to standard output.*the first 524288 bytes of the output came from verified parts' run.out
 eq stdout_bad_stopped "$(nreq A.log part_4)" 0
 eq stdout_bad_size "$(size gotbad)" $((524288 + 777777))
+grep_ok stdout_bad_counts '3 files: 1 streamed .*, 0 already there, 1 failed, 1 not finished$' run.out
+ok stdout_bad_no_part_claim sh -c '! grep -q "\.part files are kept" run.out'
+stop_servers
+# --frame: a begin and an end record, each a zstd frame; the end only after every part was verified
+mkdir -p froot/en_meta
+for i in 1 2; do printf '{"content":"part %s doc %s"}\n' $i 1 $i 2 | zstd -q > froot/en_meta/en_meta_part_$i.jsonl.zst; done
+(cd froot/en_meta && sha256sum en_meta_part_*.jsonl.zst > checksum.sha256)
+SROOT=froot start_server A
+"$F" --base-url "http://127.0.0.1:$PORT_A" --retry-base-ms 20 --no-progress en 1-2 --stdout --frame > framed.zst 2>run.out
+eq frame_exit "$?" 0
+eq frame_records "$(zstd -dcq framed.zst | sed -n '1p;$p' | tr '\n' ' ')" '{"symbert_stream":"begin","writer":"oscar-fetch"} {"symbert_stream":"end","writer":"oscar-fetch"} '
+eq frame_documents "$(zstd -dcq framed.zst | grep -c '"content"')" 4
+nok frame_needs_stdout "$F" en 1 --frame -o x
+ok frame_read_by_filter sh -c "'$BIN/oscar-filter' -q < framed.zst > framed_kept.jsonl"
+eq frame_filter_keeps_documents "$(grep -c '"content"' framed_kept.jsonl) $(grep -c symbert_stream framed_kept.jsonl)" "4 0"
+stop_servers
+cp froot/en_meta/en_meta_part_1.jsonl.zst froot/en_meta/en_meta_part_2.jsonl.zst    # its sha256 no longer matches
+SROOT=froot start_server A
+"$F" --base-url "http://127.0.0.1:$PORT_A" --retry-base-ms 20 --no-progress en 1-2 --stdout --frame > framed_bad.zst 2>run.out
+eq frame_bad_exit "$?" 1
+eq frame_bad_no_end "$(zstd -dcq framed_bad.zst | tail -n 1)" '{"content":"part 1 doc 2"}'
+nok frame_bad_refused_by_filter sh -c "'$BIN/oscar-filter' -q < framed_bad.zst"
+grep_ok frame_bad_filter_msg "<stdin>: ends without the end record" "$TDIR/.out"
 stop_servers
 
 # ---- 18. interrupted: the .part stays and the next run resumes it ---------------

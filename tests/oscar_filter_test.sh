@@ -150,3 +150,28 @@ grep_ok ut1_load_line 'UT1 ut1: [0-9]+ domains' u.err
 eq ut1_categories_subset "$(wc -l < u2.out | tr -d ' ')" 7
 nok ut1_missing_dir "$F" --ut1 nosuchdir u.jsonl
 grep_ok ut1_missing_dir_message 'nosuchdir/.*no such UT1 category' "$TDIR/.out"
+
+# ---- every output is checked before any is published: an error means no FILE
+printf '%s\n' '{"content":"a","metadata":{"harmful_pp":50}}' '{"content":"b","metadata":{"harmful_pp":50}}' > two.jsonl
+nok stats_unwritable "$F" two.jsonl -o pub.jsonl --stats /nonexistent-dir/s.json -q
+grep_ok stats_unwritable_msg "/nonexistent-dir/s.json: cannot create" "$TDIR/.out"
+ok stats_unwritable_no_file test ! -e pub.jsonl
+nok out_unwritable "$F" two.jsonl -o /nonexistent-dir/x.jsonl -q
+grep_ok out_unwritable_names_user_path "^oscar-filter: /nonexistent-dir/x.jsonl: cannot create" "$TDIR/.out"
+ls -a | grep -q '\.tmp\.' && fail no_temp_after_output_errors "$(ls -a | grep tmp)" || pass no_temp_after_output_errors
+
+# ---- --frame: a begin and an end record around the kept lines; records in the input are checked, never kept
+ok frame_out "$F" --frame two.jsonl -o framed.jsonl -q
+eq frame_lines "$(sed -n '1p;$p' framed.jsonl | tr '\n' ' ')" '{"symbert_stream":"begin","writer":"oscar-filter"} {"symbert_stream":"end","writer":"oscar-filter","lines":2} '
+eq frame_kept "$(grep -c '"content"' framed.jsonl)" 2
+ok frame_input_read "$F" framed.jsonl -o unframed.jsonl -q
+ok frame_input_not_kept cmp unframed.jsonl two.jsonl
+head -n 2 framed.jsonl > cutframe.jsonl
+nok frame_input_cut "$F" cutframe.jsonl -o cf.jsonl -q
+grep_ok frame_input_cut_msg "cutframe.jsonl: ends without the end record of the stream begun at line 1 \(after 1 lines\)" "$TDIR/.out"
+ok frame_input_cut_no_file test ! -e cf.jsonl
+{ head -n 2 framed.jsonl; tail -n 1 framed.jsonl; } > lostline.jsonl
+nok frame_line_count "$F" lostline.jsonl -q
+grep_ok frame_line_count_msg "lostline.jsonl:3: the end record says 2 lines, the stream begun at line 1 holds 1" "$TDIR/.out"
+ok frame_zstd sh -c "'$F' --frame -z two.jsonl -q | zstd -dc | cmp - framed.jsonl"
+

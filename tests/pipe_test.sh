@@ -34,7 +34,7 @@ assert all(v > 0 for v in e['dropped_by'].values())
 EOF
 
 # stage 2+3 as one pipe; the shards hold the documents' ids, concatenated
-"$BIN/oscar-filter" "$SAMPLE" --ut1 "$ROOT/data/ut1" -q | "$BIN/wordpiece" --vocab "$VOCAB" \
+"$BIN/oscar-filter" "$SAMPLE" --ut1 "$ROOT/data/ut1" --frame -q | "$BIN/wordpiece" --vocab "$VOCAB" \
   | "$BIN/shard-pack" -o shards --seq-len 128 --shard-samples 100 --val-samples 6 --seed 5 2> pack.log
 eq pipe_exit "${PIPESTATUS[*]}" "0 0 0"
 grep_ok pack_summary "364 documents, [0-9]+ tokens -> [0-9]+ samples of 128" pack.log

@@ -6,6 +6,7 @@
 #include "pipeline/json.h"
 #include "pipeline/atomic.h"
 #include "pipeline/tokstream.h"
+#include "pipeline/frame.h"
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -157,25 +158,111 @@ static void test_json_errors(void) {
     CHECK(js_scan(deep, 2000, &p, 1, &v, err, sizeof err) < 0, "1000 levels of nesting rejected, not a stack overflow");
 }
 
-static void test_tokstream(void) {
+/* Writes s.bin: `streams` copies of header + one record (+ trailer unless
+ * cut), concatenated; returns the file size. */
+static long write_stream(int streams, int with_trailer, uint32_t version) {
     ts_header h = { 30522, {0} }; h.vocab_sha256[0] = 7;
     unsigned char hb[TS_HEADER_SIZE]; ts_header_pack(&h, hb);
+    hb[4] = (unsigned char)version;
+    unsigned char rec[10] = { 3, 0, 0, 0, 101, 0, 0xe7, 0x07, 102, 0 };    /* 101 2023 102 */
+    ts_totals t = { 0, 0, TS_CHECKSUM_INIT };
+    ts_totals_add_records(&t, rec, sizeof rec);
+    unsigned char tb[TS_TRAILER_SIZE]; ts_trailer_pack(&t, tb);
     FILE *f = fopen("s.bin", "wb");
-    uint16_t d1[] = {101, 2023, 102}; uint32_t n1 = 3;
-    fwrite(hb, 1, sizeof hb, f); fwrite(&n1, 4, 1, f); fwrite(d1, 2, 3, f);
-    fwrite(hb, 1, sizeof hb, f); fwrite(&n1, 4, 1, f); fwrite(d1, 2, 3, f);   /* concatenated */
+    for (int i = 0; i < streams; i++) {
+        fwrite(hb, 1, sizeof hb, f); fwrite(rec, 1, sizeof rec, f);
+        if (with_trailer) fwrite(tb, 1, sizeof tb, f);
+    }
+    long n = ftell(f);
     fclose(f);
-    char e[256]; sio *in = sio_open("s.bin", e, sizeof e);
-    ts_reader *r = ts_reader_new(in, e, sizeof e);
-    REQUIRE(r, "%s", e);
-    const uint16_t *ids; uint32_t n; int docs = 0;
-    while (ts_next(r, &ids, &n) == 1) { CHECK(n == 3 && ids[1] == 2023, "doc"); docs++; }
-    CHECK(docs == 2, "two docs through a concatenated header, got %d (%s)", docs, ts_error(r));
+    return n;
+}
+
+/* Reads s.bin to the end: the number of documents, or -1 with the error in e. */
+static int read_stream(int flags, char *e, size_t elen, int *untrailed) {
+    sio *in = sio_open("s.bin", e, elen);
+    ts_reader *r = in ? ts_reader_new(in, flags, e, elen) : NULL;
+    if (!r) { sio_close(in); return -1; }
+    const uint16_t *ids; uint32_t n; int docs = 0, k;
+    while ((k = ts_next(r, &ids, &n)) == 1) {
+        CHECK(n == 3 && ids[1] == 2023, "doc");
+        docs++;
+    }
+    if (k < 0) snprintf(e, elen, "%s", ts_error(r));
+    if (untrailed) *untrailed = ts_untrailed(r);
     ts_reader_free(r); sio_close(in);
-    truncate("s.bin", TS_HEADER_SIZE + 4 + 3);
-    in = sio_open("s.bin", e, sizeof e); r = ts_reader_new(in, e, sizeof e);
-    CHECK(ts_next(r, &ids, &n) < 0 && strstr(ts_error(r), "truncated"), "truncated record: %s", ts_error(r));
-    ts_reader_free(r); sio_close(in);
+    return k < 0 ? -1 : docs;
+}
+
+static void test_tokstream(void) {
+    char e[512]; int untrailed;
+    write_stream(2, 1, TS_VERSION);
+    CHECK(read_stream(0, e, sizeof e, &untrailed) == 2 && !untrailed, "two docs through a concatenated header: %s", e);
+
+    /* the trailer's checksum is that of tests/tokstream.py: FNV-1a 64 over the values 3, 101, 2023, 102 */
+    uint64_t h = TS_CHECKSUM_INIT;
+    uint32_t vals[] = { 3, 101, 2023, 102 };
+    for (int i = 0; i < 4; i++) h = (h ^ vals[i]) * TS_CHECKSUM_PRIME;
+    unsigned char rec[10] = { 3, 0, 0, 0, 101, 0, 0xe7, 0x07, 102, 0 };
+    ts_totals t = { 0, 0, TS_CHECKSUM_INIT }; ts_totals_add_records(&t, rec, sizeof rec);
+    CHECK(t.checksum == h && t.documents == 1 && t.tokens == 3, "checksum over values");
+
+    /* no trailer: refused, unless allowed; a header after an untrailed stream too */
+    write_stream(1, 0, TS_VERSION);
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "without its trailer") && strstr(e, "--accept-partial"), "no trailer: %s", e);
+    CHECK(read_stream(TS_ALLOW_NO_TRAILER, e, sizeof e, &untrailed) == 1 && untrailed, "no trailer, allowed: %s", e);
+    write_stream(2, 0, TS_VERSION);
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "a header at byte 58 follows a stream without its trailer"), "%s", e);
+    /* a version 1 stream (never had a trailer) only when allowed */
+    write_stream(2, 0, 1);
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "version 1"), "v1: %s", e);
+    CHECK(read_stream(TS_ALLOW_NO_TRAILER, e, sizeof e, NULL) == 2, "v1 allowed: %s", e);
+
+    /* a trailer that does not match the records */
+    long n = write_stream(1, 1, TS_VERSION);
+    FILE *f = fopen("s.bin", "r+b"); fseek(f, n - 24, SEEK_SET); fputc(2, f); fclose(f);   /* documents: 2 */
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "counts 2 documents"), "bad trailer: %s", e);
+    /* bytes after a trailer that are not a header */
+    n = write_stream(1, 1, TS_VERSION);
+    f = fopen("s.bin", "ab"); fwrite(rec, 1, sizeof rec, f); fclose(f);
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "data after the trailer"), "after trailer: %s", e);
+
+    /* truncation: inside a record, inside the trailer, inside the first header (named as the header) */
+    n = write_stream(1, 1, TS_VERSION);
+    CHECK(truncate("s.bin", TS_HEADER_SIZE + 4 + 3) == 0, "truncate");
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "truncated inside the ids of document 1"), "record: %s", e);
+    n = write_stream(1, 1, TS_VERSION);
+    CHECK(truncate("s.bin", n - 5) == 0, "truncate");
+    CHECK(read_stream(TS_ALLOW_NO_TRAILER, e, sizeof e, NULL) < 0 && strstr(e, "inside the trailer"), "trailer: %s", e);
+    CHECK(truncate("s.bin", 20) == 0, "truncate");
+    CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "inside the header that starts at byte 0") && !strstr(e, "document"),
+          "header: %s", e);
+}
+
+static void test_frame(void) {
+    char b[128], e[512];
+    frame_state fs; memset(&fs, 0, sizeof fs);
+    size_t n = frame_begin(b, sizeof b, "t");
+    CHECK(frame_is_record(b, n - 1) && !frame_is_record("{\"content\":1}", 13), "records are recognised");
+    CHECK(frame_record(&fs, b, n - 1, "x", 1, e, sizeof e) == 0 && fs.open, "%s", e);
+    fs.lines = 2;
+    n = frame_end(b, sizeof b, "t", 3);
+    CHECK(frame_record(&fs, b, n - 1, "x", 4, e, sizeof e) < 0 && strstr(e, "x:4: the end record says 3 lines") && strstr(e, "holds 2"), "%s", e);
+    n = frame_end(b, sizeof b, "t", 2);
+    CHECK(frame_record(&fs, b, n - 1, "x", 4, e, sizeof e) == 0 && !fs.open, "%s", e);
+    CHECK(frame_finish(&fs, "x", e, sizeof e) == 0, "closed stream finishes");
+    CHECK(frame_record(&fs, b, n - 1, "x", 5, e, sizeof e) < 0 && strstr(e, "without a begin"), "%s", e);
+    n = frame_begin(b, sizeof b, "t");
+    frame_record(&fs, b, n - 1, "x", 6, e, sizeof e);
+    CHECK(frame_record(&fs, b, n - 1, "x", 9, e, sizeof e) < 0 && strstr(e, "x:9: a begin record while"), "%s", e);
+    CHECK(frame_finish(&fs, "x", e, sizeof e) < 0 && strstr(e, "ends without the end record"), "%s", e);
+    n = frame_end(b, sizeof b, "t", -1);
+    memset(&fs, 0, sizeof fs); fs.open = 1; fs.lines = 7;
+    CHECK(frame_record(&fs, b, n - 1, "x", 8, e, sizeof e) == 0, "an end record without lines: %s", e);
+    const char *bad = "{\"symbert_stream\":\"middle\"}";
+    CHECK(frame_record(&fs, bad, strlen(bad), "x", 1, e, sizeof e) < 0 && strstr(e, "must be"), "%s", e);
+    bad = "{\"symbert_stream\":\"begin\"";
+    CHECK(frame_record(&fs, bad, strlen(bad), "x", 1, e, sizeof e) < 0 && strstr(e, "malformed"), "%s", e);
 }
 
 static void test_atomic(void) {
@@ -208,6 +295,7 @@ int main(void) {
     T_RUN(test_json_scan);
     T_RUN(test_json_errors);
     T_RUN(test_tokstream);
+    T_RUN(test_frame);
     T_RUN(test_atomic);
     return T_DONE();
 }

@@ -8,19 +8,19 @@ SP="$BIN/shard-pack"
 
 # mkstream.py OUT NDOCS SEED [VOCABSHA]: random documents [CLS] ... [SEP]; ids
 # are also written as OUT.ids (one document a line) for the checks below.
+export PYTHONPATH="$ROOT/tests"
 cat > mkstream.py <<'EOF'
-import hashlib, random, struct, sys
+import hashlib, random, sys, tokstream
 out, ndocs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 vocab = sys.argv[4] if len(sys.argv) > 4 else None
 sha = hashlib.sha256(open(vocab, 'rb').read()).digest() if vocab else b'\xab' * 32
 rng = random.Random(seed)
-with open(out, 'wb') as f, open(out + '.ids', 'w') as g:
-    f.write(b'SBTK' + struct.pack('<III', 1, 30522, 0) + sha)
-    for d in range(ndocs):
-        n = rng.choice([0, 1, 5, 40, 200, 700]) if d % 3 else rng.randrange(0, 120)
-        ids = [101] + [rng.randrange(999, 30522) for _ in range(n)] + [102]
-        f.write(struct.pack('<I', len(ids)) + struct.pack('<%dH' % len(ids), *ids))
-        g.write(' '.join(map(str, ids)) + '\n')
+docs = []
+for d in range(ndocs):
+    n = rng.choice([0, 1, 5, 40, 200, 700]) if d % 3 else rng.randrange(0, 120)
+    docs.append([101] + [rng.randrange(999, 30522) for _ in range(n)] + [102])
+open(out, 'wb').write(tokstream.stream(30522, sha, docs))
+open(out + '.ids', 'w').write(''.join(' '.join(map(str, ids)) + '\n' for ids in docs))
 EOF
 $PY mkstream.py a.bin 300 1 "$VOCAB"
 $PY mkstream.py b.bin 200 2 "$VOCAB"
@@ -87,15 +87,13 @@ grep_ok verify_no_manifest_msg "no manifest.json" "$TDIR/.out"
 # --show: a sample decoded with the vocab ("##" pieces glued), or its ids
 tok() { awk -v w="$1" '$0 == w { print NR - 1; exit }' "$VOCAB"; }
 cat > words.py <<'EOF'
-import struct, hashlib, sys
+import hashlib, sys, tokstream
 vocab, out = sys.argv[1], sys.argv[2]
 toks = [l.rstrip('\n') for l in open(vocab, encoding='utf-8')]
 ix = {t: i for i, t in enumerate(toks)}
 words = "the quick brown fox is play ##ing in the garden".split() * 4
 ids = [101] + [ix[w] for w in words] + [102]
-with open(out, 'wb') as f:
-    f.write(b'SBTK' + struct.pack('<III', 1, len(toks), 0) + hashlib.sha256(open(vocab, 'rb').read()).digest())
-    for _ in range(3): f.write(struct.pack('<I', len(ids)) + struct.pack('<%dH' % len(ids), *ids))
+open(out, 'wb').write(tokstream.stream(len(toks), hashlib.sha256(open(vocab, 'rb').read()).digest(), [ids] * 3))
 EOF
 $PY words.py "$VOCAB" words.bin
 ok pack_words "$SP" words.bin -o sw --seq-len 32 -q
@@ -213,3 +211,71 @@ eq sigkill_no_manifest "$(ls sk | wc -l)" 0
 ok rerun_after_kill "$SP" a.bin -o sk --seq-len 16 --shard-samples 20 -q
 eq rerun_cleared_leftovers "$(ls -A sk | grep -c '^\.')" 0
 ok rerun_verify "$SP" --verify sk
+
+# ---- the trailer: a stream without it (its writer died) is refused and publishes nothing
+head -c $(( $(stat -c %s a.bin) - 32 )) a.bin > cut.bin
+nok no_trailer_refused "$SP" cut.bin -o nt --seq-len 64
+grep_ok no_trailer_msg "cut.bin: token stream ends at byte [0-9]+ without its trailer.*--accept-partial" "$TDIR/.out"
+ok no_trailer_nothing_published test ! -e nt
+ok accept_partial "$SP" cut.bin -o ap --seq-len 64 --accept-partial
+grep_ok accept_partial_says "no trailer after document 300" "$TDIR/.out"
+ok accept_partial_verify "$SP" --verify ap
+cat cut.bin b.bin > cutcat.bin
+nok header_after_cut_stream "$SP" cutcat.bin -o nt2 --seq-len 64
+grep_ok header_after_cut_msg "a header at byte [0-9]+ follows a stream without its trailer" "$TDIR/.out"
+$PY - <<'EOF'
+b = bytearray(open('a.bin', 'rb').read()); b[-24] ^= 1     # trailer: one document more or less
+open('badtrailer.bin', 'wb').write(bytes(b))
+EOF
+nok trailer_mismatch "$SP" badtrailer.bin -o nt3 --seq-len 64
+grep_ok trailer_mismatch_msg "the trailer at byte [0-9]+ counts 30[01] documents.*holds 300" "$TDIR/.out"
+# a cut inside the first header is named as such; a vocab size beyond u16 names the file
+head -c 20 a.bin > cuthead.bin
+nok cut_in_header "$SP" cuthead.bin -o ch
+grep_ok cut_in_header_msg "cuthead.bin: token stream truncated inside the header that starts at byte 0: it ends at byte 20" "$TDIR/.out"
+ok cut_in_header_no_document sh -c "! grep -q 'document' '$TDIR/.out'"
+$PY -c "
+import struct; b = bytearray(open('a.bin','rb').read()); struct.pack_into('<I', b, 8, 70000); open('v70k.bin','wb').write(bytes(b))"
+nok vocab_70000 "$SP" v70k.bin -o v7
+grep_ok vocab_70000_names_file "v70k.bin: the token stream header at byte 0 says vocab size 70000" "$TDIR/.out"
+eq failed_runs_leave_no_folder "$(ls -d nt nt2 nt3 ch v7 2>/dev/null | wc -l)" 0
+
+# ---- a signal while the input pipe is idle: out within a second, 128+signal, nothing left
+cat > idle.py <<'EOF'
+import sys, time
+with open(sys.argv[1], 'wb') as f:
+    f.write(open('a.bin', 'rb').read()[:-32]); f.flush(); time.sleep(30)
+EOF
+for sig in TERM INT; do
+  rm -f idlefifo; mkfifo idlefifo
+  $PY idle.py idlefifo 2>/dev/null & writer=$!
+  "$SP" idlefifo -o idle$sig --seq-len 16 --shard-samples 20 2> idle.log & sp=$!
+  hidden_at_least idle$sig 2
+  sleep 0.5
+  t0=$(date +%s%N); kill -$sig $sp; wait $sp; rc=$?; t1=$(date +%s%N)
+  kill $writer 2>/dev/null; wait $writer 2>/dev/null
+  [ $(( (t1 - t0) / 1000000 )) -lt 1500 ] && pass idle_sig${sig}_within_a_second || fail idle_sig${sig}_within_a_second "$(( (t1 - t0) / 1000000 )) ms"
+  eq idle_sig${sig}_exit "$rc" "$([ $sig = TERM ] && echo 143 || echo 130)"
+  ok idle_sig${sig}_nothing_left test ! -e idle$sig
+done
+
+# ---- --verify checks every total it can: documents, dropped tails, shard_samples, validation
+edit() {  # edit DIR EXPR: copy s2 to DIR and change its manifest with a Python expression on m
+  rm -rf "$1"; cp -r s2 "$1"
+  $PY -c "import json; m = json.load(open('$1/manifest.json')); $2; json.dump(m, open('$1/manifest.json', 'w'))"
+}
+edit vdocs "m['totals']['documents'] *= 10"
+nok verify_documents "$SP" --verify vdocs
+grep_ok verify_documents_msg "totals.documents 5000 cannot be" "$TDIR/.out"
+edit vdocs0 "m['totals']['documents'] = 0"
+nok verify_documents_zero "$SP" --verify vdocs0
+edit vtail "t = m['totals']; t['dropped_tail_tokens'] += 64; t['tokens'] += 64"
+nok verify_tail "$SP" --verify vtail
+grep_ok verify_tail_msg "dropped_tail_tokens [0-9]+ is more than 1 stream can drop" "$TDIR/.out"
+edit vshs "m['shard_samples'] = 10"
+nok verify_shard_samples "$SP" --verify vshs
+grep_ok verify_shard_samples_msg "more than shard_samples 10" "$TDIR/.out"
+edit vval "m['val_samples_requested'] = 8"
+nok verify_val_requested "$SP" --verify vval
+grep_ok verify_val_requested_msg "validation_samples 7 but val_samples_requested 8" "$TDIR/.out"
+ok verify_merged_still_ok "$SP" --verify merged

@@ -8,6 +8,7 @@
 #include "pipeline/shard.h"
 #include "pipeline/sha256.h"
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,8 +61,8 @@ static int exists(const char *dir, const char *name) {
     char p[512]; snprintf(p, sizeof p, "%s/%s", dir, name);
     struct stat st; return stat(p, &st) == 0;
 }
-static int count_files(const char *dir) {
-    DIR *d = opendir(dir); if (!d) return -1;
+static int count_files(const char *dir) {   /* a folder that a failed run removed holds none */
+    DIR *d = opendir(dir); if (!d) return errno == ENOENT ? 0 : -1;
     int n = 0; struct dirent *e;
     while ((e = readdir(d))) if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     closedir(d); return n;

@@ -30,24 +30,25 @@ eq bin_j3_identical "$(cmp -s b1.bin b3.bin && echo same)" same
 
 # ---- the binary stream: header and records match the ids ----
 cat > check_bin.py <<'EOF'
-import hashlib, struct, sys
+import hashlib, struct, sys, tokstream
 b = open(sys.argv[1], "rb").read()
 ids = [l.split() for l in open(sys.argv[2])]
 sha = hashlib.sha256(open(sys.argv[3], "rb").read()).digest()
 assert b[:4] == b"SBTK", "magic"
 ver, nv, res = struct.unpack_from("<III", b, 4)
-assert (ver, nv, res) == (1, 30522, 0), (ver, nv, res)
+assert (ver, nv, res) == (2, 30522, 0), (ver, nv, res)
 assert b[16:48] == sha, "vocab sha256"
-pos, k = 48, 0
-while pos < len(b):
+pos, k, docs = 48, 0, []
+while pos < len(b) - 32:
     (n,) = struct.unpack_from("<I", b, pos)
     doc = struct.unpack_from("<%dH" % n, b, pos + 4)
     assert [str(x) for x in doc] == ids[k], "document %d" % k
-    pos += 4 + 2 * n; k += 1
-assert pos == len(b) and k == len(ids), (pos, len(b), k, len(ids))
+    pos += 4 + 2 * n; k += 1; docs.append(doc)
+assert pos == len(b) - 32 and k == len(ids), (pos, len(b), k, len(ids))
+assert b[pos:] == tokstream.trailer(docs), "trailer: documents, tokens, checksum"
 print("ok", k)
 EOF
-ok bin_format_matches_ids "$PY" check_bin.py b1.bin ids.txt "$VOCAB"
+ok bin_format_matches_ids env PYTHONPATH="$ROOT/tests" "$PY" check_bin.py b1.bin ids.txt "$VOCAB"
 
 # ---- inputs: plain, stdin, several files, text mode, nested field ----
 zstd -dcq "$D/corpus.jsonl.zst" > corpus.jsonl
@@ -61,7 +62,7 @@ eq several_files_in_order "$(cat p1.txt p2.txt | cmp -s - p12.txt && echo same)"
 "$WP" --vocab "$VOCAB" part1.jsonl part2.jsonl > p12.bin 2>/dev/null
 "$WP" --vocab "$VOCAB" part1.jsonl > p1.bin 2>/dev/null
 "$WP" --vocab "$VOCAB" part2.jsonl > p2.bin 2>/dev/null
-eq several_files_one_header "$(stat -c %s p12.bin)" "$(( $(stat -c %s p1.bin) + $(stat -c %s p2.bin) - 48 ))"
+eq several_files_one_header_one_trailer "$(stat -c %s p12.bin)" "$(( $(stat -c %s p1.bin) + $(stat -c %s p2.bin) - 48 - 32 ))"
 
 printf 'Hello world\n\nCaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87!\r\nab\xff\xfe''cd [MASK]x' > lines.txt
 printf '%s\n' '{"content": "Hello world"}' '{"content": ""}' '{"content": "Café 中文!\r"}' '{"content": "abcd [MASK]x"}' > lines.jsonl
@@ -78,7 +79,7 @@ eq nested_field "$("$WP" --vocab "$VOCAB" --field meta.text --format ids nested.
 printf '%s\n' '{"content": "Hello world"}' '' '   ' '{"content": "Hello world"}' > blank.jsonl
 eq blank_lines_skipped "$("$WP" --vocab "$VOCAB" --format ids blank.jsonl 2>/dev/null | wc -l)" 2
 : > empty.jsonl
-eq empty_input_bin_header_only "$("$WP" --vocab "$VOCAB" < empty.jsonl 2>/dev/null | wc -c)" 48
+eq empty_input_bin_header_and_trailer "$("$WP" --vocab "$VOCAB" < empty.jsonl 2>/dev/null | wc -c)" 80
 eq empty_input_ids_nothing "$("$WP" --vocab "$VOCAB" --format ids < empty.jsonl 2>/dev/null | wc -c)" 0
 
 # ---- errors: file and line, non-zero exit, no output file ----
@@ -135,7 +136,33 @@ if [ "$VARIANT" = opt ]; then
   doc='{"content": "The quick brown fox jumps over the lazy dog, again and again. [SEP] 3.14"}'
   per=$(echo "$doc" | "$WP" --vocab "$VOCAB" 2>/dev/null | wc -c)
   got=$( (ulimit -v 100000; yes "$doc" | head -n 1500000 | "$WP" --vocab "$VOCAB" 2>/dev/null | wc -c) )
-  eq memory_flat_1500000_docs_in_100MB "$got" $(( 48 + 1500000 * (per - 48) ))
+  eq memory_flat_1500000_docs_in_100MB "$got" $(( 80 + 1500000 * (per - 80) ))
 else
   echo "note: the memory-limit check runs in the opt variant only"
 fi
+
+# ---- stream records (pipeline/frame.h): read, never tokenised; a begin without its end is an error
+{ echo '{"symbert_stream":"begin","writer":"t"}'; cat part1.jsonl; echo '{"symbert_stream":"end","writer":"t","lines":300}'; } > framed.jsonl
+"$WP" --vocab "$VOCAB" framed.jsonl > framed.bin 2>/dev/null
+eq framed_same_as_plain "$(cmp -s framed.bin p1.bin && echo same)" same
+"$WP" --vocab "$VOCAB" -j 3 framed.jsonl framed.jsonl > framed2.bin 2>/dev/null
+"$WP" --vocab "$VOCAB" part1.jsonl part1.jsonl > plain2.bin 2>/dev/null
+eq framed_twice_j3 "$(cmp -s framed2.bin plain2.bin && echo same)" same
+head -n 200 framed.jsonl > cutframed.jsonl
+"$WP" --vocab "$VOCAB" cutframed.jsonl > cutframed.bin 2> cutframed.err; rc=$?
+eq cut_input_fails "$rc" 1
+grep_ok cut_input_msg "cutframed.jsonl: ends without the end record of the stream begun at line 1 \(after 199 lines\)" cutframed.err
+trailer() { $PY -c "import sys; b = open(sys.argv[1], 'rb').read(); print('trailer' if b[-32:-28] == b'SBTE' else 'none')" "$1"; }
+eq cut_input_no_trailer "$(trailer cutframed.bin)" none
+eq whole_input_trailer "$(trailer framed.bin)" trailer
+nok cut_input_o "$WP" --vocab "$VOCAB" -o cut_o.bin cutframed.jsonl
+ok cut_input_o_no_file test ! -e cut_o.bin
+{ head -n 100 framed.jsonl; echo '{"symbert_stream":"end","writer":"t","lines":300}'; } > shortframe.jsonl
+nok frame_count_mismatch "$WP" --vocab "$VOCAB" shortframe.jsonl
+grep_ok frame_count_mismatch_msg "shortframe.jsonl:101: the end record says 300 lines, the stream begun at line 1 holds 99" "$TDIR/.out"
+# the trailer comes only after input that ended cleanly: not after a truncated zstd file
+"$WP" --vocab "$VOCAB" trunc.jsonl.zst > trunc_out.bin 2>/dev/null
+eq no_trailer_after_truncated_input "$(trailer trunc_out.bin)" none
+"$WP" --vocab "$VOCAB" -j 2 badlate.jsonl > badlate.bin 2>/dev/null
+eq no_trailer_after_bad_line "$(trailer badlate.bin)" none
+

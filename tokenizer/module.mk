@@ -1,7 +1,7 @@
 # tokenizer/: the bert-base-uncased WordPiece tokenizer (library `tokenizer`,
 # prefix wp_) and its CLI bin/wordpiece.
 LIBS += tokenizer
-tokenizer_SRC := tokenizer/vocab.c tokenizer/wordpiece.c tokenizer/hfcompat.c
+tokenizer_SRC := tokenizer/vocab.c tokenizer/wordpiece.c tokenizer/hfcompat.c tokenizer/run.c
 TOKENIZER_LDLIBS := -lutf8proc
 
 TOOLS += wordpiece
@@ -18,3 +18,8 @@ FUZZ += fuzz_wordpiece
 fuzz_wordpiece_SRC := tests/fuzz_wordpiece.c
 fuzz_wordpiece_LIBS := tokenizer pipeline
 fuzz_wordpiece_LDLIBS := $(TOKENIZER_LDLIBS) -lzstd
+
+TESTS += wp_run_test
+wp_run_test_SRC := tests/wp_run_test.c
+wp_run_test_LIBS := tokenizer pipeline
+wp_run_test_LDLIBS := $(TOKENIZER_LDLIBS) -lzstd

@@ -7,6 +7,7 @@
 #include "trainer/ckpt.h"
 #include "pipeline/atomic.h"
 #include "pipeline/json.h"
+#include "pipeline/sha256.h"
 #include "pipeline/strbuf.h"
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,8 +162,12 @@ int bt_state_to_json(const bt_opts *o, const bt_state *s, char *buf, size_t cap)
               bt_float_str(o->optim.lr, f[0]), bt_float_str(o->optim.beta1, f[1]), bt_float_str(o->optim.beta2, f[2]),
               bt_float_str(o->optim.eps, f[3]), bt_float_str(o->optim.weight_decay, f[4]), bt_float_str(o->optim.clip, f[5]));
     strbuf_printf(&b, "  \"warmup\": %ld,\n  \"steps\": %ld,\n", o->optim.warmup, o->optim.total);
-    strbuf_printf(&b, "  \"eval_every\": %ld,\n  \"eval_samples\": %ld,\n  \"save_every\": %ld,\n  \"log_every\": %ld,\n  \"keep\": %d\n}\n",
+    strbuf_printf(&b, "  \"eval_every\": %ld,\n  \"eval_samples\": %ld,\n  \"save_every\": %ld,\n  \"log_every\": %ld,\n  \"keep\": %d",
               o->eval_every, o->eval_samples, o->save_every, o->log_every, o->keep);
+    if (o->data_manifest_sha256[0])
+        strbuf_printf(&b, ",\n  \"data_manifest_sha256\": \"%s\",\n  \"data_seq_len\": %d,\n  \"data_vocab_sha256\": \"%s\"",
+                      o->data_manifest_sha256, o->data_seq_len, o->data_vocab_sha256);
+    strbuf_printf(&b, "\n}\n");
     int n = b.oom ? -1 : (int)b.n;
     if (n >= 0) snprintf(buf, cap, "%s", b.p);
     free(b.p);
@@ -183,16 +189,17 @@ static char *slurp(const char *path, size_t *n, size_t max, char *err, size_t er
 
 int bt_state_read(const char *path, bt_opts *o, bt_state *s, char *err, size_t errlen) {
     enum { FORMAT, VERSION, STEP, TOKENS, ELAPSED, SEED, ESEED, DATA, DEVICE, BATCH, MICRO, DROPOUT, LR, B1, B2, EPS,
-           WD, CLIP, WARMUP, STEPS, EVERY, ESAMPLES, SAVE, LOG, KEEP, NK };
-    static const char *keys[NK] = { "format", "version", "step", "tokens", "elapsed_s", "seed", "eval_seed", "data",
+           WD, CLIP, WARMUP, STEPS, EVERY, ESAMPLES, SAVE, LOG, KEEP, NK, DMAN = NK, DSEQ, DVOCAB, NKEYS };
+    static const char *keys[NKEYS] = { "format", "version", "step", "tokens", "elapsed_s", "seed", "eval_seed", "data",
         "device", "batch", "micro_batch", "dropout", "lr", "beta1", "beta2", "eps", "weight_decay", "clip", "warmup",
-        "steps", "eval_every", "eval_samples", "save_every", "log_every", "keep" };
+        "steps", "eval_every", "eval_samples", "save_every", "log_every", "keep",
+        "data_manifest_sha256", "data_seq_len", "data_vocab_sha256" };   /* the last three: optional (older states) */
     size_t n;
     char *text = slurp(path, &n, 1 << 20, err, errlen);
     if (!text) return -1;
-    js_path p[NK]; js_val v[NK]; char jerr[200];
-    for (int i = 0; i < NK; i++) { p[i].key[0] = keys[i]; p[i].depth = 1; }
-    if (js_scan(text, n, p, NK, v, jerr, sizeof jerr)) { free(text); return fail(err, errlen, "%s: %s", path, jerr); }
+    js_path p[NKEYS]; js_val v[NKEYS]; char jerr[200];
+    for (int i = 0; i < NKEYS; i++) { p[i].key[0] = keys[i]; p[i].depth = 1; }
+    if (js_scan(text, n, p, NKEYS, v, jerr, sizeof jerr)) { free(text); return fail(err, errlen, "%s: %s", path, jerr); }
     int rc = 0;
     if (v[FORMAT].type != JS_STRING || !js_string_eq(&v[FORMAT], "symbert-train-state", 0)) rc = fail(err, errlen, "%s: not a symbert trainer_state.json", path);
     for (int i = VERSION; i < NK && !rc; i++) {
@@ -244,8 +251,42 @@ int bt_state_read(const char *path, bt_opts *o, bt_state *s, char *err, size_t e
         case KEEP: o->keep = (int)d; break;
         }
     }
+    o->data_manifest_sha256[0] = o->data_vocab_sha256[0] = 0; o->data_seq_len = 0;
+    if (!rc && v[DMAN].type != JS_ABSENT) {
+        int ok = v[DMAN].type == JS_STRING && v[DMAN].n == 66 && v[DVOCAB].type == JS_STRING && v[DVOCAB].n <= 66 &&
+                 v[DSEQ].type == JS_NUMBER && js_number(&v[DSEQ]) >= 1 && js_number(&v[DSEQ]) <= INT_MAX;
+        if (!ok) rc = fail(err, errlen, "%s: \"data_manifest_sha256\", \"data_seq_len\" or \"data_vocab_sha256\" malformed", path);
+        else {
+            snprintf(o->data_manifest_sha256, sizeof o->data_manifest_sha256, "%.64s", v[DMAN].p + 1);
+            snprintf(o->data_vocab_sha256, sizeof o->data_vocab_sha256, "%.*s", (int)v[DVOCAB].n - 2, v[DVOCAB].p + 1);
+            o->data_seq_len = (int)js_number(&v[DSEQ]);
+        }
+    }
     free(text);
     return rc;
+}
+
+int bt_data_bind(bt_opts *o, int seq_len, const char *vocab_sha256, char *err, size_t errlen) {
+    char path[2200], hex[65];
+    snprintf(path, sizeof path, "%s/manifest.json", o->data);
+    if (sha256_file(path, hex) < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (!o->data_manifest_sha256[0]) {      /* a fresh run (or a state from before these fields) */
+        memcpy(o->data_manifest_sha256, hex, 65);
+        o->data_seq_len = seq_len;
+        snprintf(o->data_vocab_sha256, sizeof o->data_vocab_sha256, "%s", vocab_sha256);
+        return 0;
+    }
+    if (!strcmp(hex, o->data_manifest_sha256) && seq_len == o->data_seq_len && !strcmp(vocab_sha256, o->data_vocab_sha256)) return 0;
+    strbuf b = { 0 };
+    strbuf_printf(&b, "%s is not the data this run trained on:", o->data);
+    if (seq_len != o->data_seq_len) strbuf_printf(&b, " seq_len %d, the run's %d;", seq_len, o->data_seq_len);
+    if (strcmp(vocab_sha256, o->data_vocab_sha256))
+        strbuf_printf(&b, " vocab_sha256 %.12s..., the run's %.12s...;", vocab_sha256, o->data_vocab_sha256);
+    strbuf_printf(&b, " manifest.json sha256 %.12s..., the run's %.12s... (other shards)", hex, o->data_manifest_sha256);
+    strbuf_printf(&b, "; resume with the run's own shard folder (a moved copy of it is fine)");
+    fail(err, errlen, "%s", b.oom ? "the data differs from the run's" : b.p);
+    free(b.p);
+    return -1;
 }
 
 /* ------------------------------------------------------------ folders */
@@ -360,11 +401,48 @@ int bt_ckpt_save(const bt_opts *o, const bt_state *s, const bt_layout *L, const 
     return 0;
 }
 
+/* The PID after the last '.' of a temporary's name, or -1. */
+static long name_pid(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || !dot[1]) return -1;
+    char *end; errno = 0;
+    long pid = strtol(dot + 1, &end, 10);
+    return (errno || *end || pid <= 0) ? -1 : pid;
+}
+
+int bt_run_clean(const char *run) {
+    DIR *d = opendir(run);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    char p[4600], fin[4600];
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        int tmpdir = !strncmp(nm, ".tmp-checkpoint-", 16), olddir = !strncmp(nm, ".old-checkpoint-", 16);
+        size_t len = strlen(nm);
+        int tmpfile = nm[0] == '.' && !tmpdir && !olddir && strstr(nm, ".tmp.") && len > 5;
+        if (!tmpdir && !olddir && !tmpfile) continue;
+        long pid = name_pid(nm);
+        if (pid < 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno == EPERM) continue;   /* live */
+        snprintf(p, sizeof p, "%s/%s", run, nm);
+        if (olddir) {       /* .old-checkpoint-STEP.PID: back to checkpoint-STEP if that is missing */
+            struct stat st;
+            snprintf(fin, sizeof fin, "%s/checkpoint-%.*s", run, (int)(strrchr(nm, '.') - nm - 16), nm + 16);
+            if (stat(fin, &st) < 0 && rename(p, fin) == 0) { n++; continue; }
+        }
+        if ((tmpfile ? unlink(p) : rm_folder(p)) == 0) n++;
+    }
+    closedir(d);
+    if (n) fsync_dir(run);
+    return n;
+}
+
 int bt_ckpt_find(const char *path, char *out, size_t cap, char *err, size_t errlen) {
     char f[4200];
     struct stat st;
     snprintf(f, sizeof f, "%s/trainer_state.json", path);
     if (stat(f, &st) == 0) { snprintf(out, cap, "%s", path); return 0; }
+    bt_run_clean(path);     /* a run folder: first undo what a kill left (a checkpoint moved aside) */
     snprintf(f, sizeof f, "%s/latest", path);
     size_t n;
     char e2[300];

@@ -45,6 +45,10 @@ typedef struct bt_opts {
     long log_every;           /* metrics.jsonl line every N steps (1) */
     int keep;                 /* keep the newest N checkpoints (0: all) */
     char device[16];          /* "cpu" or "cuda" (informational in the state) */
+    /* the data's identity, recorded by bt_data_bind: a resume on other data is refused */
+    char data_manifest_sha256[65];   /* of DATA/manifest.json ("" before the first bind) */
+    int data_seq_len;
+    char data_vocab_sha256[65];
 } bt_opts;
 
 /* The paper's recipe; data/out empty. */
@@ -61,7 +65,23 @@ int bt_state_to_json(const bt_opts *o, const bt_state *s, char *buf, size_t cap)
 /* Parses trainer_state.json at path into o and s.  0, or -1 with message. */
 int bt_state_read(const char *path, bt_opts *o, bt_state *s, char *err, size_t errlen);
 
+/* Binds a run to its data (the shard folder o->data, whose manifest says
+ * seq_len and vocab_sha256).  A fresh run (o->data_manifest_sha256 empty)
+ * records the sha256 of manifest.json, seq_len and the vocab's sha256; a
+ * resumed run must find the same: the manifest names every shard with its
+ * sha256, so a moved copy of the folder passes and other shards do not.
+ * 0, or -1 with a message naming each difference. */
+int bt_data_bind(bt_opts *o, int seq_len, const char *vocab_sha256, char *err, size_t errlen);
+
 /* ---- checkpoint folders ---- */
+
+/* Removes what killed runs left in the run folder: .tmp-checkpoint-STEP.PID
+ * and .old-checkpoint-STEP.PID folders, .NAME.tmp.PID files, whenever PID is
+ * not a live process (a live one's work in progress is left alone).  An
+ * .old-checkpoint-STEP whose checkpoint-STEP is missing (a kill between the
+ * two renames of a replace) is moved back instead.  Returns how many entries
+ * were removed or restored. */
+int bt_run_clean(const char *run);
 
 /* Writes RUN/checkpoint-STEP (replacing one of that step), updates
  * RUN/latest, then removes older checkpoints beyond o->keep.  m/v may be
@@ -69,7 +89,8 @@ int bt_state_read(const char *path, bt_opts *o, bt_state *s, char *err, size_t e
 int bt_ckpt_save(const bt_opts *o, const bt_state *s, const bt_layout *L, const float *params,
                  const float *m, const float *v, char *path_out, size_t path_cap, char *err, size_t errlen);
 /* Resolves what --resume names: a checkpoint folder (has trainer_state.json)
- * or a run folder (its "latest").  Writes the checkpoint folder to out. */
+ * or a run folder (its "latest", after bt_run_clean).  Writes the checkpoint
+ * folder to out. */
 int bt_ckpt_find(const char *path, char *out, size_t cap, char *err, size_t errlen);
 /* Loads a checkpoint folder: config (config.json), options and state
  * (trainer_state.json).  The caller builds the layout and then calls

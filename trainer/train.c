@@ -151,6 +151,7 @@ static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errle
     if (!t->data) return fail(err, errlen, "%s", e);
     t->T = bt_data_seq_len(t->data);
     if (t->T > r->cfg.max_pos) return fail(err, errlen, "%s: seq_len %d > max_position_embeddings %d", t->o.data, t->T, r->cfg.max_pos);
+    if (bt_data_bind(&t->o, t->T, bt_data_vocab_sha256(t->data), err, errlen)) return -1;   /* resume: the same data */
     if (t->o.eval_every > 0 && bt_data_val_count(t->data) == 0)
         return fail(err, errlen, "%s: no validation samples to evaluate on (use --eval-every 0)", t->o.data);
     size_t n = t->L.total;
@@ -172,6 +173,7 @@ static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errle
     t->e = t->ops->open(arg, &t->L, t->micro, t->T, t->params, t->m, t->v, e, sizeof e);
     if (!t->e) return fail(err, errlen, "%s", e);
     if (mkdir_p(t->o.out, err, errlen)) return -1;
+    bt_run_clean(t->o.out);     /* temporaries of killed runs */
     /* a fresh run starts a fresh log; a resumed one keeps the rows up to its step */
     t->metrics = bt_metrics_open(t->o.out, r->resume ? t->st.step : -1, err, errlen);
     return t->metrics ? 0 : -1;
