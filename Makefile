@@ -61,10 +61,13 @@ test: deps-test
 	@mkdir -p bin && for t in $(TOOLS); do ln -sf $(abspath $(BUILDROOT))/opt/bin/$$t bin/$$t; done
 	@sh tests/run.sh $(BUILDROOT)/opt $(BUILDROOT)/asan
 
-bench: deps-bench all
+# (all after the packages, not beside them: one apt-get at a time under -j)
+bench: deps-bench
+	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
 
-demo: deps-demo all
+demo: deps-demo
+	@$(MAKE) --no-print-directory all
 	@sh data/demo.sh
 
 # The tools find the vocab at ../share/symbert/vocab.txt from their own folder
