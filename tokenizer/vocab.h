@@ -3,9 +3,9 @@
  *
  * Shared by wordpiece (tokenising), shard-pack (decoding samples for
  * inspection, checking a manifest's vocab) and oscar-fetch (where to put the
- * downloaded vocab).  Lookup is
- * an open-addressing hash table over the token bytes; the sha256 of the file
- * identifies the vocab in token streams and shard manifests.
+ * downloaded vocab).  Lookup is an open-addressing hash table over the token
+ * bytes; the sha256 of the file identifies the vocab in token streams and
+ * shard manifests.
  *
  * Lines are read as Hugging Face's WordPiece.read_file reads them: the
  * trailing white space of each line (including a '\r') is dropped, and when a
