@@ -5,7 +5,6 @@
 # given one; the fuzz driver refuses a missing corpus; no code reads
 # ../shared.  The order itself, step by step: tests/tokenizer_test.c.
 . "$ROOT/tests/lib.sh"
-export HOME="$TDIR/home"; unset SYMBERT_VOCAB XDG_DATA_HOME; mkdir -p "$HOME"
 SHIPPED=$(cd "$BIN/.." && pwd)/share/symbert/vocab.txt
 
 # ---- the shipped copy: the repository's vocab, unmodified ----------------
