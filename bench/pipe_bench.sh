@@ -16,7 +16,7 @@
 #
 # Environment: BENCH_BYTES (1100000000), RUNS (3), BENCH_DIR (/tmp/symbert-pipe-bench,
 # kept between runs: the generated input is reused), JOBS (nproc), BIN (bin/),
-# SYMBERT_VOCAB (else ../shared/vocab/), BENCH_MD (a file to write the Markdown table to).
+# SYMBERT_VOCAB (else data/vocab/, the repository's copy), BENCH_MD (a file to write the Markdown table to).
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/bin}
@@ -25,7 +25,7 @@ RUNS=${RUNS:-3}
 JOBS=${JOBS:-$(nproc)}
 W=${BENCH_DIR:-/tmp/symbert-pipe-bench}
 PY=/usr/bin/python3
-VOCAB=${SYMBERT_VOCAB:-$ROOT/../shared/vocab/bert-base-uncased-vocab.txt}
+VOCAB=${SYMBERT_VOCAB:-$ROOT/data/vocab/bert-base-uncased-vocab.txt}
 die() { echo "pipe_bench: $*" >&2; exit 1; }
 for t in oscar-filter wordpiece shard-pack; do [ -x "$BIN/$t" ] || die "$BIN/$t missing: run make"; done
 [ -f "$VOCAB" ] || die "no vocab: set SYMBERT_VOCAB"

@@ -13,7 +13,7 @@
 #    profiled update, and micro-batch 64 of BERT-base (does it fit?)
 # 3. PyTorch: torch_bert_bench.py (compact BERT, SDPA, torch.compile, fused
 #    AdamW, bf16 autocast; plus HF BertForMaskedLM) with the same micro-batch,
-#    found as $TORCH_BENCH, ../shared/bench/ or .dev/ (python3 with torch);
+#    $TORCH_BENCH, else bench/torch_bert_bench.py (python3 with torch);
 #    TORCH=0 skips it, TORCH_SIZES=base limits it (it compiles each model).
 # 4. a table: tokens/s side by side and the ratio per variant, and the time of
 #    the paper's recipe (200,000 updates of 256 x 512 tokens) at our rate.
@@ -33,10 +33,9 @@ mkdir -p "$OUTD"
 nvidia-smi -L; date -u
 echo "== 1. kernels"; "$B" --kernels | tee "$OUTD/kernels.jsonl"
 RUNS=${RUNS:-1}
-TB=${TORCH_BENCH:-}
+TB=${TORCH_BENCH:-$ROOT/bench/torch_bert_bench.py}
 [ "${TORCH:-1}" = 0 ] && TB=none
-for c in "$ROOT/../shared/bench/torch_bert_bench.py" "$ROOT/.dev/torch_bert_bench.py"; do [ -z "$TB" ] && [ -f "$c" ] && TB=$c; done
-if [ -n "$TB" ] && [ "$TB" != none ] && python3 -c 'import torch' 2>/dev/null; then :; else
+if [ "$TB" != none ] && [ -f "$TB" ] && python3 -c 'import torch' 2>/dev/null; then :; else
   echo "== PyTorch: torch_bert_bench.py or python3 with torch not found: no side-by-side figures"; TB=none
 fi
 : > "$OUTD/ours.jsonl"; : > "$OUTD/torch.jsonl"

@@ -5,7 +5,7 @@
 #   bash bench/wordpiece_bench.sh            (make bench runs it)
 #
 # Environment (all optional):
-#   WP=bin/wordpiece   the binary          VOCAB=...   the vocab (else wordpiece's own search)
+#   WP=bin/wordpiece   the binary          VOCAB=...   the vocab (else $SYMBERT_VOCAB, else data/vocab/)
 #   MB=100             corpus size         JOBS="1 2"  thread counts; the first is the baseline
 #   RUNS=5             runs per figure (median)        DIR=build/bench  where the corpus is kept
 #   HF=auto|0|1        run bench/wordpiece_hf.py with RAYON_NUM_THREADS=1 and =nproc
@@ -27,9 +27,9 @@ DIR=${DIR:-build/bench}
 HF=${HF:-auto}
 PY=${PY:-python3}
 VOCAB=${VOCAB:-${SYMBERT_VOCAB:-}}
-if [ -z "$VOCAB" ] && [ -f ../shared/vocab/bert-base-uncased-vocab.txt ]; then VOCAB=../shared/vocab/bert-base-uncased-vocab.txt; fi
+[ -n "$VOCAB" ] || VOCAB=data/vocab/bert-base-uncased-vocab.txt   # the repository's copy
 [ -x "$WP" ] || { echo "wordpiece_bench: $WP not built (run make)" >&2; exit 1; }
-[ -n "$VOCAB" ] || { echo "wordpiece_bench: set VOCAB (or SYMBERT_VOCAB) to vocab.txt" >&2; exit 1; }
+[ -f "$VOCAB" ] || { echo "wordpiece_bench: vocab $VOCAB not found: set VOCAB (or SYMBERT_VOCAB) to vocab.txt" >&2; exit 1; }
 VARG="--vocab $VOCAB"
 GENPY=$PY
 "$GENPY" -c 'import json, random' 2>/dev/null || GENPY=/usr/bin/python3

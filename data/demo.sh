@@ -5,8 +5,9 @@
 #   shard-pack --verify, shard-pack --show, the filter's stats,
 #   and, when bin/bert-train exists, 20 steps of a tiny model on the CPU.
 #
-# Needs the tools in bin/ (`make`) and the bert-base-uncased vocab.txt:
-# $SYMBERT_VOCAB, the place `oscar-fetch vocab` puts it, or ../shared/vocab/.
+# Needs the tools in bin/ (`make`).  The tools find the bert-base-uncased
+# vocab themselves: $SYMBERT_VOCAB, the place `oscar-fetch vocab` fills, else
+# the copy that ships with them (data/vocab/, see data/vocab/README.md).
 # Work folder: build/demo (DEMO_DIR=... to change); it is replaced each run.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u -o pipefail
@@ -20,15 +21,6 @@ for t in oscar-filter wordpiece shard-pack; do
   [ -x "$BIN/$t" ] || die "$BIN/$t is missing: build the tools with \`make\` first (bin/$t comes from the issue that owns it)"
 done
 
-VOCAB=${SYMBERT_VOCAB:-}
-if [ -z "$VOCAB" ]; then
-  for v in "${XDG_DATA_HOME:-$HOME/.local/share}/symbert/vocab.txt" "$ROOT/../shared/vocab/bert-base-uncased-vocab.txt"; do
-    [ -f "$v" ] && { VOCAB=$v; break; }
-  done
-fi
-[ -n "$VOCAB" ] && [ -f "$VOCAB" ] || die "no vocab.txt: run \`bin/oscar-fetch vocab\` once (it downloads 231 KB), or set SYMBERT_VOCAB=/path/to/vocab.txt"
-export SYMBERT_VOCAB=$VOCAB
-
 SAMPLE="$ROOT/data/sample/en_meta_part_1.jsonl.zst"
 rm -rf "$OUT" && mkdir -p "$OUT" || die "cannot create $OUT"
 cd "$OUT" || exit 1
@@ -36,7 +28,7 @@ say "demo: working in $OUT"
 
 # 1. the pipe, as on the real corpus (each stage's stderr kept in a log)
 "$BIN/oscar-filter" "$SAMPLE" --ut1 "$ROOT/data/ut1" --frame --stats filter-stats.json 2>filter.log \
-  | "$BIN/wordpiece" --vocab "$VOCAB" 2>wordpiece.log \
+  | "$BIN/wordpiece" 2>wordpiece.log \
   | "$BIN/shard-pack" -o shards --seq-len 512 --val-samples 8 --seed 1 2>shard-pack.log
 rc=("${PIPESTATUS[@]}")
 for i in 0 1 2; do
@@ -62,7 +54,7 @@ say "demo:    verify: $(sed 's/^[^:]*: //' verify.log)"
 /usr/bin/python3 -c "import numpy; a = numpy.load('shards/train-00000.npy', mmap_mode='r'); print('demo:    numpy.load(shards/train-00000.npy):', a.shape, a.dtype)" 2>/dev/null || true
 
 # 4. one sample decoded back to text
-"$BIN/shard-pack" --show shards 0 --vocab "$VOCAB" > sample0.txt 2>&1 || { cat sample0.txt >&2; die "shard-pack --show failed"; }
+"$BIN/shard-pack" --show shards 0 > sample0.txt 2>&1 || { cat sample0.txt >&2; die "shard-pack --show failed"; }
 say "demo: 4. $(head -n 1 sample0.txt)"
 tail -n +2 sample0.txt | tr '\n' ' ' | cut -c 1-400 | sed 's/ [^ ]*$//' | fold -s -w 96 | sed 's/^/demo:      /'
 say "demo:      ... (whole sample: $OUT/sample0.txt)"

@@ -6,7 +6,7 @@
 
 The sample is deterministic (fixed seed, no clock, no network): a few hundred
 English web documents written from the phrase bank below, in the shape of
-OSCAR 23.01's en_meta files (../shared/reference/OSCAR.md): content,
+OSCAR 23.01's en_meta files (the dataset card of oscar-corpus/OSCAR-2301): content,
 warc_headers, metadata with identification, harmful_pp, tlsh,
 quality_warnings, categories and sentence_identifications.  Some documents are
 built so that exactly one rule of the paper drops them: a UT1 category in the

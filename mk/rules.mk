@@ -37,8 +37,15 @@ $(foreach t,$(TOOLS),$(eval $(call EXE_template,$(t),$(BUILD)/bin,)))
 $(foreach t,$(TESTS),$(eval $(call EXE_template,$(t),$(BUILD)/tests,)))
 $(foreach t,$(FUZZ),$(eval $(call EXE_template,$(t),$(BUILD)/tests,$(FUZZ_DRIVER))))
 
-tools: $(foreach t,$(TOOLS),$(BUILD)/bin/$(t)) $(EXTRA_TOOLS)
-tests: $(foreach t,$(TESTS) $(FUZZ),$(BUILD)/tests/$(t))
+# The vocab that ships with the tools, where they look for it last: one
+# folder up from their own, share/symbert/vocab.txt (tokenizer/vocab.h).
+SHIPPED_VOCAB = $(BUILD)/share/symbert/vocab.txt
+$(SHIPPED_VOCAB): data/vocab/bert-base-uncased-vocab.txt
+	@mkdir -p $(dir $@)
+	cp $< $@.tmp && mv $@.tmp $@
+
+tools: $(foreach t,$(TOOLS),$(BUILD)/bin/$(t)) $(EXTRA_TOOLS) $(SHIPPED_VOCAB)
+tests: $(foreach t,$(TESTS) $(FUZZ),$(BUILD)/tests/$(t)) $(SHIPPED_VOCAB)
 
 # Real libFuzzer builds (clang): build/fuzz/<target>; run e.g.
 #   build/fuzz/fuzz_wordpiece -max_total_time=60 tests/corpus/wordpiece

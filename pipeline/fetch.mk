@@ -7,7 +7,7 @@ FETCH_LDLIBS := -lcurl -larchive -lzstd
 
 TOOLS += oscar-fetch
 oscar-fetch_SRC := pipeline/fetch_main.c
-oscar-fetch_LIBS := fetch pipeline
+oscar-fetch_LIBS := fetch tokenizer pipeline   # tokenizer: wp_vocab_default_path
 oscar-fetch_LDLIBS := $(FETCH_LDLIBS)
 
 TESTS += fetch_test

@@ -10,6 +10,7 @@
 #include "pipeline/fetch.h"
 #include "pipeline/atomic.h"
 #include "pipeline/frame.h"
+#include "tokenizer/vocab.h"
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -419,12 +420,8 @@ static int cmd_vocab(cli *c) {
     char err[1024], dir[4096];
     if (c->to_stdout) die_usage("%s", "--stdout is for OSCAR parts only");
     if (c->out) snprintf(dir, sizeof dir, "%s", c->out);
-    else {
-        const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
-        if (x && *x) snprintf(dir, sizeof dir, "%s/symbert", x);
-        else if (h && *h) snprintf(dir, sizeof dir, "%s/.local/share/symbert", h);
-        else { fprintf(stderr, "oscar-fetch: neither XDG_DATA_HOME nor HOME is set: pass -o DIR\n"); return 2; }
-    }
+    else if (wp_vocab_default_path(dir, sizeof dir) == 0) *strrchr(dir, '/') = 0;   /* where the tools look */
+    else { fprintf(stderr, "oscar-fetch: neither XDG_DATA_HOME nor HOME is set: pass -o DIR\n"); return 2; }
     if (mkdir_p(dir, err, sizeof err) < 0) { fprintf(stderr, "oscar-fetch: %s\n", err); return 1; }
     char *base = trim_base(c->base ? c->base : VOCAB_BASE);
     char *url = NULL, *path = NULL;

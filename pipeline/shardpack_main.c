@@ -43,8 +43,11 @@ static const char usage[] =
 "                         file system; no --val-samples)\n"
 "  --split train|validation   split for --show (train)\n"
 "  --ids                  --show prints ids, not text (no vocab needed)\n"
-"  --vocab FILE           vocab for --show / --verify ($SYMBERT_VOCAB or the\n"
-"                         default place of `oscar-fetch vocab`)\n"
+"  --vocab FILE           vocab for --show / --verify: the shards' own (manifest.json\n"
+"                         has its sha256); without it, the first of: $SYMBERT_VOCAB,\n"
+"                         ${XDG_DATA_HOME:-~/.local/share}/symbert/vocab.txt (where\n"
+"                         oscar-fetch vocab puts it), the copy that ships with the\n"
+"                         tools (../share/symbert/vocab.txt from this program's folder)\n"
 "  -q, --quiet            no summary on stderr\n"
 "  -h, --help             this text\n"
 "See docs/shard-pack.md.\n";
@@ -83,19 +86,22 @@ static void summary(const shard_manifest *m, const char *dir, int merged) {
 
 static void print_line(void *ctx, const char *line) { (void)ctx; fprintf(stderr, "shard-pack: %s\n", line); }
 
-static int load_vocab(const char *given, wp_vocab **out) {
-    char path[4096], err[1024];
-    if (wp_vocab_locate(given, path, sizeof path, err, sizeof err) < 0) return die("%s", err);
+static int load_vocab(const char *given, wp_vocab **out, char *path, size_t pathlen) {
+    char err[1024];
+    if (wp_vocab_locate(given, path, pathlen, err, sizeof err) < 0) return die("%s", err);
     if (!(*out = wp_vocab_load(path, err, sizeof err))) return die("%s", err);
     return 0;
 }
 
+/* The manifest's vocab_sha256 is checked against the vocab found as --show
+ * finds it (--vocab, $SYMBERT_VOCAB, ..., the shipped copy), never skipped. */
 static int do_verify(const char *dir, const char *vocab) {
     wp_vocab *v = NULL;
-    if (vocab && load_vocab(vocab, &v)) return 1;
-    long bad = shard_verify(dir, v ? wp_vocab_sha256(v) : NULL, print_line, NULL);
+    char vpath[4096];
+    if (load_vocab(vocab, &v, vpath, sizeof vpath)) return 1;
+    long bad = shard_verify(dir, wp_vocab_sha256(v), print_line, NULL);
     wp_vocab_free(v);
-    if (bad) { fprintf(stderr, "shard-pack: %s: %ld problem%s\n", dir, bad, bad == 1 ? "" : "s"); return 1; }
+    if (bad) { fprintf(stderr, "shard-pack: %s: %ld problem%s (vocab: %s)\n", dir, bad, bad == 1 ? "" : "s", vpath); return 1; }
     shard_manifest m; char err[1024];
     if (shard_manifest_read(dir, &m, err, sizeof err) < 0) return die("%s", err);
     printf("%s: ok: %zu shards, %" PRIu64 " train + %" PRIu64 " validation samples of %u ids, sha256 and ids < %u checked\n",
@@ -119,10 +125,11 @@ static int do_show(const char *dir, const char *nstr, int split, int ids_only, c
     }
     wp_vocab *v = NULL;
     if (!ids_only) {
-        if (load_vocab(vocab, &v)) { shard_set_close(s); return 1; }
+        char vpath[4096];
+        if (load_vocab(vocab, &v, vpath, sizeof vpath)) { shard_set_close(s); return 1; }
         char hx[65]; sha256_hex(wp_vocab_sha256(v), hx);
         if (strcmp(hx, m->vocab_sha256)) {
-            die("the vocab (sha256 %s) is not the one these shards were made with (%s): pass --vocab FILE, or --ids", hx, m->vocab_sha256);
+            die("the vocab %s (sha256 %s) is not the one these shards were made with (%s): pass --vocab FILE, or --ids", vpath, hx, m->vocab_sha256);
             wp_vocab_free(v); shard_set_close(s);
             return 1;
         }

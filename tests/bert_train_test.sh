@@ -38,7 +38,7 @@ cat > small.json <<'EOF'
  "intermediate_size": 64, "max_position_embeddings": 32, "plpi_affinity_function": "pairwise"}
 EOF
 "$PY" - <<'EOF'
-# shards written from the format in CONTRACTS.md with numpy, not by shard-pack
+# shards written from the format in docs/shard-pack.md ("Output") with numpy, not by shard-pack
 import hashlib, json, os
 import numpy as np
 os.makedirs("sh", exist_ok=True)

@@ -4,9 +4,12 @@
  * replays each file of the corpus folder named by argv[1], $FUZZ_CORPUS or
  * $ROOT/tests/corpus/NAME for a target fuzz_NAME,
  * then FUZZ_ITERS (default 2000) inputs from a seeded generator that mutates
- * corpus entries.  A crash or sanitizer report fails the test; passing prints
- * one PASS line.  `make fuzz` builds the same targets with clang's libFuzzer. */
+ * corpus entries.  A crash or sanitizer report fails the test, and so does a
+ * corpus folder that is missing, unreadable or empty (a target that replays
+ * nothing proves little); passing prints one PASS line.  `make fuzz` builds
+ * the same targets with clang's libFuzzer. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +31,22 @@ int main(int argc, char **argv) {
     }
     long iters = getenv("FUZZ_ITERS") ? atol(getenv("FUZZ_ITERS")) : 2000;
     uint8_t *corp[512]; size_t clen[512]; int nc = 0;
-    if (dir) {
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        while (d && (e = readdir(d)) && nc < 512) {
-            if (e->d_name[0] == '.') continue;
-            char path[8192]; snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            FILE *f = fopen(path, "rb"); if (!f) continue;
-            fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET);
-            if (n < 0 || n > (1 << 20)) { fclose(f); continue; }
-            corp[nc] = malloc(n ? n : 1); clen[nc] = fread(corp[nc], 1, n, f); fclose(f);
-            LLVMFuzzerTestOneInput(corp[nc], clen[nc]); nc++;
-        }
-        if (d) closedir(d);
+    if (!dir) { printf("FAIL fuzz %s: no corpus folder (argument, $FUZZ_CORPUS or $ROOT)\n", argv[0]); return 1; }
+    DIR *d = opendir(dir);
+    if (!d) { printf("FAIL fuzz %s: corpus folder %s: %s\n", argv[0], dir, strerror(errno)); return 1; }
+    struct dirent *e;
+    while ((e = readdir(d)) && nc < 512) {
+        if (e->d_name[0] == '.') continue;
+        char path[8192]; snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) { printf("FAIL fuzz %s: %s: %s\n", argv[0], path, strerror(errno)); closedir(d); return 1; }
+        fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET);
+        if (n < 0 || n > (1 << 20)) { fclose(f); continue; }
+        corp[nc] = malloc(n ? n : 1); clen[nc] = fread(corp[nc], 1, n, f); fclose(f);
+        LLVMFuzzerTestOneInput(corp[nc], clen[nc]); nc++;
     }
+    closedir(d);
+    if (!nc) { printf("FAIL fuzz %s: corpus folder %s holds no input of at most 1 MiB\n", argv[0], dir); return 1; }
     uint8_t buf[4096];
     for (long i = 0; i < iters; i++) {
         size_t n;

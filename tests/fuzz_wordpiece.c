@@ -3,8 +3,8 @@
  * byte (plus two), the same ids on a second run, and the word splitter
  * (wp_words) agreeing with the number of words that make ids.
  *
- * The vocab comes from $SYMBERT_TEST_VOCAB, $ROOT/../shared/vocab/, or
- * wordpiece's own search ($SYMBERT_VOCAB, the default path). */
+ * The vocab comes from $SYMBERT_TEST_VOCAB, $ROOT/data/vocab/ (the
+ * repository's copy), or the tools' own search (wp_vocab_locate). */
 #include "tokenizer/wordpiece.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@ static void setup(void) {
     char path[4096], err[512];
     const char *p = getenv("SYMBERT_TEST_VOCAB");
     if (p && *p) snprintf(path, sizeof path, "%s", p);
-    else if (getenv("ROOT")) snprintf(path, sizeof path, "%s/../shared/vocab/bert-base-uncased-vocab.txt", getenv("ROOT"));
+    else if (getenv("ROOT")) snprintf(path, sizeof path, "%s/data/vocab/bert-base-uncased-vocab.txt", getenv("ROOT"));
     else if (wp_vocab_locate(NULL, path, sizeof path, err, sizeof err) < 0) { fprintf(stderr, "fuzz_wordpiece: %s\n", err); abort(); }
     V = wp_vocab_load(path, err, sizeof err);
     if (V) T = wp_new(V, err, sizeof err);

@@ -19,5 +19,10 @@ nok() { n=$1; shift; "$@" >"$TDIR/.out" 2>&1; rc=$?
 eq() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'"; fi; }
 # grep_ok NAME PATTERN FILE
 grep_ok() { if grep -qE -- "$2" "$3"; then pass "$1"; else fail "$1" "'$2' not in $3: $(head -c 300 "$3")"; fi; }
-VOCAB=${SYMBERT_TEST_VOCAB:-$ROOT/../shared/vocab/bert-base-uncased-vocab.txt}
+# None of the user's vocab settings reach the tools under test (a test that
+# needs one sets it): no $SYMBERT_VOCAB or $XDG_DATA_HOME, a HOME of their own.
+unset SYMBERT_VOCAB XDG_DATA_HOME
+export HOME="$TDIR/home"; mkdir -p "$HOME"
+# the vocab the tests use: the repository's copy (SYMBERT_TEST_VOCAB=... to try another)
+VOCAB=${SYMBERT_TEST_VOCAB:-$ROOT/data/vocab/bert-base-uncased-vocab.txt}
 PY=/usr/bin/python3

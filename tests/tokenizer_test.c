@@ -2,8 +2,10 @@
  * point against the Hugging Face dump, canonical reordering against the
  * Hugging Face pairs probe, and WordPiece on chosen inputs.
  *
- * Needs the bert-base-uncased vocab ($SYMBERT_TEST_VOCAB, else
- * $ROOT/../shared/vocab/bert-base-uncased-vocab.txt) and
+ * Needs the bert-base-uncased vocab ($SYMBERT_TEST_VOCAB, else the
+ * repository's $ROOT/data/vocab/bert-base-uncased-vocab.txt), the copy of it
+ * that `make` puts beside the build's bin/ (../share/symbert/vocab.txt from
+ * this program's folder: the vocab lookup's last step), and
  * $ROOT/tests/data/wordpiece/ (hf_codepoints.tsv.zst, hf_ccc_pairs.txt.zst,
  * written by tests/hf_parity_ids.py with tokenizers 0.23.2).  The corpus
  * parity test is tests/wordpiece_test.sh (through the CLI). */
@@ -87,28 +89,67 @@ static void test_vocab_lines(void) {
     CHECK(!wp_vocab_load("no/such/file", err, sizeof err) && strstr(err, "no/such/file"), "%s", err);
 }
 
+/* The lookup order of every tool: --vocab, $SYMBERT_VOCAB, the place of
+ * `oscar-fetch vocab`, the copy shipped beside the tools; a path given by
+ * the first two is never passed over. */
 static void test_vocab_locate(void) {
-    char out[4096], err[512], cwd[2048];
+    char out[4096], want[4200], err[512], cwd[2048], xdg[2100];
     REQUIRE(getcwd(cwd, sizeof cwd), "unexpected");
+    snprintf(xdg, sizeof xdg, "%s/xdg", cwd);
     write_file("given.txt", "x\n", 2);
-    unsetenv("SYMBERT_VOCAB");
-    CHECK(wp_vocab_locate("given.txt", out, sizeof out, err, sizeof err) == 0 && !strcmp(out, "given.txt"), "unexpected");
-    setenv("SYMBERT_VOCAB", "given.txt", 1);
-    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && !strcmp(out, "given.txt"), "unexpected");
-    CHECK(wp_vocab_locate("missing.txt", out, sizeof out, err, sizeof err) == -1, "--vocab wins over the env");
-    CHECK(strstr(err, "missing.txt") && strstr(err, "oscar-fetch vocab") && strstr(err, "--vocab"), "%s", err);
-    unsetenv("SYMBERT_VOCAB");
-    char xdg[2100]; snprintf(xdg, sizeof xdg, "%s/xdg", cwd);
-    unlink("xdg/symbert/vocab.txt");
-    setenv("XDG_DATA_HOME", xdg, 1);
-    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == -1 && strstr(err, "xdg/symbert/vocab.txt")
-          && strstr(err, "oscar-fetch vocab"), "%s", err);
+    write_file("env.txt", "y\n", 2);
     mkdir("xdg", 0755); mkdir("xdg/symbert", 0755);
-    write_file("xdg/symbert/vocab.txt", "x\n", 2);
+    write_file("xdg/symbert/vocab.txt", "z\n", 2);
+    setenv("XDG_DATA_HOME", xdg, 1);
+    setenv("SYMBERT_VOCAB", "env.txt", 1);
+    /* 1. --vocab first; a missing one is an error, not a reason to look on */
+    CHECK(wp_vocab_locate("given.txt", out, sizeof out, err, sizeof err) == 0 && !strcmp(out, "given.txt"), "%s", out);
+    CHECK(wp_vocab_locate("missing.txt", out, sizeof out, err, sizeof err) == -1, "--vocab passed over");
+    CHECK(strstr(err, "missing.txt") && strstr(err, "--vocab"), "%s", err);
+    /* 2. then $SYMBERT_VOCAB, the same */
+    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && !strcmp(out, "env.txt"), "%s", out);
+    CHECK(wp_vocab_locate("", out, sizeof out, err, sizeof err) == 0 && !strcmp(out, "env.txt"), "empty --vocab: %s", out);
+    setenv("SYMBERT_VOCAB", "missing-env.txt", 1);
+    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == -1, "$SYMBERT_VOCAB passed over");
+    CHECK(strstr(err, "missing-env.txt") && strstr(err, "SYMBERT_VOCAB"), "%s", err);
+    /* 3. then the place of oscar-fetch vocab (an empty SYMBERT_VOCAB is unset) */
+    setenv("SYMBERT_VOCAB", "", 1);
+    snprintf(want, sizeof want, "%s/symbert/vocab.txt", xdg);
+    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && !strcmp(out, want), "%s", out);
+    unsetenv("SYMBERT_VOCAB");
+    CHECK(wp_vocab_default_path(out, sizeof out) == 0 && !strcmp(out, want), "%s", out);
+    unsetenv("XDG_DATA_HOME");
+    setenv("HOME", cwd, 1);
+    snprintf(want, sizeof want, "%s/.local/share/symbert/vocab.txt", cwd);
+    CHECK(wp_vocab_default_path(out, sizeof out) == 0 && !strcmp(out, want), "%s", out);
+    /* 4. last, the shipped copy: PREFIX/share/symbert/vocab.txt for PREFIX/bin/tool */
+    CHECK(wp_vocab_shipped_path("/opt/sb/bin/wordpiece", out, sizeof out) == 0 && !strcmp(out, "/opt/sb/share/symbert/vocab.txt"), "%s", out);
+    CHECK(wp_vocab_shipped_path("/bin/wordpiece", out, sizeof out) == 0 && !strcmp(out, "/share/symbert/vocab.txt"), "%s", out);
+    CHECK(wp_vocab_shipped_path("bin/wordpiece", out, sizeof out) == 0 && !strcmp(out, "share/symbert/vocab.txt"), "%s", out);
+    CHECK(wp_vocab_shipped_path("wordpiece", out, sizeof out) == -1, "no folder: %s", out);
+    /* this program is build/<variant>/tests/tokenizer_test; make put the copy in build/<variant>/share */
+    char self[4096], shipped[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0, "readlink /proc/self/exe");
+    self[n] = 0;
+    *strrchr(self, '/') = 0; *strrchr(self, '/') = 0;
+    snprintf(want, sizeof want, "%s/share/symbert/vocab.txt", self);
+    REQUIRE(wp_vocab_shipped_path(NULL, shipped, sizeof shipped) == 0 && !strcmp(shipped, want), "%s, want %s", shipped, want);
+    CHECK(access(shipped, R_OK) == 0, "%s: not built (make tests puts it there)", shipped);
+    wp_vocab *sv = wp_vocab_load(shipped, err, sizeof err);
+    if (sv) {
+        char hx[65]; sha256_hex(wp_vocab_sha256(sv), hx);
+        CHECK(!strcmp(hx, WP_BERT_UNCASED_SHA256), "%s: sha256 %s", shipped, hx);
+        wp_vocab_free(sv);
+    } else CHECK(0, "%s", err);
+    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && !strcmp(out, shipped), "no fetched vocab: %s (%s)", out, err);
+    unsetenv("HOME");
+    CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && !strcmp(out, shipped), "no HOME: %s (%s)", out, err);
+    /* the fetched vocab wins over the shipped copy */
+    setenv("XDG_DATA_HOME", xdg, 1);
     CHECK(wp_vocab_locate(NULL, out, sizeof out, err, sizeof err) == 0 && strstr(out, "/xdg/symbert/vocab.txt"), "%s", out);
     unsetenv("XDG_DATA_HOME");
     setenv("HOME", cwd, 1);
-    CHECK(wp_vocab_default_path(out, sizeof out) == 0 && strstr(out, "/.local/share/symbert/vocab.txt"), "%s", out);
 }
 
 /* ---- UTF-8 policy ---- */
@@ -326,7 +367,7 @@ static void test_ids_in_range(void) {
 int main(void) {
     const char *root = t_env("ROOT", ".");
     snprintf(vocab_path, sizeof vocab_path, "%s", t_env("SYMBERT_TEST_VOCAB", ""));
-    if (!vocab_path[0]) snprintf(vocab_path, sizeof vocab_path, "%s/../shared/vocab/bert-base-uncased-vocab.txt", root);
+    if (!vocab_path[0]) snprintf(vocab_path, sizeof vocab_path, "%s/data/vocab/bert-base-uncased-vocab.txt", root);
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/wordpiece", root);
     char err[512];
     V = wp_vocab_load(vocab_path, err, sizeof err);

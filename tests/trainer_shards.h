@@ -1,5 +1,5 @@
 /* trainer_shards.h - writes a small shard folder for the trainer tests with
- * its own .npy and manifest writers (from the format in CONTRACTS.md, not
+ * its own .npy and manifest writers (from the format in docs/shard-pack.md, "Output", not
  * from shard-pack's code, so the reader is checked against the contract).
  * Samples: [CLS], then one token of the sample's own (7 times in 8) or
  * noise, then [SEP]: a masked token is predictable from its context. */

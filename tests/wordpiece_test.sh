@@ -114,8 +114,11 @@ eq output_file_same_as_stdout "$(cmp -s out_ok.bin p1.bin && echo same)" same
 eq no_temp_files_left "$(ls -A | grep -c '\.tmp\.')" 0
 
 # ---- the vocab: search order, sha256 check ----
-nok no_vocab_fails "$WP" lines.jsonl
-grep_ok no_vocab_says_how 'oscar-fetch vocab' "$TDIR/.out"
+# nothing given or fetched: the copy shipped beside the tools (BIN/../share/symbert)
+eq vocab_shipped "$("$WP" --format ids lines.jsonl 2>/dev/null | head -n 1)" "101 7592 2088 102"
+mkdir -p lone/bin && cp "$WP" lone/bin/wordpiece      # a copy with no share/ beside it
+nok no_vocab_fails lone/bin/wordpiece lines.jsonl
+grep_ok no_vocab_says_how 'no vocab: .*lone/share/symbert/vocab.txt.*oscar-fetch vocab' "$TDIR/.out"
 eq vocab_from_env "$(SYMBERT_VOCAB="$VOCAB" "$WP" --format ids lines.jsonl 2>/dev/null | head -n 1)" "101 7592 2088 102"
 mkdir -p xdg/symbert && cp "$VOCAB" xdg/symbert/vocab.txt
 eq vocab_default_path "$(XDG_DATA_HOME="$TDIR/xdg" "$WP" --format ids lines.jsonl 2>/dev/null | head -n 1)" "101 7592 2088 102"

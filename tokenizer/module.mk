@@ -1,7 +1,7 @@
 # tokenizer/: the bert-base-uncased WordPiece tokenizer (library `tokenizer`,
 # prefix wp_) and its CLI bin/wordpiece.
 LIBS += tokenizer
-tokenizer_SRC := tokenizer/vocab.c tokenizer/wordpiece.c tokenizer/hfcompat.c tokenizer/run.c
+tokenizer_SRC := tokenizer/vocab.c tokenizer/vocab_locate.c tokenizer/wordpiece.c tokenizer/hfcompat.c tokenizer/run.c
 TOKENIZER_LDLIBS := -lutf8proc
 
 TOOLS += wordpiece

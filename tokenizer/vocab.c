@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct wp_vocab {
     char *text;          /* all tokens, NUL-separated */
@@ -106,38 +105,4 @@ const unsigned char *wp_vocab_sha256(const wp_vocab *v) { return v->sha; }
 void wp_vocab_free(wp_vocab *v) {
     if (!v) return;
     free(v->text); free(v->off); free(v->len); free(v->slot); free(v);
-}
-
-int wp_vocab_default_path(char *out, size_t outlen) {
-    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int k;
-    if (x && *x) k = snprintf(out, outlen, "%s/symbert/vocab.txt", x);
-    else if (home && *home) k = snprintf(out, outlen, "%s/.local/share/symbert/vocab.txt", home);
-    else return -1;
-    return k < 0 || (size_t)k >= outlen ? -1 : 0;
-}
-
-int wp_vocab_locate(const char *given, char *out, size_t outlen, char *err, size_t errlen) {
-    const char *env = getenv("SYMBERT_VOCAB");
-    const char *how;
-    if (given && *given) {
-        if (strlen(given) >= outlen) { snprintf(err, errlen, "vocab path too long: %s", given); return -1; }
-        strcpy(out, given); how = "--vocab";
-    } else if (env && *env) {
-        if (strlen(env) >= outlen) { snprintf(err, errlen, "vocab path too long in $SYMBERT_VOCAB"); return -1; }
-        strcpy(out, env); how = "$SYMBERT_VOCAB";
-    } else {
-        if (wp_vocab_default_path(out, outlen) < 0) {
-            snprintf(err, errlen, "no vocab: HOME and XDG_DATA_HOME are unset; pass --vocab FILE or set SYMBERT_VOCAB");
-            return -1;
-        }
-        how = "default path";
-    }
-    if (access(out, R_OK) != 0) {
-        int e = errno;
-        snprintf(err, errlen, "vocab not found: %s (%s, from %s); run: oscar-fetch vocab, or pass --vocab FILE",
-                 out, strerror(e), how);
-        return -1;
-    }
-    return 0;
 }
