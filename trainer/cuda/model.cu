@@ -1014,11 +1014,11 @@ extern "C" void btc_get_logits(btc_model *m, float *logits, int n) {
     cu_free(tmp);
 }
 
-extern "C" void btc_allreduce_grads(btc_model *m) {
-    /* Data parallelism: an ncclAllReduce(m->grad, m->grad, m->np, ncclFloat, ncclSum, comm, g_stream) goes
-     * here, before the norm.  The loss normaliser (scale) must then count the masked positions of the
-     * global batch, as it already counts those of the whole update across micro-batches. */
-    (void)m;
+extern "C" int btc_allreduce_grads(btc_model *m, btc_sum_fn sum, void *ctx, char *err, size_t errlen) {
+    /* before the norm; the loss normaliser (scale) already counts the masked positions of the global batch */
+    if (!sum) return 0;
+    zero_now(m);   /* a rank without samples in this update still adds its zeros */
+    return sum(ctx, m->grad, m->np, (void *)g_stream, err, errlen);
 }
 
 __global__ static void clip_kernel(float *normclip, float clip) {
