@@ -49,7 +49,7 @@ static void test_torchrun(void) {
     bt_dist_env d; char err[512];
     REQUIRE(bt_dist_detect(&d, NULL, 7, err, sizeof err) == 1, "%s", err);
     CHECK(!strcmp(d.launcher, "torchrun") && d.rank == 5 && d.world == 8 && d.local_rank == 1);
-    CHECK(!strcmp(d.host, "node3") && d.port == 1234 && d.timeout == 7);
+    CHECK(!strcmp(d.host, "node3") && d.port == 1235 && d.timeout == 7, "torchrun's store has port 1234: %d", d.port);
     /* --dist-init wins over MASTER_ADDR */
     REQUIRE(bt_dist_detect(&d, "tcp://10.0.0.1:777", 0, err, sizeof err) == 1, "%s", err);
     CHECK(!strcmp(d.host, "10.0.0.1") && d.port == 777 && !d.file[0]);

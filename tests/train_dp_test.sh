@@ -21,40 +21,8 @@ cat > small.json <<'EOF'
 {"vocab_size": 160, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
  "intermediate_size": 64, "max_position_embeddings": 32, "plpi_affinity_function": "pairwise"}
 EOF
-"$PY" - <<'EOF'
-import hashlib, json, os
-import numpy as np
-os.makedirs("sh", exist_ok=True)
-rng = np.random.default_rng(7)
-def shard(name, n):
-    a = rng.integers(104, 160, size=(n, 16), dtype=np.uint16)
-    a[:, 0] = 101; a[:, -1] = 102
-    np.save("sh/" + name, a)
-    return {"name": name, "split": name.split("-")[0], "samples": n,
-            "sha256": hashlib.sha256(open("sh/" + name, "rb").read()).hexdigest()}
-s = [shard("train-00000.npy", 96), shard("validation-00000.npy", 9)]
-m = {"format": "symbert-shards", "version": 1, "seq_len": 16, "vocab_size": 160, "vocab_sha256": "0" * 64,
-     "shards": s, "totals": {"documents": 105, "tokens": 105 * 16, "samples": 105, "train_samples": 96,
-                             "validation_samples": 9, "dropped_tail_tokens": 0}}
-json.dump(m, open("sh/manifest.json", "w"))
-EOF
-cat > close.py <<'EOF'
-# close.py A B: every tensor of two safetensors files within 1e-5 relative (norm of the difference / norm)
-import json, struct, sys
-import numpy as np
-def load(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
-            for k, v in h.items() if k != "__metadata__"}
-a, b = load(sys.argv[1]), load(sys.argv[2])
-if a.keys() != b.keys(): sys.exit("tensor names differ")
-worst = max((float(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(b[k]), 1e-30)), k) for k in a)
-print("worst relative difference %.3g (%s) over %d tensors" % (worst[0], worst[1], len(a)))
-sys.exit(0 if worst[0] <= 1e-5 else 1)
-EOF
-close() { "$PY" close.py "$@"; }
+"$PY" "$ROOT/tests/tiny_shards.py" sh
+close() { "$PY" "$ROOT/tests/st_close.py" "$@"; }
 # 4 updates, dropout on, micro-batches of 2 (3 ranks: one micro-batch each), evaluation split over the ranks
 C="--config small.json --data sh --batch 6 --micro-batch 2 --lr 1e-3 --warmup 2 --eval-every 2 --eval-samples 9 --save-every 2 --device cpu --threads 1"
 

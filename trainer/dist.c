@@ -110,6 +110,11 @@ int bt_dist_detect(bt_dist_env *d, const char *init, double timeout, char *err, 
         if (strlen(addr) >= sizeof d->host) return fail(err, errlen, "MASTER_ADDR: too long");
         snprintf(d->host, sizeof d->host, "%s", addr);
         d->port = hp ? port : BT_DIST_PORT;
+        /* torchrun's agent serves its own store at MASTER_PORT: meet one port above */
+        if (d->launcher && !strcmp(d->launcher, "torchrun")) {
+            if (d->port == 65535) return fail(err, errlen, "MASTER_PORT=65535: the rendezvous takes MASTER_PORT + 1 under torchrun");
+            d->port++;
+        }
     } else if (d->launcher && !strcmp(d->launcher, "slurm") && getenv("SLURM_JOB_NODELIST")) {
         const char *list = getenv("SLURM_JOB_NODELIST");
         if (bt_slurm_first_host(list, d->host, sizeof d->host)) return fail(err, errlen, "SLURM_JOB_NODELIST=%s: cannot read its first host", list);

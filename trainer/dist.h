@@ -56,8 +56,10 @@ typedef struct bt_dist_env {
 /* Reads the launcher's variables (the first launcher found of torchrun,
  * Slurm, OpenMPI) and the rendezvous: `init` (tcp://HOST:PORT or
  * file:///PATH, from --dist-init; may be NULL), else MASTER_ADDR and
- * MASTER_PORT, else under Slurm the first host of SLURM_JOB_NODELIST with
- * MASTER_PORT or BT_DIST_PORT.  Returns 1 when a launcher was found, 0 when
+ * MASTER_PORT (BT_DIST_PORT when unset; under torchrun one port above,
+ * since torchrun's agent serves its store at MASTER_PORT itself), else
+ * under Slurm the first host of SLURM_JOB_NODELIST with MASTER_PORT or
+ * BT_DIST_PORT.  Returns 1 when a launcher was found, 0 when
  * none was (d: rank 0 of 1), -1 with a message for inconsistent values. */
 int bt_dist_detect(bt_dist_env *d, const char *init, double timeout, char *err, size_t errlen);
 

@@ -157,6 +157,7 @@ static int join_ranks(const char *device, const char *init, double timeout, bt_c
     }
     my_rank = c->rank;
     if (my_rank != 0) quiet = 1;   /* rank 0 speaks for the run */
+    if (!quiet) fprintf(stderr, "bert-train: rank 0 of %d (%s), summing over %s\n", c->world, d.launcher ? d.launcher : "--dist-init", c->name);
     return 0;
 }
 

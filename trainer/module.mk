@@ -21,8 +21,9 @@ trainerdist_SRC := trainer/dist.c trainer/dist_mpi.c
 MPICC ?= mpicc
 MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
 MPI_LDLIBS := $(shell $(MPICC) --showme:link 2>/dev/null)
-ifeq ($(strip $(MPI_LDLIBS)),)
-$(info bert-train: no MPI (mpicc not found; Debian: libopenmpi-dev): the CPU trainer runs as one process)
+ifeq ($(if $(strip $(MPI_LDLIBS)),$(shell echo '\#include <mpi.h>' | $(CC) $(MPI_CFLAGS) -E -x c - >/dev/null 2>&1 && echo yes)),)
+MPI_LDLIBS :=
+$(info bert-train: no MPI (no OpenMPI mpicc and mpi.h; Debian: libopenmpi-dev): the CPU trainer runs as one process)
 else
 $(BUILD)/obj/trainer/dist_mpi.o: CFLAGS += -DBT_HAVE_MPI $(MPI_CFLAGS)
 endif
