@@ -24,7 +24,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-static double now(void) {
+double bt_dist_clock(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -131,7 +131,7 @@ enum { RDV_MAGIC = 0x53425256, RDV_MAX = 4096 };
 static int xfer(int fd, void *buf, size_t n, int writing, double deadline) {
     char *p = buf;
     while (n) {
-        double left = deadline - now();
+        double left = deadline - bt_dist_clock();
         if (left <= 0) return -1;
         struct pollfd pf = { fd, (short)(writing ? POLLOUT : POLLIN), 0 };
         int pr = poll(&pf, 1, (int)(left * 1000) + 1);
@@ -166,13 +166,13 @@ static int tcp_serve(const bt_dist_env *d, const void *buf, size_t len, char *er
         int e = errno; close(fd);
         return fail(err, errlen, "rank 0: cannot listen on port %d (%s:%d): %s", d->port, d->host, d->port, strerror(e));
     }
-    const double deadline = now() + d->timeout;
+    const double deadline = bt_dist_clock() + d->timeout;
     char *seen = calloc((size_t)d->world, 1);
     if (!seen) { close(fd); return fail(err, errlen, "out of memory"); }
     int arrived = 1;
     rc = 0;
     while (!rc && arrived < d->world) {
-        double left = deadline - now();
+        double left = deadline - bt_dist_clock();
         struct pollfd pf = { fd, POLLIN, 0 };
         int pr = left > 0 ? poll(&pf, 1, (int)(left * 1000) + 1) : 0;
         if (pr < 0 && errno == EINTR) continue;
@@ -186,7 +186,7 @@ static int tcp_serve(const bt_dist_env *d, const void *buf, size_t len, char *er
         int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0) continue;
         uint32_t hello[3], reply[3];
-        double cd = now() + 10 < deadline ? now() + 10 : deadline;   /* a silent connection is not a rank */
+        double cd = bt_dist_clock() + 10 < deadline ? bt_dist_clock() + 10 : deadline;   /* a silent connection is not a rank */
         if (xfer(c, hello, sizeof hello, 0, cd) || hello[0] != RDV_MAGIC) { close(c); continue; }
         int r = (int)hello[1];
         reply[0] = RDV_MAGIC; reply[1] = (uint32_t)d->world; reply[2] = (uint32_t)len;
@@ -207,9 +207,9 @@ static int tcp_serve(const bt_dist_env *d, const void *buf, size_t len, char *er
 static int tcp_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, size_t errlen) {
     char port[16];
     snprintf(port, sizeof port, "%d", d->port);
-    const double deadline = now() + d->timeout;
+    const double deadline = bt_dist_clock() + d->timeout;
     const char *why = "no answer";
-    while (now() < deadline) {
+    while (bt_dist_clock() < deadline) {
         struct addrinfo hints, *ai = NULL;
         memset(&hints, 0, sizeof hints);
         hints.ai_socktype = SOCK_STREAM;
@@ -226,7 +226,7 @@ static int tcp_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, siz
             if (fd < 0) continue;
             if (connect(fd, a->ai_addr, a->ai_addrlen)) { why = strerror(errno); close(fd); continue; }
             uint32_t hello[3] = { RDV_MAGIC, (uint32_t)d->rank, (uint32_t)d->world };
-            double cd = now() + 10 < deadline ? now() + 10 : deadline;
+            double cd = bt_dist_clock() + 10 < deadline ? bt_dist_clock() + 10 : deadline;
             if (!xfer(fd, hello, sizeof hello, 1, cd) && !xfer(fd, reply, sizeof reply, 0, cd) && reply[0] == RDV_MAGIC) {
                 if (reply[2] == 0) refused_world = 1;
                 else if (reply[2] == len && !xfer(fd, buf, len, 0, cd)) got = 1;
@@ -257,11 +257,11 @@ static int file_publish(const bt_dist_env *d, const void *buf, size_t len, char 
     free(all);
     if (rc) return -1;
     char ack[2200];
-    const double deadline = now() + d->timeout;
+    const double deadline = bt_dist_clock() + d->timeout;
     for (int r = 1; r < d->world && !rc; r++) {
         snprintf(ack, sizeof ack, "%s.%d", d->file, r);
         while (stat(ack, &sb) != 0) {
-            if (now() > deadline) {
+            if (bt_dist_clock() > deadline) {
                 rc = fail(err, errlen, "rank 0: rank %d of %d did not answer through %s within %g s", r, d->world, d->file, d->timeout);
                 break;
             }
@@ -274,7 +274,7 @@ static int file_publish(const bt_dist_env *d, const void *buf, size_t len, char 
 }
 
 static int file_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, size_t errlen) {
-    const double deadline = now() + d->timeout;
+    const double deadline = bt_dist_clock() + d->timeout;
     char data[RDV_MAX + 128];
     for (;;) {
         FILE *f = fopen(d->file, "rb");
@@ -294,7 +294,7 @@ static int file_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, si
             snprintf(ack, sizeof ack, "%s.%d", d->file, d->rank);
             return afile_put(ack, "ok\n", 3, err, errlen);
         }
-        if (now() > deadline) return fail(err, errlen, "rank %d: rank 0 wrote no %s within %g s", d->rank, d->file, d->timeout);
+        if (bt_dist_clock() > deadline) return fail(err, errlen, "rank %d: rank 0 wrote no %s within %g s", d->rank, d->file, d->timeout);
         nap(0.05);
     }
 }

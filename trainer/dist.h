@@ -78,6 +78,9 @@ int bt_slurm_first_host(const char *list, char *host, size_t cap);
  * arrive at node1:29500 within 60 s".  0, or -1 with such a message. */
 int bt_rendezvous(const bt_dist_env *d, void *buf, size_t len, char *err, size_t errlen);
 
+/* Monotonic seconds, for the waits on peers. */
+double bt_dist_clock(void);
+
 /* The MPI communicator (trainer/dist_mpi.c): MPI_Init, and the rank and
  * world size MPI gives.  NULL with a message in builds without MPI or when
  * MPI cannot start. */

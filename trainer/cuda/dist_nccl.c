@@ -62,12 +62,6 @@ typedef struct {
     char addr[300];               /* where the ranks met, for messages */
 } nccl;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int nfail(bt_comm *c, const char *what, ncclResult_t r, char *err, size_t errlen) {
     nccl *n = c->impl;
     const char *detail = n->comm ? N.last_error(n->comm) : "";
@@ -81,7 +75,7 @@ static int nfail(bt_comm *c, const char *what, ncclResult_t r, char *err, size_t
  * NCCL error or after the timeout (aborting the communicator: later calls fail). */
 static int wait_done(bt_comm *c, cudaStream_t stream, int check_stream, const char *what, char *err, size_t errlen) {
     nccl *n = c->impl;
-    const double t0 = now();
+    const double t0 = bt_dist_clock();
     for (long spins = 0;; spins++) {
         ncclResult_t a = ncclSuccess;
         ncclResult_t q = N.async_error(n->comm, &a);
@@ -100,7 +94,7 @@ static int wait_done(bt_comm *c, cudaStream_t stream, int check_stream, const ch
                 return -1;
             }
         }
-        if (now() - t0 > n->timeout) {
+        if (bt_dist_clock() - t0 > n->timeout) {
             snprintf(err, errlen, "rank %d of %d: %s did not complete within %g s (a peer died or stalls; ranks met at %s); aborting",
                      c->rank, c->world, what, n->timeout, n->addr);
             N.abort(n->comm); n->comm = NULL;
