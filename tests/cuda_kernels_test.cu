@@ -108,12 +108,11 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
     CUDA_CHECK(cudaMemset(fo, 0xff, n * 2));    /* poison: NaN unless written */
     CUDA_CHECK(cudaMemset(fd, 0xff, n3 * 2));
     flash_dropout_bits(bits, s, dc, 2, g_stream);
-    flash_select(impl);
-    flash_forward(fo, lse, bits, f, f + koff, f + 2 * C, s, dc);
+    flash_forward(impl, fo, lse, bits, f, f + koff, f + 2 * C, s, dc);
     float *dbias;   /* the bias gradients the backward sums on the way: [3][C] */
     CUDA_CHECK(cudaMalloc(&dbias, 3 * C * 4)); CUDA_CHECK(cudaMemset(dbias, 0, 3 * C * 4));
     AttnBiasGrad bg = {dbias, same_qk ? NULL : dbias + C, dbias + 2 * C};
-    flash_backward(fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk, bg);
+    flash_backward(impl, fd, fd + C, fd + 2 * C, dqacc, dsum, fdo, fo, f, f + koff, f + 2 * C, lse, bits, s, dc, same_qk, bg);
     /* reference, fp32 */
     float *r = upload<float>(qkv), *rdo = upload<float>(dout), *ro, *rd, *probs, *s1, *s2;
     size_t tt = (size_t)B * NH * T * T;
@@ -159,7 +158,8 @@ static void flash_vs_ref(int B, int T, int NH, int same_qk, int dropout, int imp
 
 /* Every case with the mma.sync kernels and, where they run (H100/H200), the wgmma ones. */
 static void test_flash_matches_reference(void) {
-    int impls[2] = {FLASH_MMA, flash_select(FLASH_AUTO)};
+    char err[160];
+    int impls[2] = {FLASH_MMA, flash_kernels(FLASH_AUTO, err, sizeof err)};
     int ni = impls[1] == FLASH_WGMMA ? 2 : 1;
     if (ni == 1) printf("# no compute capability 9.0 GPU: the wgmma kernels are not tested here\n");
     for (int k = 0; k < ni; k++) {
@@ -170,7 +170,6 @@ static void test_flash_matches_reference(void) {
         flash_vs_ref(1, 512, 2, 1, 0, impls[k]);
         flash_vs_ref(3, 256, 12, 0, 1, impls[k]);
     }
-    flash_select(FLASH_AUTO);
 }
 
 /* GELU and its derivative as the kernels compute them, against double erf, on a dense grid of

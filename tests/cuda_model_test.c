@@ -22,6 +22,7 @@
 #include "tests/t.h"
 #include "trainer/cuda/gpu.h"
 #include "trainer/ckpt.h"
+#include "trainer/cpu.h"
 #include "trainer/train.h"
 #include "trainer/cuda/train_cuda.h"
 #include "tests/trainer_shards.h"
@@ -84,7 +85,7 @@ static void compare(shape sh, bt_attn attn, int prec, int dropout) {
     REQUIRE(cpu, "%s", err);
     int nc = 0, ng = 0;
     double lc = bt_cpu_forward_backward(cpu, p, gc, &bb, dropout, 99, scale, &nc, NULL);
-    btc_model *g = btc_new(&L, B, T, prec, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = prec }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     btc_zero_grads(g);
@@ -141,11 +142,11 @@ static void test_bf16_small(void) {
     for (int a = 0; a < 3; a++) compare(SMALL, (bt_attn)a, BTC_BF16, 0);
 }
 
-/* The last layer at the masked rows only (the default: its attention for
- * the masked queries only, gathered 128 a sample) gives the dense layer's
- * loss and gradients: bf16, flash attention, dropout on, two samples of 256
- * (masked rows not a multiple of the padding), the three variants. */
-static void test_sparse_last_equals_dense(void) {
+/* One bf16 pass (flash attention, dropout on, two samples of 256: masked
+ * rows not a multiple of the padding) under options a and under b, for the
+ * three variants: the same loss (relative 1e-3) and gradients (cosine >=
+ * 0.9999 per tensor). */
+static void same_pass(const char *what, btc_opts oa, btc_opts ob) {
     for (int a = 0; a < 3; a++) {
         bt_config cfg; char err[512];
         REQUIRE(bt_config_preset("small", &cfg) == 0);
@@ -162,20 +163,19 @@ static void test_sparse_last_equals_dense(void) {
         bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 2, .sample0 = 0 };
         double loss[2];
         float *gs[2] = { g0, g1 };
-        for (int dense = 0; dense < 2; dense++) {
-            setenv("SYMBERT_DENSE_LAST", dense ? "1" : "0", 1);
-            btc_model *g = btc_new(&L, B, T, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+        for (int k = 0; k < 2; k++) {
+            btc_model *g = btc_new(&L, B, T, k ? &ob : &oa, err, sizeof err);
             REQUIRE(g, "%s", err);
+            CHECK(!strcmp(btc_attn_name(g), "flash"), "%s: attention path %s", what, btc_attn_name(g));
             btc_set_params(g, p);
             btc_zero_grads(g);
             int ng = 0;
-            loss[dense] = btc_forward_backward(g, &bb, 1, 1, 7, 1.0f / (float)n, &ng);
+            loss[k] = btc_forward_backward(g, &bb, 1, 1, 7, 1.0f / (float)n, &ng);
             CHECK(ng == n);
-            btc_get_grads(g, gs[dense]);
+            btc_get_grads(g, gs[k]);
             btc_free(g);
         }
-        unsetenv("SYMBERT_DENSE_LAST");
-        CHECK(fabs(loss[0] - loss[1]) <= 1e-3 * fabs(loss[1]), "loss sparse %.7g dense %.7g", loss[0], loss[1]);
+        CHECK(fabs(loss[0] - loss[1]) <= 1e-3 * fabs(loss[1]), "%s: loss %.7g vs %.7g", what, loss[0], loss[1]);
         double worst = 1;
         const char *wn = "";
         for (int i = 0; i < L.n; i++) {
@@ -183,14 +183,40 @@ static void test_sparse_last_equals_dense(void) {
             if (t->kind == BT_T_K_B) continue;   /* exact gradient 0: rounding noise on both sides */
             double cs = cosine(g0 + t->offset, g1 + t->offset, t->numel);
             if (!(cs >= worst)) { worst = cs; wn = t->name; }
-            CHECK(cs >= 0.9999, "%s: sparse/dense gradient cosine %.7f", t->name, cs);
+            CHECK(cs >= 0.9999, "%s: %s: gradient cosine %.7f", what, t->name, cs);
         }
-        printf("  %s: loss sparse %.6f dense %.6f, min gradient cosine %.7f (%s)\n",
-               a == 0 ? "original" : a == 1 ? "symmetric" : "pairwise",
-               loss[0] / n, loss[1] / n, worst, wn);
+        printf("  %s, %s: loss %.6f vs %.6f, min gradient cosine %.7f (%s)\n", what,
+               a == 0 ? "original" : a == 1 ? "symmetric" : "pairwise", loss[0] / n, loss[1] / n, worst, wn);
         bt_layout_free(&L);
         free(p); free(g0); free(g1); free(in); free(lab);
     }
+}
+
+/* The last layer at the masked rows only (the default: its attention for
+ * the masked queries only, gathered 128 a sample) gives the dense layer's
+ * loss and gradients. */
+static void test_sparse_last_equals_dense(void) {
+    same_pass("sparse vs dense last layer", (btc_opts){ .dense_last = 0 }, (btc_opts){ .dense_last = 1 });
+}
+
+/* The mma.sync and the wgmma flash kernels give one model; where wgmma does
+ * not run (compute capability other than 9.0), asking for it is an error
+ * that says so. */
+static void test_flash_kernels_agree(void) {
+    bt_config cfg; char err[512];
+    REQUIRE(bt_config_preset("tiny", &cfg) == 0);
+    bt_layout L;
+    REQUIRE(bt_layout_init(&L, &cfg, err, sizeof err) == 0, "%s", err);
+    btc_model *g = btc_new(&L, 1, 128, &(btc_opts){ .attn = BTC_ATTN_FLASH_WGMMA }, err, sizeof err);
+    bt_layout_free(&L);
+    if (!g) {
+        CHECK(strstr(err, "compute capability 9.0") != NULL, "no wgmma model, and the message is: %s", err);
+        printf("# no compute capability 9.0 GPU: %s\n", err);
+        return;
+    }
+    btc_free(g);
+    same_pass("mma.sync vs wgmma kernels", (btc_opts){ .attn = BTC_ATTN_FLASH_MMA },
+              (btc_opts){ .attn = BTC_ATTN_FLASH_WGMMA });
 }
 
 /* Two micro-batches of one sample add up to the batch of two. */
@@ -204,7 +230,7 @@ static void test_accumulation(void) {
     int n;
     bt_params_init(&L, p, 5);
     make_batch(B, T, cfg.vocab_size, 8, 2, in, lab, &n);
-    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     bt_batch all = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 2, .sample0 = 0 };
@@ -241,7 +267,7 @@ static void test_adamw(void) {
     make_batch(B, T, cfg.vocab_size, 9, 1, in, lab, &n);
     bt_optim_cfg o; bt_optim_defaults(&o);
     o.clip = 0.05f;   /* so that clipping happens */
-    btc_model *gm = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *gm = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(gm, "%s", err);
     bt_batch bb = { .B = B, .T = T, .inputs = in, .labels = lab, .step = 1, .sample0 = 0 };
     btc_set_params(gm, p);
@@ -274,7 +300,7 @@ static void test_checkpoint_roundtrip(void) {
     size_t N = L.total;
     float *p = malloc(N * 4), *q = malloc(N * 4), *r = malloc(N * 4);
     bt_params_init(&L, p, 3);
-    btc_model *g = btc_new(&L, 1, 64, BTC_BF16, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, 1, 64, NULL, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     btc_get_params(g, q);
@@ -319,7 +345,7 @@ static void test_device_masks(void) {
     float *p = malloc(L.total * 4);
     REQUIRE(p, "out of host memory");
     bt_params_init(&L, p, 1);
-    btc_model *g = btc_new(&L, B, T, BTC_FP32, BTC_ATTN_AUTO, err, sizeof err);
+    btc_model *g = btc_new(&L, B, T, &(btc_opts){ .precision = BTC_FP32 }, err, sizeof err);
     REQUIRE(g, "%s", err);
     btc_set_params(g, p);
     bt_batch raw = { .B = B, .T = T, .inputs = NULL, .labels = NULL, .step = 3, .sample0 = 0, .ids = ids, .counts = counts, .mask_seed = 5, .mask_step = 7, .mask_sample0 = 3 };
@@ -403,6 +429,7 @@ int main(void) {
     T_RUN(test_bf16_tiny);
     T_RUN(test_bf16_small);
     T_RUN(test_sparse_last_equals_dense);
+    T_RUN(test_flash_kernels_agree);
     T_RUN(test_accumulation);
     T_RUN(test_adamw);
     T_RUN(test_checkpoint_roundtrip);

@@ -26,4 +26,7 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
 fi
 if [ -x "$BIN/bert-train-cuda-bench" ]; then
     $BIN/bert-train-cuda-bench --help >out 2>&1; eq "bench --help exits 0" "$?" 0
+    grep_ok "bench --help names --dense-last" "dense-last" out
+    $BIN/bert-train-cuda-bench --attn-impl magic >out 2>&1; eq "bench: bad --attn-impl is a usage error" "$?" 2
+    grep_ok "bench: bad --attn-impl explained" "not auto, flash, mma, wgmma or ref" out
 fi

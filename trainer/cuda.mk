@@ -19,10 +19,10 @@ NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCC_GENCODE := -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90
-NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-unused-function
+NVCCFLAGS ?= -std=c++17 -O3 -lineinfo -I. $(NVCC_GENCODE) -Xcompiler -Wall
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
 
-CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/attention_flash.cu trainer/cuda/bench_kernels.cu
+CUDA_SRC := trainer/cuda/matmul.cu trainer/cuda/model.cu trainer/cuda/masked_rows.cu trainer/cuda/attention_flash.cu
 # nvcc's flags do not depend on the variant (opt / asan: the sanitizers are
 # host-compiler flags), so both variants share one set of CUDA objects.
 CUDA_OBJDIR := $(BUILDROOT)/cuda-obj
@@ -40,6 +40,12 @@ $(CUDA_OBJDIR)/%.cu.o: %.cu
 $(BUILD)/obj/trainer/cuda/dist_nccl.o: CFLAGS += -I$(CUDA_HOME)/include
 $(CUDA_LIB): $(CUDA_OBJ) $(BUILD)/obj/trainer/cuda/train_cuda.o $(BUILD)/obj/trainer/cuda/dist_nccl.o
 	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(AR) rcs $@ $^
+# benchmark-only code (trainer/cuda/dev/, as llm.c's dev/cuda/): linked into bert-train-cuda-bench only
+$(BUILD)/lib/libcudabench.a: $(CUDA_OBJDIR)/trainer/cuda/dev/bench_kernels.cu.o
+	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 # GPU tests: built by `make` (so CI compiles them), run only by `make test-cuda`;
@@ -55,8 +61,8 @@ $(CUDA_TESTDIR)/cuda_kernels_test: $(CUDA_OBJDIR)/tests/cuda_kernels_test.cu.o $
 EXTRA_TOOLS += $(foreach t,$(CUDA_TESTS),$(CUDA_TESTDIR)/$(t))
 
 TOOLS += bert-train-cuda-bench
-bert-train-cuda-bench_SRC := trainer/cuda/bench.c
-bert-train-cuda-bench_LIBS := cudatrain $(TRAINER_LIBS)
+bert-train-cuda-bench_SRC := trainer/cuda/dev/bench.c
+bert-train-cuda-bench_LIBS := cudabench cudatrain $(TRAINER_LIBS)
 bert-train-cuda-bench_LDLIBS := $(TRAINER_LDLIBS) $(CUDA_LDLIBS)
 
 # builds only what the GPU tests need (not every tool: a GPU machine may lack other tools' libraries)

@@ -55,9 +55,7 @@ void bt_data_close(bt_data *d) {
 }
 
 int bt_data_seq_len(const bt_data *d) { return d->seq_len; }
-uint64_t bt_data_train_count(const bt_data *d) { return d->ntrain; }
 uint64_t bt_data_val_count(const bt_data *d) { return d->nval; }
-const char *bt_data_vocab_sha256(const bt_data *d) { return shard_set_manifest(d->set)->vocab_sha256; }
 
 /* Feistel network on 2*half bits (4 rounds), cycle-walking into [0, n). */
 uint64_t bt_perm(uint64_t seed, uint64_t epoch, uint64_t n, uint64_t i) {

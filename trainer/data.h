@@ -25,10 +25,7 @@ typedef struct bt_data bt_data;
 bt_data *bt_data_open(const char *dir, int vocab_size, int verify, char *err, size_t errlen);
 void bt_data_close(bt_data *d);
 int bt_data_seq_len(const bt_data *d);
-uint64_t bt_data_train_count(const bt_data *d);
 uint64_t bt_data_val_count(const bt_data *d);
-/* The manifest's vocab_sha256 (hex), "" if absent. */
-const char *bt_data_vocab_sha256(const bt_data *d);
 
 /* A permutation of [0, n) chosen by (seed, epoch); i < n. */
 uint64_t bt_perm(uint64_t seed, uint64_t epoch, uint64_t n, uint64_t i);

@@ -12,7 +12,7 @@
 #define SYMBERT_TRAINER_TRAIN_H
 #include <signal.h>
 #include "trainer/ckpt.h"
-#include "trainer/cpu.h"   /* bt_batch */
+#include "trainer/batch.h"
 #include "trainer/dist.h"  /* bt_comm */
 
 /* One row of metrics.jsonl / one progress report.  NAN fields are absent

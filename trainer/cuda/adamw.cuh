@@ -62,4 +62,15 @@ __global__ void adamw_kernel(float *p, T *pc, float *m, float *v, const float *g
         if (pc) pc[k] = from_f<T>(pp);
     }
 }
+/* normclip[1] = the clip factor exactly as bt_clip_coef: min(1, clip /
+ * (norm + 1e-6)) in double from the norm in normclip[0], 1 when clip <= 0. */
+__global__ static void clip_kernel(float *normclip, float clip) {
+    double norm = normclip[0];
+    double cf = clip > 0.0f ? (double)clip / (norm + 1e-6) : 1.0;
+    normclip[1] = cf < 1.0 ? (float)cf : 1.0f;
+}
+static void clip_factor(float *normclip, float clip) {
+    clip_kernel<<<1, 1, 0, g_stream>>>(normclip, clip);
+    LAUNCH_CHECK("clip_kernel");
+}
 #endif

@@ -42,27 +42,27 @@ struct AttnShape { int B, T, NH, d, ldq, ldk, ldv, ldo, Tq; const int32_t *qrows
  * words (nothing when !dc.on), on any stream: it depends on no data, so the
  * model computes it on a side stream, overlapping memory-bound kernels. */
 void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cudaStream_t stream);
+/* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
+ * capability 9.0, built for sm_90a), else mma.sync.  Returns the choice,
+ * FLASH_MMA or FLASH_WGMMA, for flash_forward and flash_backward's
+ * `kernels`; -1 with a message when wgmma is asked for where it does not run. */
+enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
+int flash_kernels(int want, char *err, size_t errlen);
 /* o bf16, lse [B,NH,T] fp32 (log2 domain, for the backward); bits from
  * flash_dropout_bits (read when dc.on). */
-void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc);
+void flash_forward(int kernels, bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v,
+                   AttnShape s, DropCtx dc);
 /* scratch: [B*T, NH*64] bf16 at least (dK when k_is_q); dsum: fp32 scratch [B,NH,T].
  * bits: as written by flash_forward (read when dc.on).  Two kernels (dK dV,
- * then dQ), on mma.sync or, on an H100/H200, on wgmma (flash_select). */
+ * then dQ). */
 /* Where the backward adds the column sums of dq, dk and dv (the gradients of
  * the biases of the projections that made q, k and v; fp32 [NH*64] each,
  * NULL: not wanted). */
 struct AttnBiasGrad { float *q, *k, *v; };
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
-                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q, AttnBiasGrad bg);
+void flash_backward(int kernels, bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout,
+                    const bf16 *o, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits,
+                    AttnShape s, DropCtx dc, int k_is_q, AttnBiasGrad bg);
 int flash_supported(AttnShape s);
-/* The flash kernels: FLASH_AUTO picks wgmma where it runs (compute
- * capability 9.0, built for sm_90a), else mma.sync; SYMBERT_FLASH=mma|wgmma
- * overrides AUTO.  Returns the choice in effect; asking for wgmma elsewhere
- * fails with a message. */
-enum { FLASH_AUTO = -1, FLASH_MMA = 0, FLASH_WGMMA = 1 };
-int flash_select(int impl);
 
 /* ------------------------------------------------------------ reference path */
 
@@ -119,37 +119,54 @@ __global__ void softmax_bwd_kernel(T *dpd, T *ad, const T *probs, int nrows, int
     }
 }
 
+/* The reference path's products for one sample, all heads in one
+ * strided-batched product (head h: columns h d .. h d + d - 1 of the [T, ld]
+ * operands, block h of the [NH, T, T] ones):
+ *   heads_abt  S_h[T,T] = alpha a_h b_h^T               (scores = q k^T / sqrt(d); dP = dO v^T)
+ *   heads_pb   c_h[T,d] = alpha P_h b_h                 (o = dropout(A) v; dq = dS k / sqrt(d))
+ *   heads_ptb  c_h[T,d] = alpha P_h^T b_h + beta c_h    (dv = dropout(A)^T dO; dk = dS^T q / sqrt(d)) */
+template <typename T>
+static void heads_abt(T *S, const T *a, int lda, const T *b, int ldb, int seq, int NH, int d, float alpha) {
+    gemm(S, CuType<T>::id, seq, b, ldb, 1, a, lda, 0, CuType<T>::id, seq, seq, d, alpha, 0.0f, NULL, NH, d, d,
+         (long long)seq * seq);
+}
+template <typename T>
+static void heads_pb(T *c, int ldc, const T *P, const T *b, int ldb, int seq, int NH, int d, float alpha) {
+    gemm(c, CuType<T>::id, ldc, b, ldb, 0, P, seq, 0, CuType<T>::id, d, seq, seq, alpha, 0.0f, NULL, NH, d,
+         (long long)seq * seq, d);
+}
+template <typename T>
+static void heads_ptb(T *c, int ldc, const T *P, const T *b, int ldb, int seq, int NH, int d, float alpha, float beta) {
+    gemm(c, CuType<T>::id, ldc, b, ldb, 0, P, seq, 1, CuType<T>::id, d, seq, seq, alpha, beta, NULL, NH, d,
+         (long long)seq * seq, d);
+}
+
 /* probs: saved [B,NH,T,T]; scratch: [B,NH,T,T]. */
 template <typename T>
 static void attn_ref_forward(T *o, T *probs, T *scratch, const T *q, const T *k, const T *v, AttnShape s, DropCtx dc, int layer) {
-    cudaDataType_t ty = CuType<T>::id;
     long long tt = (long long)s.T * s.T;
     float scale = 1.0f / sqrtf((float)s.d);
     for (int b = 0; b < s.B; b++) {
         size_t r = (size_t)b * s.T;
-        gemm(scratch + b * s.NH * tt, ty, s.T, k + r * s.ldk, s.ldk, 1, q + r * s.ldq, s.ldq, 0, ty, s.T, s.T, s.d, scale,
-             0.0f, NULL, s.NH, s.d, s.d, tt);
+        heads_abt(scratch + b * s.NH * tt, q + r * s.ldq, s.ldq, k + r * s.ldk, s.ldk, s.T, s.NH, s.d, scale);
     }
     int nrows = s.B * s.NH * s.T;
     softmax_fwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(probs, scratch, nrows, s.T, s.NH, dc, layer);
     LAUNCH_CHECK("softmax_fwd_kernel");
     for (int b = 0; b < s.B; b++) {
         size_t r = (size_t)b * s.T;
-        gemm(o + r * s.ldo, ty, s.ldo, v + r * s.ldv, s.ldv, 0, scratch + b * s.NH * tt, s.T, 0, ty, s.d, s.T, s.T, 1.0f,
-             0.0f, NULL, s.NH, s.d, tt, s.d);
+        heads_pb(o + r * s.ldo, s.ldo, scratch + b * s.NH * tt, v + r * s.ldv, s.ldv, s.T, s.NH, s.d, 1.0f);
     }
 }
 
 template <typename T>
 static void attn_ref_backward(T *dq, T *dk, T *dv, T *scr1, T *scr2, const T *dout, const T *q, const T *k, const T *v,
                               const T *probs, AttnShape s, DropCtx dc, int layer, int k_is_q) {
-    cudaDataType_t ty = CuType<T>::id;
     long long tt = (long long)s.T * s.T;
     float scale = 1.0f / sqrtf((float)s.d);
     for (int b = 0; b < s.B; b++) {   /* d(dropout(A)) = dout v^T */
         size_t r = (size_t)b * s.T;
-        gemm(scr1 + b * s.NH * tt, ty, s.T, v + r * s.ldv, s.ldv, 1, dout + r * s.ldo, s.ldo, 0, ty, s.T, s.T, s.d, 1.0f,
-             0.0f, NULL, s.NH, s.d, s.d, tt);
+        heads_abt(scr1 + b * s.NH * tt, dout + r * s.ldo, s.ldo, v + r * s.ldv, s.ldv, s.T, s.NH, s.d, 1.0f);
     }
     int nrows = s.B * s.NH * s.T;
     softmax_bwd_kernel<T><<<ceil_div(nrows, 8), 256, 0, g_stream>>>(scr1, scr2, probs, nrows, s.T, s.NH, dc, layer);
@@ -158,14 +175,31 @@ static void attn_ref_backward(T *dq, T *dk, T *dv, T *scr1, T *scr2, const T *do
         size_t r = (size_t)b * s.T;
         const T *pd = scr2 + b * s.NH * tt, *ds = scr1 + b * s.NH * tt;
         /* dv = dropout(A)^T dout;  dq = ds k / sqrt(d);  dk = ds^T q / sqrt(d) (added into dq when k is q) */
-        gemm(dv + r * s.ldv, ty, s.ldv, dout + r * s.ldo, s.ldo, 0, pd, s.T, 1, ty, s.d, s.T, s.T, 1.0f, 0.0f, NULL, s.NH,
-             s.d, tt, s.d);
-        gemm(dq + r * s.ldq, ty, s.ldq, k + r * s.ldk, s.ldk, 0, ds, s.T, 0, ty, s.d, s.T, s.T, scale, 0.0f, NULL, s.NH,
-             s.d, tt, s.d);
+        heads_ptb(dv + r * s.ldv, s.ldv, pd, dout + r * s.ldo, s.ldo, s.T, s.NH, s.d, 1.0f, 0.0f);
+        heads_pb(dq + r * s.ldq, s.ldq, ds, k + r * s.ldk, s.ldk, s.T, s.NH, s.d, scale);
         T *dkk = k_is_q ? dq : dk;
         int lk = k_is_q ? s.ldq : s.ldk;
-        gemm(dkk + r * lk, ty, lk, q + r * s.ldq, s.ldq, 0, ds, s.T, 1, ty, s.d, s.T, s.T, scale, k_is_q ? 1.0f : 0.0f, NULL,
-             s.NH, s.d, tt, s.d);
+        heads_ptb(dkk + r * lk, lk, ds, q + r * s.ldq, s.ldq, s.T, s.NH, s.d, scale, k_is_q ? 1.0f : 0.0f);
     }
+}
+
+/* ------------------------------------------------------------ pairwise */
+
+/* The pairwise variant's query-bias gradient from the flash backward's
+ * column sums t of d(Q S_h): gq[h d + j] += sum_k S_h[j][k] t[h d + k]
+ * (S_h row-major [d, d] in fp32), then t = 0 for the next layer.  Block h,
+ * thread j. */
+__global__ static void pair_bias_kernel(float *gq, float *t, const float *S, int d) {
+    int h = blockIdx.x, j = threadIdx.x;
+    const float *Sj = S + ((size_t)h * d + j) * d, *th = t + (size_t)h * d;
+    float a = 0.0f;
+    for (int k = 0; k < d; k++) a += Sj[k] * th[k];
+    gq[h * d + j] += a;
+    __syncthreads();
+    t[h * d + j] = 0.0f;
+}
+static void pair_bias_grad(float *gq, float *t, const float *S, int NH, int d) {
+    pair_bias_kernel<<<NH, d, 0, g_stream>>>(gq, t, S, d);
+    LAUNCH_CHECK("pair_bias_kernel");
 }
 #endif

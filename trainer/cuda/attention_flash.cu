@@ -15,8 +15,9 @@
  *
  * On compute capability 9.0 the same scheme runs on wgmma (warpgroup MMA,
  * wgmma.cuh) with the accumulators in this same C layout per warp, so the
- * softmax and dropout code (dkv_softmax_grad, dq_softmax_grad) and the block
- * ends (dkv_store, dq_store) are shared; flash_select chooses.  Queries may be a gathered
+ * softmax and dropout code (online_softmax_tile, dkv_softmax_grad,
+ * dq_softmax_grad) and the block ends (fwd_store, dkv_store, dq_store) are
+ * shared; the caller chooses (flash_kernels).  Queries may be a gathered
  * subset (AttnShape.Tq rows a sample; the keys and values stay T rows).
  *
  * The dropout of the probabilities is drawn once per layer into bits (the
@@ -24,8 +25,6 @@
  * side stream, and read by both directions: B*NH*Tq*T/8 bytes per layer. */
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/wgmma.cuh"
-#include <stdlib.h>
-#include <string.h>
 
 #define FD 64
 #define FB 64
@@ -59,15 +58,11 @@ __device__ __forceinline__ void cp_async8(void *smem, const void *gmem) {
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-/* Fragment loaders from a [rows][FP] tile.  A normal: X stored [m][k];
- * A transposed: X stored [k][m]; B from [n][k] (two n-tiles: r0 r1 for n0,
- * r2 r3 for n0+8); B from [k][n] likewise. */
+/* Fragment loaders from a [rows][FP] tile.  A: X stored [m][k]; B from
+ * [n][k] (two n-tiles: r0 r1 for n0, r2 r3 for n0+8); B from [k][n]
+ * likewise. */
 __device__ __forceinline__ void load_a(uint32_t a[4], const bf16 *X, int m0, int k0, int lane) {
     ldsm_x4(a, X + (m0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * FP + k0 + 8 * (lane >> 4));
-}
-__device__ __forceinline__ void load_a_t(uint32_t a[4], const bf16 *X, int m0, int k0, int lane) {
-    int q = lane >> 3;
-    ldsm_x4_t(a, X + (k0 + (lane & 7) + 8 * (q >> 1)) * FP + m0 + 8 * (q & 1));
 }
 __device__ __forceinline__ void load_b_nk(uint32_t b[4], const bf16 *X, int n0, int k0, int lane) {
     ldsm_x4(b, X + (n0 + (lane & 7) + 8 * (lane >> 4)) * FP + k0 + 8 * ((lane >> 3) & 1));
@@ -81,23 +76,6 @@ __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, int ld) {
     for (int c = threadIdx.x; c < FB * FD / 8; c += blockDim.x) {
         int r = c >> 3, col = (c & 7) * 8;
         cp_async16(dst + r * FP + col, src + (size_t)r * ld + col);
-    }
-}
-
-/* acc[8][4] (+)= X[m0.., 0..63] * Y^T for Y stored [n][k] (64 x 64): the
- * 16 x 64 block of rows m0 of X Y^T. */
-__device__ __forceinline__ void mm_abt(float acc[8][4], const bf16 *X, int m0, const bf16 *Y, int lane) {
-#pragma unroll
-    for (int ks = 0; ks < 4; ks++) {
-        uint32_t a[4];
-        load_a(a, X, m0, ks * 16, lane);
-#pragma unroll
-        for (int np = 0; np < 4; np++) {
-            uint32_t b[4];
-            load_b_nk(b, Y, np * 16, ks * 16, lane);
-            mma16816(acc[2 * np], a, b[0], b[1]);
-            mma16816(acc[2 * np + 1], a, b[2], b[3]);
-        }
     }
 }
 
@@ -173,7 +151,64 @@ __global__ void flash_bits_kernel(uint64_t *bits, int B, int T, int Tq, const in
 }
 
 /* ---------------------------------------------------------------- forward
- * Block: 128 query rows (4 warps x 32 rows, two 16-row m-tiles per warp so
+ * The online softmax of one key tile and the end of a block, shared by the
+ * mma.sync and wgmma kernels (both hold a warp's 16 query rows x 64 keys in
+ * m16n8k16's C layout: this lane's rows g and g + 8, r = 0, 1).
+ *
+ * online_softmax_tile: s holds the tile's scores S (in) and leaves as
+ * dropout(P) unnormalised, the A operand of O += P V; m, l the running max
+ * (log2 domain, scaled) and sum of exponentials of the two rows, updated;
+ * acc (O so far) rescaled to the new max; keep(r): this lane's 16 keep bits
+ * of row r in this tile (see bitpos; 0xffff without dropout), asked for
+ * where each kernel has always read them. */
+template <typename Keep>
+__device__ __forceinline__ void online_softmax_tile(float (&s)[8][4], float (&acc)[8][4], float (&m)[2], float (&l)[2],
+                                                    Keep keep, float scale_log2) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float mnew = fmaxf(m[r], mx * scale_log2);
+        float alpha = fast_exp2(m[r] - mnew);
+        m[r] = mnew;
+        l[r] *= alpha;
+        const uint32_t b16 = keep(r);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
+            float p0 = fast_exp2(s[i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[i][2 * r + 1] * scale_log2 - mnew);
+            l[r] += p0 + p1;
+            if (!((b16 >> (2 * i)) & 1)) p0 = 0.0f;
+            if (!((b16 >> (2 * i + 1)) & 1)) p1 = 0.0f;
+            s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
+        }
+    }
+}
+/* The end of a forward block for this lane's query rows row0 and row0 + 8
+ * (in the sample): O = acc / l, times the dropout's 1 / (1 - p) (dsc), to
+ * o_rows (the sample's first query row of o, head h's columns) as bf16, and
+ * the log-sum-exp (log2 domain) to lse_bh (the head's [Tq]). */
+__device__ __forceinline__ void fwd_store(const float (&acc)[8][4], const float (&m)[2], const float (&l)[2], bf16 *o_rows,
+                                          int ldo, float *lse_bh, int row0, int t4, float dsc) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lt = l[r];
+        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+        float inv = dsc / lt;
+        int row = row0 + 8 * r;
+        bf16 *dst = o_rows + (size_t)row * ldo;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
+        if (t4 == 0) lse_bh[row] = m[r] + log2f(lt);
+    }
+}
+
+/* Block: 128 query rows (4 warps x 32 rows, two 16-row m-tiles per warp so
  * that each K/V fragment read from shared memory feeds two MMAs), keys in
  * tiles of 64, K and V double-buffered; dropout from the bits above. */
 #define FQ 128
@@ -237,31 +272,13 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
                 }
             }
 #pragma unroll
-        for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                float mnew = fmaxf(m[mt][r], mx * scale_log2);
-                float alpha = fast_exp2(m[mt][r] - mnew);
-                m[mt][r] = mnew;
-                l[mt][r] *= alpha;
+        for (int mt = 0; mt < 2; mt++) {
+            auto keep = [&](int r) {   /* this lane's 16 keep bits of row row0 + 16 mt + 8 r in this tile */
                 int row = row0 + 16 * mt + 8 * r;
-                /* this lane's 16 keep bits of the row in this tile (see bitpos) */
-                uint32_t b16 = dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
-#pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    acc[mt][i][2 * r] *= alpha; acc[mt][i][2 * r + 1] *= alpha;
-                    float p0 = fast_exp2(s[mt][i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[mt][i][2 * r + 1] * scale_log2 - mnew);
-                    l[mt][r] += p0 + p1;
-                    if (!((b16 >> (2 * i)) & 1)) p0 = 0.0f;
-                    if (!((b16 >> (2 * i + 1)) & 1)) p1 = 0.0f;
-                    s[mt][i][2 * r] = p0; s[mt][i][2 * r + 1] = p1;
-                }
-            }
+                return dc.on ? (uint32_t)(bits[(((size_t)b * NH + h) * Tq + row) * nkb + kb] >> (16 * t4)) : 0xffffu;
+            };
+            online_softmax_tile(s[mt], acc[mt], m[mt], l[mt], keep, scale_log2);
+        }
         /* acc += P V */
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -284,20 +301,8 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(bf16 *o, float *lse, con
     }
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float lt = l[mt][r];
-            lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-            lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-            float inv = (dc.on ? dc.scale : 1.0f) / lt;
-            int row = row0 + 16 * mt + 8 * r;
-            bf16 *dst = o + (rqq + row) * ldo + h * FD;
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) =
-                    __floats2bfloat162_rn(acc[mt][i][2 * r] * inv, acc[mt][i][2 * r + 1] * inv);
-            if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[mt][r] + log2f(lt);
-        }
+        fwd_store(acc[mt], m[mt], l[mt], o + rqq * ldo + h * FD, ldo, lse + ((size_t)b * NH + h) * Tq, row0 + 16 * mt, t4,
+                  dc.on ? dc.scale : 1.0f);
 }
 
 /* D[b,h,i] = dO[b,i,h,:] . O[b,i,h,:].  One thread per (b, i, h). */
@@ -797,8 +802,8 @@ __global__ void __launch_bounds__(128, 3) flash_bwd_dq_wg_kernel(bf16 *dq, const
 /* Forward on wgmma: one warpgroup per block of 64 queries (warp w: rows
  * 16 w .. 16 w + 15), keys in tiles of 64 (K and V double-buffered):
  * S = Q K^T from shared memory, the online softmax and dropout of the
- * mma.sync kernel above, then O += P V with P from registers and V read
- * MN-major. */
+ * mma.sync kernel above (online_softmax_tile, fwd_store), then O += P V
+ * with P from registers and V read MN-major. */
 #define FWDW_SMEM (5 * WG_TILE + 1024)
 __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q,
                                                              const bf16 *k, const bf16 *v, int T, int Tq, int NH, int ldq, int ldk,
@@ -827,9 +832,9 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         for (int j = 0; j < 4; j++) acc[i][j] = s[i][j] = 0.0f;
     for (int kb = 0; kb < nkb; kb++) {
         int buf = kb & 1;
-        uint32_t b16[2];
-        b16[0] = bw ? (uint32_t)(bw[kb] >> (16 * t4)) : 0xffffu;
-        b16[1] = bw ? (uint32_t)(bw[8 * nkb + kb] >> (16 * t4)) : 0xffffu;
+        uint32_t keep[2];
+        keep[0] = bw ? (uint32_t)(bw[kb] >> (16 * t4)) : 0xffffu;
+        keep[1] = bw ? (uint32_t)(bw[8 * nkb + kb] >> (16 * t4)) : 0xffffu;
         cp_wait_all();
         proxy_fence();
         __syncthreads();   /* tile kb landed; tile kb - 1's products are done (waited) */
@@ -844,27 +849,7 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         for (int ks = 0; ks < 4; ks++) wg_ss<0, 0>(s, wg_desc(aQ + 32 * ks), wg_desc(aK + 32 * ks), ks);
         wg_commit();
         wg_wait0();
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float mnew = fmaxf(m[r], mx * scale_log2);
-            float alpha = fast_exp2(m[r] - mnew);
-            m[r] = mnew;
-            l[r] *= alpha;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                acc[i][2 * r] *= alpha; acc[i][2 * r + 1] *= alpha;
-                float p0 = fast_exp2(s[i][2 * r] * scale_log2 - mnew), p1 = fast_exp2(s[i][2 * r + 1] * scale_log2 - mnew);
-                l[r] += p0 + p1;
-                if (!((b16[r] >> (2 * i)) & 1)) p0 = 0.0f;
-                if (!((b16[r] >> (2 * i + 1)) & 1)) p1 = 0.0f;
-                s[i][2 * r] = p0; s[i][2 * r + 1] = p1;
-            }
-        }
+        online_softmax_tile(s, acc, m, l, [&](int r) { return keep[r]; }, scale_log2);
         uint32_t a[4][4];
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
@@ -877,26 +862,10 @@ __global__ void __launch_bounds__(128, 4) flash_fwd_wg_kernel(bf16 *o, float *ls
         wg_commit();
         wg_wait0();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float lt = l[r];
-        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-        float inv = (dc.on ? dc.scale : 1.0f) / lt;
-        int row = row0 + 8 * r;
-        bf16 *dst = o + (rqq + row) * ldo + h * FD;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            *(__nv_bfloat162 *)(dst + i * 8 + 2 * t4) = __floats2bfloat162_rn(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
-        if (t4 == 0) lse[((size_t)b * NH + h) * Tq + row] = m[r] + log2f(lt);
-    }
+    fwd_store(acc, m, l, o + rqq * ldo + h * FD, ldo, lse + ((size_t)b * NH + h) * Tq, row0, t4, dc.on ? dc.scale : 1.0f);
 #endif
 }
 
-/* Which kernels: FLASH_WGMMA where they run (compute capability 9.0: the
- * sm_90a build), else FLASH_MMA; SYMBERT_FLASH=mma or wgmma chooses (read
- * once), flash_select too (the tests run both). */
-static int g_impl = -2;
 static int wgmma_runs(void) {
     int dev = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -904,17 +873,13 @@ static int wgmma_runs(void) {
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     return major == 9 && minor == 0;
 }
-int flash_select(int impl) {
-    if (impl == FLASH_AUTO) {
-        const char *e = getenv("SYMBERT_FLASH");
-        impl = e && !strcmp(e, "mma") ? FLASH_MMA : e && !strcmp(e, "wgmma") ? FLASH_WGMMA
-             : wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
+int flash_kernels(int want, char *err, size_t errlen) {
+    if (want == FLASH_AUTO) return wgmma_runs() ? FLASH_WGMMA : FLASH_MMA;
+    if (want == FLASH_WGMMA && !wgmma_runs()) {
+        snprintf(err, errlen, "the wgmma attention kernels need a GPU of compute capability 9.0 (H100/H200)");
+        return -1;
     }
-    if (impl == FLASH_WGMMA && !wgmma_runs())
-        cu_fail("flash attention", "flash_select", "the wgmma kernels need a GPU of compute capability 9.0 (H100/H200)",
-                __FILE__, __LINE__);
-    g_impl = impl;
-    return impl;
+    return want;
 }
 
 int flash_supported(AttnShape s) {
@@ -929,18 +894,17 @@ void flash_dropout_bits(uint64_t *bits, AttnShape s, DropCtx dc, int layer, cuda
     LAUNCH_CHECK("flash_bits_kernel");
 }
 
-void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v, AttnShape s,
-                   DropCtx dc) {
+void flash_forward(int kernels, bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, const bf16 *k, const bf16 *v,
+                   AttnShape s, DropCtx dc) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWD_SMEM));
         CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, FWDW_SMEM));
         attr_set = 1;
     }
-    if (g_impl == -2) flash_select(FLASH_AUTO);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)s.d);
     const int Tq = s.Tq ? s.Tq : s.T;
-    if (g_impl == FLASH_WGMMA) {
+    if (kernels == FLASH_WGMMA) {
         dim3 grid(Tq / FB, s.NH, s.B);
         flash_fwd_wg_kernel<<<grid, 128, FWDW_SMEM, g_stream>>>(o, lse, dc.on ? bits : NULL, q, k, v, s.T, Tq, s.NH, s.ldq,
                                                                 s.ldk, s.ldv, s.ldo, scale_log2, dc);
@@ -953,9 +917,9 @@ void flash_forward(bf16 *o, float *lse, const uint64_t *bits, const bf16 *q, con
     LAUNCH_CHECK("flash_fwd_kernel");
 }
 
-void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout, const bf16 *o,
-                    const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits, AttnShape s,
-                    DropCtx dc, int k_is_q, AttnBiasGrad bg) {
+void flash_backward(int kernels, bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, const bf16 *dout,
+                    const bf16 *o, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse, const uint64_t *bits,
+                    AttnShape s, DropCtx dc, int k_is_q, AttnBiasGrad bg) {
     static int attr_set = 0;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DKV_SMEM));
@@ -964,8 +928,7 @@ void flash_backward(bf16 *dq, bf16 *dk, bf16 *dv, float *scratch, float *dsum, c
         CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_wg_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, DQW_SMEM));
         attr_set = 1;
     }
-    if (g_impl == -2) flash_select(FLASH_AUTO);
-    const int wg = g_impl == FLASH_WGMMA;
+    const int wg = kernels == FLASH_WGMMA;
     int C = s.NH * FD;
     const int Tq = s.Tq ? s.Tq : s.T;
     if (Tq != s.T && k_is_q)

@@ -69,15 +69,14 @@ static void cross_entropy(T *logits, float *loss, const int32_t *labels, int n, 
     LAUNCH_CHECK("ce_kernel");
 }
 
-/* out[0] = sum of x[0..n) in one block, deterministic (fixed order). */
-__global__ static void sum_kernel(float *out, const float *x, int n) {
+/* acc[0] += the sum of the n per-position losses, in double and in a fixed
+ * order (the same on every run). */
+__global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
     double t = block_sum_fixed(x, n);
-    if (threadIdx.x == 0) {
-        out[0] = (float)t;
-    }
+    if (threadIdx.x == 0) acc[0] += t;
 }
-static void sum_floats(float *out, const float *x, int n) {
-    sum_kernel<<<1, 1024, 0, g_stream>>>(out, x, n);
-    LAUNCH_CHECK("sum_kernel");
+static void loss_accumulate(double *acc, const float *loss, int n) {
+    loss_accum_kernel<<<1, 256, 0, g_stream>>>(acc, loss, n);
+    LAUNCH_CHECK("loss_accum_kernel");
 }
 #endif

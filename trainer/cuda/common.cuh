@@ -38,15 +38,6 @@ void *cu_alloc_named(size_t bytes, const char *what, const char *file, int line)
 size_t cu_allocated_bytes(void);
 void cu_free(void *p);
 
-/* Blocks per SM of the column-sum kernels (colsum, GELU backward + bias;
- * elementwise.cuh's colsum_grid): SYMBERT_COLSUM_WAVES (default 8; the first
- * version used 4, about one partial wave of 256-thread blocks). */
-static int colsum_waves(void) {
-    static int v = 0;
-    if (!v) { const char *e = getenv("SYMBERT_COLSUM_WAVES"); v = e && atoi(e) > 0 ? atoi(e) : 8; }
-    return v;
-}
-
 static inline unsigned ceil_div(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
 /* Conversions between the activation type and float. */

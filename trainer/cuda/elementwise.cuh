@@ -1,6 +1,6 @@
 /* elementwise.cuh - the small memory-bound kernels: GELU and its gradient,
- * column sums (bias gradients), the backward of the embedding sum, adds and
- * conversions.  All move 16 bytes per thread access where shapes allow. */
+ * column sums (bias gradients), the backward of the embedding sum, row
+ * gathers and scatters, conversions.  All move 16 bytes per thread access where shapes allow. */
 #ifndef SYMBERT_CUDA_ELEMENTWISE_CUH
 #define SYMBERT_CUDA_ELEMENTWISE_CUH
 #include "trainer/cuda/common.cuh"
@@ -17,8 +17,9 @@
  * [0, 5.5]), and Phi(s) = 1 - Phi(-s).  Its absolute error is below 5e-8
  * in fp32 arithmetic (the fit's, checked against erff on the GPU by the
  * kernels test: below 3e-7 for gelu and gelu' with the hardware exp2); u
- * phi(u) likewise by one exponential.  gelu_erf_f is the erff form, for
- * that test and the kernel benchmark. */
+ * phi(u) likewise by one exponential.  The kernels take the form as a
+ * type G with G::f and G::grad (GeluPoly: this one), so that the kernel
+ * benchmark (dev/) times the erff form in the same kernels. */
 __device__ __forceinline__ float gelu_phi_f(float u) {
     float s = fminf(fabsf(u), 5.5f);
     float q = -2.578515588e-08f;
@@ -39,16 +40,16 @@ __device__ __forceinline__ float gelu_grad_f(float u) {
     /* phi(u) = 2^(-u^2 log2(e) / 2) / sqrt(2 pi) */
     return fmaf(u * 0.39894228040143268f, fast_exp2(u * u * -0.72134752044448170f), gelu_phi_f(u));
 }
-__device__ __forceinline__ float gelu_erf_f(float u) { return 0.5f * u * (1.0f + erff(u * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_erf_grad_f(float u) {
-    return 0.5f * (1.0f + erff(u * 0.70710678118654752f)) + u * 0.39894228040143268f * __expf(-0.5f * u * u);
-}
+struct GeluPoly {
+    static __device__ __forceinline__ float f(float u) { return gelu_f(u); }
+    static __device__ __forceinline__ float grad(float u) { return gelu_grad_f(u); }
+};
 
 /* g = gelu(u + bias) over rows of N (u [rows, N], bias [N] fp32 or NULL);
  * rows * N a multiple of 16 / sizeof(T), N too.  The FFN's first product
  * leaves its bias to this kernel (and to the backward's): cuBLASLt's bias
  * epilogue slows that product more than these loads cost. */
-template <typename T, bool ERF, int U>
+template <typename T, typename G, int U>
 __global__ void gelu_fwd_kernel(T *g, const T *u, const float *bias, size_t n, int N) {
     constexpr int V = Pack16<T>::N;   /* U packs a thread, blockDim apart: all loads first */
     size_t i0 = ((size_t)blockIdx.x * blockDim.x * U + threadIdx.x) * V;
@@ -68,34 +69,18 @@ __global__ void gelu_fwd_kernel(T *g, const T *u, const float *bias, size_t n, i
 #pragma unroll
         for (int k = 0; k < V; k++) {
             float x = to_f(a[j].v[k]) + b[k];
-            o.v[k] = from_f<T>(ERF ? gelu_erf_f(x) : gelu_f(x));
+            o.v[k] = from_f<T>(G::f(x));
         }
         st16(g + i, o);
     }
 }
-template <typename T, bool ERF = false> static void gelu_forward(T *g, const T *u, const float *bias, int rows, int N) {
+template <typename T, typename G = GeluPoly> static void gelu_forward(T *g, const T *u, const float *bias, int rows, int N) {
     size_t n = (size_t)rows * N;
     if (N % Pack16<T>::N) cu_fail("GELU", "gelu_forward", "width not a multiple of 16 bytes", __FILE__, __LINE__);
     if (n == 0) return;
     constexpr int U = 2;   /* packs a thread (1, 2 and 4 measured: within 3% of each other, 2 best) */
-    gelu_fwd_kernel<T, ERF, U><<<ceil_div(n / Pack16<T>::N, 256 * U), 256, 0, g_stream>>>(g, u, bias, n, N);
+    gelu_fwd_kernel<T, G, U><<<ceil_div(n / Pack16<T>::N, 256 * U), 256, 0, g_stream>>>(g, u, bias, n, N);
     LAUNCH_CHECK("gelu_fwd_kernel");
-}
-
-/* out[n] (+)= a[n] (+ b[n]): out = a + b, or out += a when b is NULL and
- * accumulate is set.  Used to sum the two gradients of a shared query. */
-template <typename T> __global__ void add_kernel(T *out, const T *a, const T *b, size_t n) {
-    constexpr int V = Pack16<T>::N;
-    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (i >= n) return;
-    Pack16<T> x = ld16(a + i), y = ld16(b + i), o;
-#pragma unroll
-    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(x.v[k]) + to_f(y.v[k]));
-    st16(out + i, o);
-}
-template <typename T> static void add_into(T *out, const T *a, const T *b, size_t n) {
-    add_kernel<T><<<ceil_div(n / Pack16<T>::N, 256), 256, 0, g_stream>>>(out, a, b, n);
-    LAUNCH_CHECK("add_kernel");
 }
 
 /* out[n] = (T) in[n] (fp32 to T), n any. */
@@ -111,13 +96,14 @@ template <typename T> static void convert_from_f32(T *out, const float *in, size
 /* The column-sum tiling shared by colsum_kernel and gelu_bwd_colsum_kernel:
  * blocks of 32 x 8 threads, x over 16-byte column packs (V values), y over
  * rows; each block takes rows_per_block rows.  colsum_grid sizes the grid
- * (about colsum_waves() blocks per SM, at least 64 rows a block) for M rows
+ * (about COLSUM_WAVES blocks per SM, at least 64 rows a block) for M rows
  * and `width` columns; colsum_block_add ends a block: the 8 row-partials of
  * each column meet in shared memory and leave with one atomicAdd per
  * column (columns >= N are not added). */
+#define COLSUM_WAVES 8   /* measured: 8 beat the first version's 4 (about one partial wave of 256-thread blocks) */
 static dim3 colsum_grid(int M, int width, int V, int nsm, int *rows_per_block) {
     unsigned gx = ceil_div(width, 32 * V);
-    int target = colsum_waves() * nsm / (int)gx + 1;
+    int target = COLSUM_WAVES * nsm / (int)gx + 1;
     int rpb = (M + target - 1) / target;
     if (rpb < 64) rpb = 64;
     *rows_per_block = rpb;
@@ -171,7 +157,7 @@ template <typename T> static void colsum(float *sum, const T *x, int M, int N, i
  * the bias that produced u): du = dg * gelu'(u + ubias) written in place of
  * dg (ubias as in gelu_forward, NULL: none), dbias[c] += sum over rows of
  * du.  Same tiling as colsum_kernel. */
-template <typename T, bool ERF = false> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du, const T *__restrict__ u, const float *ubias,
+template <typename T, typename G> __global__ void gelu_bwd_colsum_kernel(T *__restrict__ du, const T *__restrict__ u, const float *ubias,
                                                              float *dbias, int M, int N, int rows_per_block) {
     constexpr int V = Pack16<T>::N;
     __shared__ float part[8][32 * V];
@@ -189,7 +175,7 @@ template <typename T, bool ERF = false> __global__ void gelu_bwd_colsum_kernel(T
 #pragma unroll
             for (int k = 0; k < V; k++) {
                 float x = to_f(a.v[k]) + ub[k];
-                out.v[k] = from_f<T>(to_f(d.v[k]) * (ERF ? gelu_erf_grad_f(x) : gelu_grad_f(x)));
+                out.v[k] = from_f<T>(to_f(d.v[k]) * G::grad(x));
                 acc[k] += to_f(out.v[k]);
             }
             st16(du + o, out);
@@ -197,12 +183,12 @@ template <typename T, bool ERF = false> __global__ void gelu_bwd_colsum_kernel(T
     }
     colsum_block_add<V>(part, acc, dbias, N);
 }
-template <typename T, bool ERF = false> static void gelu_backward_bias(T *du, const T *u, const float *ubias, float *dbias, int M, int N, int nsm) {
+template <typename T, typename G = GeluPoly> static void gelu_backward_bias(T *du, const T *u, const float *ubias, float *dbias, int M, int N, int nsm) {
     constexpr int V = Pack16<T>::N;
     if (M <= 0) return;
     int rpb;
     dim3 grid = colsum_grid(M, N, V, nsm, &rpb);
-    gelu_bwd_colsum_kernel<T, ERF><<<grid, dim3(32, 8), 0, g_stream>>>(du, u, ubias, dbias, M, N, rpb);
+    gelu_bwd_colsum_kernel<T, G><<<grid, dim3(32, 8), 0, g_stream>>>(du, u, ubias, dbias, M, N, rpb);
     LAUNCH_CHECK("gelu_bwd_colsum_kernel");
 }
 
@@ -262,5 +248,67 @@ template <typename T> static void scatter_rows(T *dx, const T *dout, const int32
     if (n <= 0) return;
     scatter_rows_kernel<T><<<ceil_div(n, 8), 256, 0, g_stream>>>(dx, dout, idx, n, C);
     LAUNCH_CHECK("scatter_rows_kernel");
+}
+
+/* Rows through a map (the last layer's gathered queries, model.cu):
+ * gather_map: dst[r] = src[sidx(r)] for rows r < nrows (16-byte packs),
+ * zero where the index is -1; sidx(r) = via ? via[map[r]] : map[r]
+ * (map[r] >= 0).  add: dst[r] += src[sidx(r)] instead, rows with index -1
+ * untouched.  scatter_map: dst[map[r]] (+)= src[r] for rows r < nrows with
+ * map[r] >= 0 (add 0 writes, 1 adds).  A block takes 256 / (C / V) rows. */
+template <typename T>
+__global__ void gather_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via,
+                                  int nrows, int C, int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    Pack16<T> x;
+    if (k >= 0) x = ld16(src + (size_t)(via ? via[k] : k) * lds + c);
+    else if (add) return;
+    else
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(0.0f);
+    if (add && k >= 0) {
+        Pack16<T> y = ld16(dst + (size_t)r * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)r * ldd + c, x);
+}
+template <typename T>
+__global__ void scatter_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
+    constexpr int V = Pack16<T>::N;
+    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
+    if (r >= nrows) return;
+    int k = map[r];
+    if (k < 0) return;
+    Pack16<T> x = ld16(src + (size_t)r * lds + c);
+    if (add) {
+        Pack16<T> y = ld16(dst + (size_t)k * ldd + c);
+#pragma unroll
+        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
+    }
+    st16(dst + (size_t)k * ldd + c, x);
+}
+template <typename T> static void map_rows_grid(int nrows, int C, dim3 &grid, int &threads) {
+    int per = C / Pack16<T>::N, rows = 256 / per > 0 ? 256 / per : 1;
+    threads = rows * per;
+    grid = dim3(ceil_div(nrows, rows));
+}
+template <typename T>
+static void gather_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via, int nrows, int C,
+                       int add = 0) {
+    dim3 g; int th;
+    map_rows_grid<T>(nrows, C, g, th);
+    gather_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, via, nrows, C, add);
+    LAUNCH_CHECK("gather_map_kernel");
+}
+template <typename T>
+static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
+    dim3 g; int th;
+    map_rows_grid<T>(nrows, C, g, th);
+    scatter_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, nrows, C, add);
+    LAUNCH_CHECK("scatter_map_kernel");
 }
 #endif

@@ -13,7 +13,7 @@
  * and softmax in fp32); BTC_FP32 computes everything in fp32 (no TF32):
  * slow, for checking against the CPU reference.
  * Attention: BTC_ATTN_AUTO picks the fused flash kernels where they apply
- * (bf16, head size 64, sequence a multiple of 64), else the reference path
+ * (bf16, head size 64, sequence a multiple of 128), else the reference path
  * (cuBLAS batched products + softmax kernel). */
 #ifndef SYMBERT_TRAINER_CUDA_GPU_H
 #define SYMBERT_TRAINER_CUDA_GPU_H
@@ -21,11 +21,24 @@
 extern "C" {
 #endif
 #include "trainer/model.h"
-#include "trainer/cpu.h"
+#include "trainer/batch.h"
 #include "trainer/optim.h"
 
 enum { BTC_BF16 = 0, BTC_FP32 = 1 };
-enum { BTC_ATTN_AUTO = 0, BTC_ATTN_FLASH = 1, BTC_ATTN_REF = 2 };
+/* The attention path: AUTO the flash kernels where they apply, else the
+ * reference path; FLASH the flash kernels or an error; REF the reference
+ * path.  The flash kernels run on wgmma where it runs (compute capability
+ * 9.0), else on mma.sync; FLASH_MMA and FLASH_WGMMA ask for one of them
+ * (comparisons and tests). */
+enum { BTC_ATTN_AUTO = 0, BTC_ATTN_FLASH = 1, BTC_ATTN_REF = 2, BTC_ATTN_FLASH_MMA = 3, BTC_ATTN_FLASH_WGMMA = 4 };
+
+/* Options of btc_new; {0} is the default (bf16, automatic attention path). */
+typedef struct btc_opts {
+    int precision;    /* BTC_BF16 or BTC_FP32 */
+    int attn;         /* BTC_ATTN_* */
+    int dense_last;   /* 1: the last layer after its attention over every row, as the others (for
+                       * comparisons); 0: at the masked rows only, the ones the MLM head reads */
+} btc_opts;
 
 typedef struct btc_model btc_model;
 
@@ -35,9 +48,10 @@ int btc_available(char *err, size_t errlen);
 void btc_device_name(char *buf, size_t cap);
 
 /* Allocates everything for micro-batches of up to max_B samples of length
- * T.  Parameters start at zero: load them with btc_set_params.  Fatal on
- * CUDA errors (see common.cuh); NULL with a message for unusable configs. */
-btc_model *btc_new(const bt_layout *L, int max_B, int T, int precision, int attn_impl, char *err, size_t errlen);
+ * T (o NULL: the defaults).  Parameters start at zero: load them with
+ * btc_set_params.  Fatal on CUDA errors (see common.cuh); NULL with a
+ * message for unusable configs. */
+btc_model *btc_new(const bt_layout *L, int max_B, int T, const btc_opts *o, char *err, size_t errlen);
 void btc_free(btc_model *m);
 /* Which attention path is in use: "flash" or "reference". */
 const char *btc_attn_name(const btc_model *m);
@@ -65,8 +79,6 @@ double btc_loss_wait(btc_model *m);        /* sum of the losses queued since the
 /* The masked inputs and labels ([B*T] each, BT_IGNORE where unlabelled) of
  * the last pass, however they were masked: for tests. */
 void btc_get_batch(btc_model *m, int32_t *inputs, int32_t *labels, int B);
-/* The logits of the last forward pass at the labelled positions, [n, vocab]. */
-void btc_get_logits(btc_model *m, float *logits, int n);
 
 /* Data parallelism: sums the gradient buffer over the ranks by
  * sum(ctx, buffer, floats, stream (a cudaStream_t), err, errlen), queued on
@@ -92,22 +104,6 @@ void btc_sync(void);
 void btc_profile_begin(void);
 int btc_profile_end(const char **names, double *ms, int cap);
 
-/* Micro-benchmarks (bench_kernels.cu): TFLOP/s of an m x n x k bf16
- * product through the model's cuBLASLt wrapper; GB/s (read + write) of a
- * device-to-device copy; forward and backward milliseconds of attention
- * (impl BTC_ATTN_FLASH or BTC_ATTN_REF, bf16, head size 64, dropout p_drop). */
-double btc_bench_gemm(int m, int n, int k, int bias, int reps);   /* bias: with the bias epilogue */
-double btc_bench_copy(size_t bytes, int reps);
-void btc_bench_attention(int B, int T, int heads, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms);
-/* Which flash kernels run here: "flash (wgmma)" or "flash (mma.sync)". */
-const char *btc_flash_kernels(void);
-/* The MLM head's products (forward, word gradient, input gradient) in ms,
- * vocab V computed as Vr rows (Vr > V: padded), n masked rows, hidden C;
- * tune 0: the heuristic's first pick, 1: the fastest of its candidates. */
-void btc_bench_head(int V, int Vr, int n, int C, int tune, int reps, double ms[3]);
-/* GELU forward/backward, LayerNorm forward/backward at M x C (F for GELU), bf16, and variants:
- * name, milliseconds and bytes moved of each, *count of them (at most 16). */
-void btc_bench_pointwise(int M, int C, int F, int reps, const char *names[16], double ms[16], double bytes[16], int *count);
 #ifdef __cplusplus
 }
 #endif

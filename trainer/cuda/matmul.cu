@@ -70,7 +70,6 @@ void cu_free(void *p) {
 /* ------------------------------------------------------------ cuBLASLt */
 
 static cublasLtHandle_t g_lt;
-static cublasHandle_t g_blas;
 static void *g_ws;
 static const size_t WS_BYTES = 32u << 20;
 static int g_autotune = 1;
@@ -96,28 +95,16 @@ static gentry g_cache[GCACHE];
 
 void gemm_init(void) {
     CUBLAS_CHECK(cublasLtCreate(&g_lt));
-    CUBLAS_CHECK(cublasCreate(&g_blas));
     /* the work stream at the highest priority: side streams (the attention dropout bits)
      * fill what it leaves free (measured +0.4-0.8% tokens/s at BERT-base) */
     int lo, hi;
     CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
     CUDA_CHECK(cudaStreamCreateWithPriority(&g_stream, cudaStreamDefault, hi));
-    CUBLAS_CHECK(cublasSetStream(g_blas, g_stream));
-    CUBLAS_CHECK(cublasSetMathMode(g_blas, CUBLAS_PEDANTIC_MATH));  /* fp32 stays fp32 */
     g_ws = cu_alloc(WS_BYTES, "cuBLASLt workspace");
-    CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, WS_BYTES));
 }
-cublasHandle_t gemm_cublas(void) { return g_blas; }
 
 static void cache_flush(void);
 void gemm_forget(void) { cache_flush(); }
-void gemm_shutdown(void) {
-    cache_flush();
-    if (g_blas) cublasDestroy(g_blas);
-    if (g_lt) cublasLtDestroy(g_lt);
-    cu_free(g_ws);
-    g_blas = NULL; g_lt = NULL; g_ws = NULL;
-}
 
 static uint64_t key_hash(const gkey *k) {
     const unsigned char *p = (const unsigned char *)k;

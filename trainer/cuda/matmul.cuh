@@ -13,7 +13,14 @@
  * row-major terms of the model (PyTorch layout, W is [out, in]):
  *     forward   y[M,N] = x[M,K] W[N,K]^T + b
  *     input     dx[M,K] = dy[M,N] W[N,K]      (+ beta * dx)
- *     weight    dW[N,K] += dy[M,N]^T x[M,K]   (fp32) */
+ *     weight    dW[N,K] += dy[M,N]^T x[M,K]   (fp32)
+ * and the pairwise_* helpers the per-head products of the pairwise
+ * variant, for heads h of d columns (q_h: columns h d .. h d + d - 1 of q;
+ * S_h row-major [d, d], the heads' matrices one after the other), one
+ * strided-batched product over the heads:
+ *     forward   qs_h[M,d] = q_h[M,d] S_h
+ *     weight    dS_h[d,d] += q_h^T dqs_h       (fp32)
+ *     input     dq_h[M,d] += dqs_h S_h^T */
 #ifndef SYMBERT_CUDA_MATMUL_CUH
 #define SYMBERT_CUDA_MATMUL_CUH
 #include "trainer/cuda/common.cuh"
@@ -21,8 +28,6 @@
 void gemm_init(void);
 void gemm_set_autotune(int on);   /* on by default: time the top candidates of each new shape */
 void gemm_forget(void);           /* drop every cached shape (benchmarks: choose again) */
-void gemm_shutdown(void);
-cublasHandle_t gemm_cublas(void);   /* the plain cuBLAS handle, for batched products elsewhere */
 extern cudaStream_t g_stream;       /* the trainer's one stream */
 
 void gemm(void *D, cudaDataType_t dtype, int ldd,
@@ -38,5 +43,17 @@ template <typename T> static inline void linear_bwd_x(T *dx, const T *dy, const 
 }
 template <typename T> static inline void linear_bwd_w(float *dw, const T *dy, const T *x, int M, int N, int K) {
     gemm(dw, CUDA_R_32F, K, x, K, 0, dy, N, 1, CuType<T>::id, K, N, M, 1.0f, 1.0f, NULL, 1, 0, 0, 0);
+}
+template <typename T>
+static inline void pairwise_fwd(T *qs, int ldqs, const T *q, int ldq, const T *S, int M, int NH, int d) {
+    gemm(qs, CuType<T>::id, ldqs, S, d, 0, q, ldq, 0, CuType<T>::id, d, M, d, 1.0f, 0.0f, NULL, NH, (long long)d * d, d, d);
+}
+template <typename T>
+static inline void pairwise_bwd_s(float *dS, const T *dqs, int lddqs, const T *q, int ldq, int M, int NH, int d) {
+    gemm(dS, CUDA_R_32F, d, dqs, lddqs, 0, q, ldq, 1, CuType<T>::id, d, d, M, 1.0f, 1.0f, NULL, NH, d, d, (long long)d * d);
+}
+template <typename T>
+static inline void pairwise_bwd_q(T *dq, int lddq, const T *dqs, int lddqs, const T *S, int M, int NH, int d) {
+    gemm(dq, CuType<T>::id, lddq, S, d, 1, dqs, lddqs, 0, CuType<T>::id, d, M, d, 1.0f, 1.0f, NULL, NH, (long long)d * d, d, d);
 }
 #endif

@@ -1,5 +1,7 @@
 /* model.cu - the MLM model on the GPU: buffers, forward, backward, AdamW.
- * The interface is gpu.h; the kernels live in one header per family.
+ * The interface is gpu.h; the buffers are declared in model.cuh, the last
+ * layer at the masked rows is masked_rows.cu, the kernels live in one
+ * header per family.
  *
  * Shapes: M = B*T token rows, C hidden, F FFN, NH heads of d, n masked
  * positions of the micro-batch, V vocab (Vp: V rounded up to 8 so the
@@ -21,7 +23,7 @@
  * next layer's input).  Other dropout masks are recomputed from model.h's
  * counter-based streams.  The last layer keeps only its attention dense:
  * from its output projection on it runs at the n masked rows, the only ones
- * the MLM head reads (sparse_last_fwd/bwd; SYMBERT_DENSE_LAST=1 turns that off).
+ * the MLM head reads (masked_rows.cu; btc_opts.dense_last turns that off).
  *
  * Backward, per layer, with `cur` the gradient of h2:
  *   LN2 back -> dres (gradient of r2 = of h1 through the residual) and dy
@@ -33,70 +35,12 @@
  *   turns d(Q S_h) into dQ with S_h^T (accumulated onto dk) and dS_h.
  * All weight gradients accumulate in fp32 (beta 1 in cuBLASLt, atomics in
  * the reductions), so micro-batches simply add up. */
-#include "trainer/cuda/gpu.h"
-#include "trainer/cuda/common.cuh"
-#include "trainer/cuda/matmul.cuh"
+#include "trainer/cuda/model.cuh"
 #include "trainer/cuda/layernorm.cuh"
-#include "trainer/cuda/elementwise.cuh"
-#include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/classifier.cuh"
-#include "trainer/cuda/adamw.cuh"
 #include "trainer/cuda/mask.cuh"
 #include <math.h>
 #include <string.h>
-
-struct LayerBuf {
-    void *qkv, *qs, *o, *r1, *h1, *u, *g, *r2, *h2, *probs;
-    uint64_t *bits;
-    float *lse, *mean1, *rstd1, *mean2, *rstd2;
-};
-
-#define NSLOTS 4
-
-struct btc_model {
-    const bt_layout *L;
-    bt_config c;
-    int maxB, T, prec, flash, C, F, NH, d, V, Vp, nsm, nproj;
-    size_t np, esz;
-    size_t *ioff;                   /* internal offset of each tensor of L */
-    float *hbuf;                    /* host scratch for layout conversion (np floats) */
-    float *p, *grad, *m1, *m2;
-    void *pc;                       /* weights in T (bf16 copy, or p itself in fp32) */
-    int32_t *d_in;                  /* per micro-batch: inputs [M], pos [M], lab [M] */
-    int32_t *h_slot[NSLOTS];        /* pinned staging for those (or for raw ids and offsets) */
-    uint16_t *d_ids;                /* raw ids of a micro-batch masked on the device [M] */
-    int32_t *d_off;                 /* where each sample's labelled positions start [maxB + 1] */
-    int *d_maskerr, *h_maskerr;     /* a sample whose device count differs from the host's (+1) */
-    cudaEvent_t ev_slot[NSLOTS];
-    int slot;
-    void *x0, *r0;
-    float *mean0, *rstd0;
-    LayerBuf *lay;
-    int cap;                        /* head rows allocated */
-    void *hm, *hu, *hg, *hn, *logits, *dh1, *dh2;
-    float *hmean, *hrstd, *lossrow;
-    int sparse_last;                /* the last layer after its attention at the masked rows only */
-    void *lo, *lr1, *lh1, *lu, *lg, *lr2, *ldres, *ldy, *ldu;   /* its rows there (head-sized) */
-    int gathered;                   /* flash + sparse_last: its attention for the masked queries only */
-    int tq;                         /* query rows per sample there (a multiple of 128, <= T) */
-    void *gq, *go, *gdo, *gdq;      /* gathered queries, their outputs and gradients [maxB*T, C] at most */
-    int32_t *qmap, *qrows, *qinv;   /* gathered row -> masked index (-1: padding), -> position; token row -> gathered row */
-    int32_t *h_off;                 /* host copy of the per-sample offsets of the masked positions [maxB + 1] */
-    float *lmean1, *lrstd1, *lmean2, *lrstd2;
-    void *cur, *dres, *dy, *dqkv, *dqs, *dO, *du, *scr1, *scr2;
-    float *dqacc, *dsum, *embtmp;
-    float *pbias;                   /* pairwise: column sums of d(Q S_h) [C], zeroed by pair_bias_kernel */
-    double *lossacc;
-    double *h_loss;
-    float *normclip, *h_norm;
-    AdamChunk *chunks;
-    int nchunks;
-    float *partials;
-    int last_n;
-    cudaStream_t side;              /* dropout bits of the attention, ahead of the main stream; zeroing the gradients */
-    cudaEvent_t ev_start, *ev_bits, ev_zero;
-    int zero_pending;               /* btc_zero_grads asked; done on the side stream during the next forward */
-};
 
 static int g_inited;
 
@@ -108,7 +52,7 @@ static int g_prof;
 static int g_nev;
 static cudaEvent_t g_ev[PROF_MAX];
 static const char *g_evname[PROF_MAX];
-static void prof(const char *name) {
+void prof(const char *name) {
     if (!g_prof || g_nev >= PROF_MAX) return;
     if (!g_ev[g_nev]) CUDA_CHECK(cudaEventCreate(&g_ev[g_nev]));
     CUDA_CHECK(cudaEventRecord(g_ev[g_nev], g_stream));
@@ -158,7 +102,59 @@ extern "C" size_t btc_memory_device(void) {
 }
 extern "C" void btc_sync(void) { CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
 
-static void *alloc_t(btc_model *m, size_t n, const char *what) { return cu_alloc(n * m->esz, what); }
+/* ------------------------------------------------------------ buffers
+ * The activations, the backward's scratch and the per-batch inputs are
+ * carved out of one allocation, the masked rows' buffers out of a second
+ * one (regrown when a micro-batch masks more positions than planned): as
+ * llm.c's ActivationTensors and malloc_and_point.  alloc_buffers and
+ * alloc_head list every buffer (where its pointer lives, its size, what it
+ * is for; size 0: absent, NULL); carve makes the one allocation and points
+ * each at a 256-byte boundary, the alignment cudaMalloc gives, so that
+ * cuBLASLt sees the alignments it saw with one allocation each.  When the
+ * block does not fit, the out-of-memory message names its largest buffer. */
+struct BufPlan {
+    int n, cap;
+    struct { void *slot; size_t bytes; const char *what; } *e;   /* slot: the address of a T* */
+};
+template <typename P> static void plan(BufPlan *p, P *&ptr, size_t bytes, const char *what) {
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->e = (decltype(p->e))realloc(p->e, p->cap * sizeof *p->e);
+        if (!p->e) cu_fail("btc", "plan", "out of host memory", __FILE__, __LINE__);
+    }
+    p->e[p->n].slot = &ptr;
+    p->e[p->n].bytes = bytes;
+    p->e[p->n].what = what;
+    p->n++;
+}
+/* Activation-typed (bf16 or fp32): n elements. */
+template <typename P> static void plan_t(BufPlan *p, const btc_model *m, P *&ptr, size_t n, const char *what) {
+    plan(p, ptr, n * m->esz, what);
+}
+static void *carve(BufPlan *p, const char *what) {
+    size_t total = 0;
+    int big = 0;
+    for (int i = 0; i < p->n; i++) {
+        total += (p->e[i].bytes + 255) / 256 * 256;
+        if (p->e[i].bytes > p->e[big].bytes) big = i;
+    }
+    char name[256];
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && total > fr && p->n > 0) {
+        snprintf(name, sizeof name, "%s; the largest: %s, %.1f MiB", what, p->e[big].what, p->e[big].bytes / 1048576.0);
+        what = name;
+    }
+    char *base = (char *)cu_alloc(total, what);
+    size_t off = 0;
+    for (int i = 0; i < p->n; i++) {
+        void *at = p->e[i].bytes ? base + off : NULL;
+        memcpy(p->e[i].slot, &at, sizeof at);   /* (the slot is a T*: no aliasing through void **) */
+        off += (p->e[i].bytes + 255) / 256 * 256;
+    }
+    free(p->e);
+    *p = BufPlan{};
+    return base;
+}
 
 /* The internal order: model.h's, except that in each layer the group
  * Q_W K_W V_W Q_B K_B V_B PAIR (those present) starts where Q_W was, and
@@ -200,47 +196,107 @@ static void to_model(const btc_model *m, float *dst, const float *src) {
     for (int i = 0; i < m->L->n; i++) memcpy(dst + m->L->t[i].offset, src + m->ioff[i], m->L->t[i].numel * 4);
 }
 
-#define HEAD_ROUND 128   /* head rows are padded to a multiple of this: few distinct GEMM shapes */
-static int head_pad(int n) { return (n + HEAD_ROUND - 1) / HEAD_ROUND * HEAD_ROUND; }
+/* RowActs for `rows` rows (0: absent). */
+static void plan_rows(BufPlan *p, const btc_model *m, RowActs *r, size_t rows) {
+    const size_t C = m->C, F = m->F;
+    plan_t(p, m, r->r1, rows * C, "activations: residual 1");
+    plan_t(p, m, r->h1, rows * C, "activations: LayerNorm 1 output");
+    plan_t(p, m, r->u, rows * F, "activations: FFN pre-GELU");
+    plan_t(p, m, r->g, rows * F, "activations: FFN GELU output");
+    plan_t(p, m, r->r2, rows * C, "activations: residual 2");
+    plan(p, r->mean1, rows * 4, "LayerNorm statistics");
+    plan(p, r->rstd1, rows * 4, "LayerNorm statistics");
+    plan(p, r->mean2, rows * 4, "LayerNorm statistics");
+    plan(p, r->rstd2, rows * 4, "LayerNorm statistics");
+}
 
 static void alloc_head(btc_model *m, int cap) {
     cap = head_pad(cap);
-    cu_free(m->hm); cu_free(m->hu); cu_free(m->hg); cu_free(m->hn); cu_free(m->logits);
-    cu_free(m->dh1); cu_free(m->dh2); cu_free(m->hmean); cu_free(m->hrstd); cu_free(m->lossrow);
-    void *lb[] = {m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres, m->ldy, m->ldu,
-                  m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
-    for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
+    cu_free(m->head_block);
     m->cap = cap;
-    m->hm = alloc_t(m, (size_t)cap * m->C, "MLM head input rows");
-    m->hu = alloc_t(m, (size_t)cap * m->C, "MLM head pre-GELU");
-    m->hg = alloc_t(m, (size_t)cap * m->C, "MLM head GELU output");
-    m->hn = alloc_t(m, (size_t)cap * m->C, "MLM head LayerNorm output");
-    m->dh1 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
-    m->dh2 = alloc_t(m, (size_t)cap * m->C, "MLM head gradient scratch");
-    m->logits = alloc_t(m, (size_t)cap * m->Vp, "MLM logits (masked positions x vocab)");
-    m->hmean = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
-    m->hrstd = (float *)cu_alloc((size_t)cap * 4, "MLM head LayerNorm statistics");
-    m->lossrow = (float *)cu_alloc((size_t)cap * 4, "per-position losses");
-    if (m->sparse_last) {
-        size_t rc = (size_t)cap * m->C, rf = (size_t)cap * m->F;
-        m->lo = alloc_t(m, rc, "last layer: attention output at the masked rows");
-        m->lr1 = alloc_t(m, rc, "last layer: residual 1 at the masked rows");
-        m->lh1 = alloc_t(m, rc, "last layer: LayerNorm 1 output at the masked rows");
-        m->lu = alloc_t(m, rf, "last layer: FFN pre-GELU at the masked rows");
-        m->lg = alloc_t(m, rf, "last layer: FFN GELU output at the masked rows");
-        m->lr2 = alloc_t(m, rc, "last layer: residual 2 at the masked rows");
-        m->ldres = alloc_t(m, rc, "last layer: gradient scratch");
-        m->ldy = alloc_t(m, rc, "last layer: gradient scratch");
-        m->ldu = alloc_t(m, rf, "last layer: gradient scratch (FFN)");
-        m->lmean1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lrstd1 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lmean2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-        m->lrstd2 = (float *)cu_alloc((size_t)cap * 4, "last layer: LayerNorm statistics");
-    }
+    BufPlan p{};
+    HeadBuf *h = &m->head;
+    size_t rc = (size_t)cap * m->C, rf = (size_t)cap * m->F;
+    plan_t(&p, m, h->in, rc, "MLM head input rows");
+    plan_t(&p, m, h->pre_gelu, rc, "MLM head pre-GELU");
+    plan_t(&p, m, h->gelu, rc, "MLM head GELU output");
+    plan_t(&p, m, h->ln_out, rc, "MLM head LayerNorm output");
+    plan_t(&p, m, h->scratch1, rc, "MLM head gradient scratch");
+    plan_t(&p, m, h->scratch2, rc, "MLM head gradient scratch");
+    plan_t(&p, m, h->logits, (size_t)cap * m->Vp, "MLM logits (masked positions x vocab)");
+    plan(&p, h->mean, (size_t)cap * 4, "MLM head LayerNorm statistics");
+    plan(&p, h->rstd, (size_t)cap * 4, "MLM head LayerNorm statistics");
+    plan(&p, h->loss, (size_t)cap * 4, "per-position losses");
+    LastRowsBuf *r = &m->last;
+    const int s = m->sparse_last;   /* (else absent) */
+    plan_t(&p, m, r->o, s ? rc : 0, "last layer: attention output at the masked rows");
+    plan_rows(&p, m, &r->rows, s ? cap : 0);
+    plan_t(&p, m, r->dres, s ? rc : 0, "last layer: gradient scratch");
+    plan_t(&p, m, r->dy, s ? rc : 0, "last layer: gradient scratch");
+    plan_t(&p, m, r->du, s ? rf : 0, "last layer: gradient scratch (FFN)");
+    m->head_block = carve(&p, "the MLM head's buffers (masked rows)");
 }
 
-extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int attn_impl, char *err, size_t errlen) {
+/* Everything a micro-batch of maxB x T needs, but the masked rows' buffers. */
+static void alloc_buffers(btc_model *m) {
+    const bt_config *c = &m->c;
+    const size_t maxB = m->maxB, T = m->T, M = maxB * T, C = m->C, F = m->F, NH = m->NH;
+    const int pair = c->attn == BT_ATTN_PAIRWISE, flash = m->flash;
+    BufPlan p{};
+    plan(&p, m->d_in, 3 * M * 4, "input ids, masked positions and labels");
+    plan(&p, m->d_ids, M * 2, "raw input ids");
+    plan(&p, m->d_off, (maxB + 1) * 4, "masked positions per sample");
+    plan(&p, m->d_maskerr, 4, "masking check");
+    plan_t(&p, m, m->x0, M * C, "embedding output");
+    plan_t(&p, m, m->r0, M * C, "embedding sum");
+    plan(&p, m->mean0, M * 4, "embedding LayerNorm statistics");
+    plan(&p, m->rstd0, M * 4, "embedding LayerNorm statistics");
+    for (int l = 0; l < c->layers; l++) {
+        LayerBuf *b = &m->lay[l];
+        plan_t(&p, m, b->qkv, M * C * m->nproj, "activations: query/key/value");
+        plan_t(&p, m, b->qs, pair ? M * C : 0, "activations: Q S_h");
+        plan_t(&p, m, b->o, M * C, "activations: attention output");
+        plan(&p, b->lse, flash ? maxB * NH * T * 4 : 0, "attention log-sum-exp");
+        plan(&p, b->bits, flash ? maxB * NH * T * T / 8 : 0, "attention dropout bits");
+        plan_t(&p, m, b->probs, flash ? 0 : maxB * NH * T * T, "attention probabilities [B, heads, T, T]");
+        /* the last layer's rows after its attention live in the masked rows' buffers (sparse_last) */
+        const size_t rows = m->sparse_last && l == c->layers - 1 ? 0 : M;
+        plan_rows(&p, m, &b->rows, rows);
+        plan_t(&p, m, b->h2, rows * C, "activations: layer output");
+    }
+    plan_t(&p, m, m->cur, M * C, "gradient scratch");
+    plan_t(&p, m, m->dres, M * C, "gradient scratch");
+    plan_t(&p, m, m->dy, M * C, "gradient scratch");
+    plan_t(&p, m, m->dqkv, M * C * m->nproj, "gradient scratch (query/key/value)");
+    plan_t(&p, m, m->dqs, pair ? M * C : 0, "gradient scratch (Q S_h)");
+    plan_t(&p, m, m->dO, M * C, "gradient scratch (attention output)");
+    plan_t(&p, m, m->du, M * F, "gradient scratch (FFN)");
+    plan(&p, m->dqacc, flash ? M * C * 4 : 0, "attention dQ accumulator (fp32)");
+    plan(&p, m->dsum, flash ? maxB * NH * T * 4 : 0, "attention backward row sums");
+    plan_t(&p, m, m->scr1, flash ? 0 : maxB * NH * T * T, "attention scores scratch [B, heads, T, T]");
+    plan_t(&p, m, m->scr2, flash ? 0 : maxB * NH * T * T, "attention scores scratch [B, heads, T, T]");
+    plan(&p, m->embtmp, T * C * 4, "embedding gradient scratch");
+    plan(&p, m->pbias, C * 4, "pairwise bias-gradient scratch");
+    GatherBuf *g = &m->gath;
+    const size_t gm = m->gathered ? M : 0;
+    plan_t(&p, m, g->q, gm * C, "last layer: gathered queries");
+    plan_t(&p, m, g->o, gm * C, "last layer: attention output of the gathered queries");
+    plan_t(&p, m, g->dout, gm * C, "last layer: gradient of that output");
+    plan_t(&p, m, g->dq, gm * C, "last layer: gradient of the gathered queries");
+    plan(&p, g->map, gm * 4, "last layer: query maps");
+    plan(&p, g->rows, gm * 4, "last layer: query maps");
+    plan(&p, g->inv, gm * 4, "last layer: query maps");
+    plan(&p, m->lossacc, sizeof(double), "loss accumulator");
+    plan(&p, m->normclip, 2 * sizeof(float), "gradient norm");
+    plan(&p, m->partials, (size_t)m->nchunks * 4, "gradient norm partials");
+    m->act_block = carve(&p, "activations and scratch (micro-batch of --micro-batch x seq)");
+}
+
+extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, const btc_opts *o, char *err, size_t errlen) {
     const bt_config *c = &L->cfg;
+    const btc_opts dflt = {BTC_BF16, BTC_ATTN_AUTO, 0};
+    if (!o) o = &dflt;
+    const int prec = o->precision, attn_impl = o->attn;
     if (maxB < 1 || T < 1 || T > c->max_pos) {
         snprintf(err, errlen, "sequence length %d not in 1..%d (or empty batch)", T, c->max_pos);
         return NULL;
@@ -257,10 +313,7 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->C = c->hidden; m->F = c->ffn; m->NH = c->heads; m->d = c->hidden / c->heads;
     m->V = c->vocab_size; m->Vp = (c->vocab_size + 7) / 8 * 8;
     m->nproj = c->attn == BT_ATTN_ORIGINAL ? 3 : 2;
-    {   /* SYMBERT_DENSE_LAST=1: the last layer over every row, as the others (for comparisons) */
-        const char *e = getenv("SYMBERT_DENSE_LAST");
-        m->sparse_last = !(e && *e && strcmp(e, "0"));
-    }
+    m->sparse_last = !o->dense_last;
     m->np = build_internal_layout(m);
     m->hbuf = (float *)calloc(m->np, sizeof(float));   /* the padding stays zero */
     int dev = 0;
@@ -269,12 +322,15 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     int ldp = m->nproj * c->hidden;
     AttnShape as = {maxB, T, m->NH, m->d, ldp, ldp, ldp, c->hidden};
     m->flash = prec == BTC_BF16 && attn_impl != BTC_ATTN_REF && flash_supported(as);
-    if (attn_impl == BTC_ATTN_FLASH && !m->flash) {
+    if (attn_impl != BTC_ATTN_AUTO && attn_impl != BTC_ATTN_REF && !m->flash) {
         snprintf(err, errlen, "the flash attention kernels need bf16, head size 64 and a sequence length multiple of 128");
-        free(m);
+        free(m->ioff); free(m->hbuf); free(m);
         return NULL;
     }
-    size_t M = (size_t)maxB * T, C = m->C, F = m->F;
+    m->kernels = flash_kernels(attn_impl == BTC_ATTN_FLASH_MMA ? FLASH_MMA : attn_impl == BTC_ATTN_FLASH_WGMMA ? FLASH_WGMMA
+                               : FLASH_AUTO, err, errlen);
+    if (m->flash && m->kernels < 0) { free(m->ioff); free(m->hbuf); free(m); return NULL; }
+    const size_t M = (size_t)maxB * T;
     m->p = (float *)cu_alloc(m->np * 4, "fp32 master weights");
     m->grad = (float *)cu_alloc(m->np * 4, "fp32 gradients");
     m->m1 = (float *)cu_alloc(m->np * 4, "AdamW first moments");
@@ -284,80 +340,6 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     CUDA_CHECK(cudaMemset(m->m1, 0, m->np * 4));
     CUDA_CHECK(cudaMemset(m->m2, 0, m->np * 4));
     m->pc = prec == BTC_FP32 ? (void *)m->p : cu_alloc(m->np * 2, "bf16 copy of the weights");
-    m->d_in = (int32_t *)cu_alloc(3 * M * 4, "input ids, masked positions and labels");
-    m->d_ids = (uint16_t *)cu_alloc(M * 2, "raw input ids");
-    m->d_off = (int32_t *)cu_alloc(((size_t)maxB + 1) * 4, "masked positions per sample");
-    m->d_maskerr = (int *)cu_alloc(4, "masking check");
-    CUDA_CHECK(cudaMemset(m->d_maskerr, 0, 4));
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_maskerr, 4));
-    for (int s = 0; s < NSLOTS; s++) {
-        CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
-        CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
-    }
-    m->x0 = alloc_t(m, M * C, "embedding output");
-    m->r0 = alloc_t(m, M * C, "embedding sum");
-    m->mean0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
-    m->rstd0 = (float *)cu_alloc(M * 4, "embedding LayerNorm statistics");
-    m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
-    for (int l = 0; l < c->layers; l++) {
-        LayerBuf *b = &m->lay[l];
-        b->qkv = alloc_t(m, M * C * m->nproj, "activations: query/key/value");
-        if (c->attn == BT_ATTN_PAIRWISE) b->qs = alloc_t(m, M * C, "activations: Q S_h");
-        b->o = alloc_t(m, M * C, "activations: attention output");
-        if (m->flash) {
-            b->lse = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention log-sum-exp");
-            b->bits = (uint64_t *)cu_alloc((size_t)maxB * m->NH * T * T / 8, "attention dropout bits");
-        } else {
-            b->probs = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention probabilities [B, heads, T, T]");
-        }
-        if (m->sparse_last && l == c->layers - 1) continue;   /* those rows live in the head-sized buffers */
-        b->r1 = alloc_t(m, M * C, "activations: residual 1");
-        b->h1 = alloc_t(m, M * C, "activations: LayerNorm 1 output");
-        b->u = alloc_t(m, M * F, "activations: FFN pre-GELU");
-        b->g = alloc_t(m, M * F, "activations: FFN GELU output");
-        b->r2 = alloc_t(m, M * C, "activations: residual 2");
-        b->h2 = alloc_t(m, M * C, "activations: layer output");
-        b->mean1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->rstd1 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->mean2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-        b->rstd2 = (float *)cu_alloc(M * 4, "LayerNorm statistics");
-    }
-    int cap = (int)(M / 4) + 256;
-    if ((size_t)cap > M) cap = (int)M;
-    alloc_head(m, cap);
-    m->cur = alloc_t(m, M * C, "gradient scratch");
-    m->dres = alloc_t(m, M * C, "gradient scratch");
-    m->dy = alloc_t(m, M * C, "gradient scratch");
-    m->dqkv = alloc_t(m, M * C * m->nproj, "gradient scratch (query/key/value)");
-    if (c->attn == BT_ATTN_PAIRWISE) m->dqs = alloc_t(m, M * C, "gradient scratch (Q S_h)");
-    m->dO = alloc_t(m, M * C, "gradient scratch (attention output)");
-    m->du = alloc_t(m, M * F, "gradient scratch (FFN)");
-    if (m->flash) {
-        m->dqacc = (float *)cu_alloc(M * C * 4, "attention dQ accumulator (fp32)");
-        m->dsum = (float *)cu_alloc((size_t)maxB * m->NH * T * 4, "attention backward row sums");
-    } else {
-        m->scr1 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
-        m->scr2 = alloc_t(m, (size_t)maxB * m->NH * T * T, "attention scores scratch [B, heads, T, T]");
-    }
-    m->embtmp = (float *)cu_alloc((size_t)T * C * 4, "embedding gradient scratch");
-    m->pbias = (float *)cu_alloc(C * 4, "pairwise bias-gradient scratch");
-    m->gathered = m->flash && m->sparse_last;
-    m->h_off = (int32_t *)calloc((size_t)maxB + 1, sizeof(int32_t));
-    if (m->gathered) {
-        m->gq = alloc_t(m, M * C, "last layer: gathered queries");
-        m->go = alloc_t(m, M * C, "last layer: attention output of the gathered queries");
-        m->gdo = alloc_t(m, M * C, "last layer: gradient of that output");
-        m->gdq = alloc_t(m, M * C, "last layer: gradient of the gathered queries");
-        m->qmap = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-        m->qrows = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-        m->qinv = (int32_t *)cu_alloc(M * 4, "last layer: query maps");
-    }
-    CUDA_CHECK(cudaMemset(m->pbias, 0, C * 4));
-    m->lossacc = (double *)cu_alloc(sizeof(double), "loss accumulator");
-    CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
-    m->normclip = (float *)cu_alloc(2 * sizeof(float), "gradient norm");
-    CUDA_CHECK(cudaMallocHost((void **)&m->h_norm, 2 * sizeof(float)));
     /* AdamW chunks: never across two tensors */
     int nch = 0;
     for (int i = 0; i < L->n; i++) nch += (int)((L->t[i].numel + ADAM_CHUNK - 1) / ADAM_CHUNK);
@@ -375,7 +357,25 @@ extern "C" btc_model *btc_new(const bt_layout *L, int maxB, int T, int prec, int
     m->chunks = (AdamChunk *)cu_alloc(nch * sizeof *hc, "AdamW chunk table");
     CUDA_CHECK(cudaMemcpy(m->chunks, hc, nch * sizeof *hc, cudaMemcpyHostToDevice));
     free(hc);
-    m->partials = (float *)cu_alloc(nch * 4, "gradient norm partials");
+
+    m->gathered = m->flash && m->sparse_last;
+    m->lay = (LayerBuf *)calloc(c->layers, sizeof(LayerBuf));
+    alloc_buffers(m);
+    int cap = (int)(M / 4) + 256;
+    if ((size_t)cap > M) cap = (int)M;
+    alloc_head(m, cap);
+    CUDA_CHECK(cudaMemset(m->d_maskerr, 0, 4));
+    CUDA_CHECK(cudaMemset(m->pbias, 0, m->C * 4));
+    CUDA_CHECK(cudaMemset(m->lossacc, 0, sizeof(double)));
+
+    m->h_off = (int32_t *)calloc((size_t)maxB + 1, sizeof(int32_t));
+    for (int s = 0; s < NSLOTS; s++) {
+        CUDA_CHECK(cudaMallocHost((void **)&m->h_slot[s], 3 * M * 4));
+        CUDA_CHECK(cudaEventCreateWithFlags(&m->ev_slot[s], cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_maskerr, 4));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_loss, sizeof(double)));
+    CUDA_CHECK(cudaMallocHost((void **)&m->h_norm, 2 * sizeof(float)));
     int prio_lo, prio_hi;   /* the side stream at the lowest priority (g_stream has the highest) */
     CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&prio_lo, &prio_hi));
     CUDA_CHECK(cudaStreamCreateWithPriority(&m->side, cudaStreamNonBlocking, prio_lo));
@@ -391,21 +391,9 @@ extern "C" void btc_free(btc_model *m) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
     for (int s = 0; s < NSLOTS; s++) { cudaFreeHost(m->h_slot[s]); cudaEventDestroy(m->ev_slot[s]); }
     cudaFreeHost(m->h_loss); cudaFreeHost(m->h_norm); cudaFreeHost(m->h_maskerr);
-    /* device memory: freed wholesale; the process usually ends here */
-    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->d_in, m->d_ids, m->d_off, m->d_maskerr, m->x0, m->r0, m->mean0, m->rstd0, m->hm, m->hu, m->hg,
-                    m->hn, m->logits, m->dh1, m->dh2, m->hmean, m->hrstd, m->lossrow, m->cur, m->dres, m->dy, m->dqkv,
-                    m->dqs, m->dO, m->du, m->scr1, m->scr2, m->dqacc, m->dsum, m->embtmp, m->pbias, m->gq, m->go, m->gdo,
-                    m->gdq, m->qmap, m->qrows, m->qinv, m->lossacc,
-                    m->normclip, m->chunks, m->partials, m->lo, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->ldres,
-                    m->ldy, m->ldu, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2};
+    void *bufs[] = {m->p, m->grad, m->m1, m->m2, m->chunks, m->act_block, m->head_block};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cu_free(bufs[i]);
     if (m->pc != m->p) cu_free(m->pc);
-    for (int l = 0; l < m->c.layers; l++) {
-        LayerBuf *b = &m->lay[l];
-        void *lb[] = {b->qkv, b->qs, b->o, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->probs, b->bits, b->lse,
-                      b->mean1, b->rstd1, b->mean2, b->rstd2};
-        for (size_t i = 0; i < sizeof lb / sizeof lb[0]; i++) cu_free(lb[i]);
-    }
     for (int l = 0; l < m->c.layers; l++) cudaEventDestroy(m->ev_bits[l]);
     free(m->ev_bits);
     cudaEventDestroy(m->ev_start);
@@ -464,131 +452,8 @@ extern "C" void btc_zero_grads(btc_model *m) { m->zero_pending = 1; }
 
 /* ------------------------------------------------------------ the pass */
 
-/* Pairwise: gq[h d + j] += sum_k S_h[j][k] t[h d + k] (t: the column sums of
- * d(Q S_h), S_h row-major [d, d] in fp32), then t = 0.  Block h, thread j. */
-__global__ static void pair_bias_kernel(float *gq, float *t, const float *S, int d) {
-    int h = blockIdx.x, j = threadIdx.x;
-    const float *Sj = S + ((size_t)h * d + j) * d, *th = t + (size_t)h * d;
-    float a = 0.0f;
-    for (int k = 0; k < d; k++) a += Sj[k] * th[k];
-    gq[h * d + j] += a;
-    __syncthreads();
-    t[h * d + j] = 0.0f;
-}
-
-__global__ static void loss_accum_kernel(double *acc, const float *x, int n) {
-    double t = block_sum_fixed(x, n);
-    if (threadIdx.x == 0) {
-        acc[0] += t;
-    }
-}
-
-static inline size_t ioff(btc_model *m, bt_kind k, int l) {
-    int i = m->L->index[k][k <= BT_T_EMB_LN_B || k >= BT_T_HEAD_W ? 0 : l];
-    return i < 0 ? (size_t)-1 : m->ioff[i];
-}
-template <typename T> static inline T *W(btc_model *m, bt_kind k, int l) {
-    size_t o = ioff(m, k, l);
-    return o == (size_t)-1 ? NULL : (T *)m->pc + o;
-}
-static inline float *PF(btc_model *m, bt_kind k, int l) { return m->p + ioff(m, k, l); }
-static inline float *GR(btc_model *m, bt_kind k, int l) { return m->grad + ioff(m, k, l); }
-
-/* The gathered queries of the last layer: sample b's masked positions
- * (off[b] .. off[b + 1] - 1 in the list pos) become query rows b*tq + j,
- * padded to tq.  qmap: row -> index in the list (-1: padding); qrows: row ->
- * position in its sample (its dropout draws; -1); qinv: token row -> row
- * (-1: not masked; set to -1 by the caller first).  Block b. */
-__global__ static void gq_maps_kernel(int32_t *qmap, int32_t *qrows, int32_t *qinv, const int32_t *pos,
-                                      const int32_t *off, int T, int tq) {
-    int b = blockIdx.x, cnt = off[b + 1] - off[b];
-    for (int j = threadIdx.x; j < tq; j += blockDim.x) {
-        int r = b * tq + j, k = j < cnt ? off[b] + j : -1;
-        qmap[r] = k;
-        qrows[r] = k >= 0 ? pos[k] - b * T : -1;
-        if (k >= 0) qinv[pos[k]] = r;
-    }
-}
-/* dst[r] = src[sidx(r)] for rows r < nrows (16-byte packs), zero where the
- * index is -1; sidx(r) = via ? via[map[r]] : map[r] (map[r] >= 0).  add:
- * dst[r] += src[sidx(r)] instead, rows with index -1 untouched. */
 template <typename T>
-__global__ static void gather_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via,
-                                         int nrows, int C, int add) {
-    constexpr int V = Pack16<T>::N;
-    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
-    if (r >= nrows) return;
-    int k = map[r];
-    Pack16<T> x;
-    if (k >= 0) x = ld16(src + (size_t)(via ? via[k] : k) * lds + c);
-    else if (add) return;
-    else
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(0.0f);
-    if (add && k >= 0) {
-        Pack16<T> y = ld16(dst + (size_t)r * ldd + c);
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
-    }
-    st16(dst + (size_t)r * ldd + c, x);
-}
-/* dst[map[r]] (op)= src[r] for rows r < nrows with map[r] >= 0: add 0 writes, 1 adds. */
-template <typename T>
-__global__ static void scatter_map_kernel(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C,
-                                          int add) {
-    constexpr int V = Pack16<T>::N;
-    int r = blockIdx.x * (blockDim.x / (C / V)) + threadIdx.x / (C / V), c = (threadIdx.x % (C / V)) * V;
-    if (r >= nrows) return;
-    int k = map[r];
-    if (k < 0) return;
-    Pack16<T> x = ld16(src + (size_t)r * lds + c);
-    if (add) {
-        Pack16<T> y = ld16(dst + (size_t)k * ldd + c);
-#pragma unroll
-        for (int i = 0; i < V; i++) x.v[i] = from_f<T>(to_f(x.v[i]) + to_f(y.v[i]));
-    }
-    st16(dst + (size_t)k * ldd + c, x);
-}
-template <typename T> static void launch_rows(int nrows, int C, dim3 &grid, int &threads) {
-    int per = C / Pack16<T>::N, rows = 256 / per > 0 ? 256 / per : 1;
-    threads = rows * per;
-    grid = dim3(ceil_div(nrows, rows));
-}
-template <typename T>
-static void gather_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, const int32_t *via, int nrows, int C,
-                       int add = 0) {
-    dim3 g; int th;
-    launch_rows<T>(nrows, C, g, th);
-    gather_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, via, nrows, C, add);
-    LAUNCH_CHECK("gather_map_kernel");
-}
-template <typename T>
-static void scatter_map(T *dst, int ldd, const T *src, int lds, const int32_t *map, int nrows, int C, int add) {
-    dim3 g; int th;
-    launch_rows<T>(nrows, C, g, th);
-    scatter_map_kernel<T><<<g, th, 0, g_stream>>>(dst, ldd, src, lds, map, nrows, C, add);
-    LAUNCH_CHECK("scatter_map_kernel");
-}
-
-/* A layer after its attention, on `rows` rows (padded with zero rows to
- * prow for the products): output projection, LN1 (with the projection's
- * bias, dropout and the residual), FFN, LN2; and its backward.  The dense
- * layers run it on every token row; the last layer on its masked rows
- * (rowmap: their token rows, for the dropout draws).  PostAttn names the
- * buffers of one such call. */
-struct PostAttn {
-    const void *o, *x;                  /* attention output, layer input (the residual) */
-    void *r1, *h1, *u, *g, *r2, *h2;    /* saved for the backward; h2 the output */
-    float *mean1, *rstd1, *mean2, *rstd2;
-    void *y, *dres, *du;                /* scratch: sublayer outputs / their gradients */
-    void *dh, *dx, *dO;                 /* backward: gradient of h2 (in), of x and of o (out; dx may be dh) */
-};
-template <typename T>
-static void pad_zero(void *p, int rows, int prow, int C, size_t esz) {
-    if (prow > rows) CUDA_CHECK(cudaMemsetAsync((T *)p + (size_t)rows * C, 0, (size_t)(prow - rows) * C * esz, g_stream));
-}
-template <typename T>
-static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
     const int C = m->C, F = m->F, T_ = m->T;
     const float eps = m->c.ln_eps;
     linear_fwd<T>((T *)p.y, (const T *)p.o, W<T>(m, BT_T_AO_W, l), NULL, prow, C, C);   /* (bias: in LN1) */
@@ -611,7 +476,7 @@ static void post_attn_fwd(btc_model *m, const PostAttn &p, int rows, int prow, c
 }
 /* Padding rows of every gradient stay zero, so they add nothing to the weight gradients. */
 template <typename T>
-static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
+void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, const int32_t *rowmap, DropCtx hd, int l) {
     const int C = m->C, F = m->F, T_ = m->T;
     LnDrop d2 = {hd, l, BT_DROP_FFN_OUT, rowmap};
     layernorm_backward<T>((T *)p.dres, (T *)p.y, GR(m, BT_T_OLN_W, l), GR(m, BT_T_OLN_B, l), GR(m, BT_T_FFN2_B, l),
@@ -640,62 +505,17 @@ static void post_attn_bwd(btc_model *m, const PostAttn &p, int rows, int prow, c
     linear_bwd_x<T>((T *)p.dO, (const T *)p.y, W<T>(m, BT_T_AO_W, l), prow, C, C, 0.0f);
     prof("bwd attn-out dX");
 }
-/* The buffers of a dense layer l and of the last layer at its masked rows (head-sized, the head's
- * input rows hm as its output; dh1 the incoming gradient, then dO's; dh2 the gathered x, then dx's). */
+/* The buffers of post_attn for a dense layer (masked_rows.cu: for the last layer at its masked rows). */
 static PostAttn post_dense(btc_model *m, LayerBuf *b, const void *x) {
-    PostAttn p = {b->o, x, b->r1, b->h1, b->u, b->g, b->r2, b->h2, b->mean1, b->rstd1, b->mean2, b->rstd2,
+    const RowActs *r = &b->rows;
+    PostAttn p = {b->o, x, r->r1, r->h1, r->u, r->g, r->r2, b->h2, r->mean1, r->rstd1, r->mean2, r->rstd2,
                   m->dy, m->dres, m->du, m->cur, m->cur, m->dO};
     return p;
 }
-static PostAttn post_masked(btc_model *m) {
-    PostAttn p = {m->lo, m->dh2, m->lr1, m->lh1, m->lu, m->lg, m->lr2, m->hm, m->lmean1, m->lrstd1, m->lmean2, m->lrstd2,
-                  m->ldy, m->ldres, m->ldu, m->dh1, m->dh2, m->dh1};
-    return p;
-}
-
-/* The last layer at the masked rows only.  Its output feeds nothing but the
- * MLM head, which reads the n masked rows, and everything after its
- * attention works row by row: so post_attn runs on those n rows (gathered,
- * padded with zero rows to np_ as the head is), and their gradients reach
- * the attention output and the layer input at those rows only.  Same loss
- * and gradients as the dense layer.  Its attention stays dense but for the
- * queries (every row is a key and a value; with the flash kernels only the
- * masked queries are computed, m->gathered).  Forward: from the attention
- * output and the layer input x to the head's input rows m->hm. */
-template <typename T>
-static void sparse_last_fwd(btc_model *m, LayerBuf *b, const T *x, const int32_t *pos, int B, int n, int np_,
-                            DropCtx hd, int l) {
-    const int C = m->C;
-    gemm_set_autotune(0);   /* shapes follow the masked count, as the head's */
-    if (m->gathered)   /* the attention ran for these queries only: rows b*tq + j -> masked index */
-        scatter_map<T>((T *)m->lo, C, (const T *)m->go, C, m->qmap, B * m->tq, C, 0);
-    else
-        gather_rows<T>((T *)m->lo, (const T *)b->o, pos, n, C);
-    pad_zero<T>(m->lo, n, np_, C, m->esz);
-    gather_rows<T>((T *)m->dh2, x, pos, n, C);   /* the residual's rows (scratch until the backward) */
-    post_attn_fwd<T>(m, post_masked(m), n, np_, pos, hd, l);
-    gemm_set_autotune(1);
-}
-/* Backward, from the gradient of the head's input rows (m->dh1, zero padding
- * rows) to the gradients of the attention output (m->dO, or m->gdo for the
- * gathered queries) and of the layer input (m->cur, the residual's share;
- * the q/k/v products add theirs), zero outside the masked rows. */
-template <typename T>
-static void sparse_last_bwd(btc_model *m, int M, const int32_t *pos, int n, int np_, DropCtx hd, int l) {
-    const int C = m->C;
-    gemm_set_autotune(0);
-    post_attn_bwd<T>(m, post_masked(m), n, np_, pos, hd, l);
-    gemm_set_autotune(1);
-    if (m->gathered)   /* the gradient of the gathered queries' outputs (padding rows zero) */
-        gather_map<T>((T *)m->gdo, C, (const T *)m->dh1, C, m->qmap, NULL, M / m->T * m->tq, C);
-    else {
-        CUDA_CHECK(cudaMemsetAsync(m->dO, 0, (size_t)M * C * m->esz, g_stream));
-        scatter_rows<T>((T *)m->dO, (const T *)m->dh1, pos, n, C);
-    }
-    CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-    scatter_rows<T>((T *)m->cur, (const T *)m->dh2, pos, n, C);
-}
-
+template void post_attn_fwd<float>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_fwd<bf16>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_bwd<float>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
+template void post_attn_bwd<bf16>(btc_model *, const PostAttn &, int, int, const int32_t *, DropCtx, int);
 template <typename T>
 static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float scale) {
     const bt_config *c = &m->c;
@@ -708,7 +528,6 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const int np = m->nproj, ldp = np * C;
     /* q, k, v as column slices of the packed projection output; pairwise feeds Q S_h as q */
     AttnShape as = {B, T_, NH, d, pair ? C : ldp, ldp, ldp, C};
-    cudaDataType_t ty = CuType<T>::id;
 
     /* the attention dropout bits of every layer, on the side stream: they depend on no data, and
      * this integer work overlaps the memory-bound kernels of the main stream.  They start once
@@ -717,10 +536,8 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     const int gath = m->gathered && n > 0;
     AttnShape asq = as;
     if (gath) {
-        asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->qrows;
-        CUDA_CHECK(cudaMemsetAsync(m->qinv, 0xff, (size_t)M * 4, g_stream));
-        gq_maps_kernel<<<B, 128, 0, g_stream>>>(m->qmap, m->qrows, m->qinv, pos, m->d_off, T_, m->tq);
-        LAUNCH_CHECK("gq_maps_kernel");
+        asq.ldq = C; asq.ldo = C; asq.Tq = m->tq; asq.qrows = m->gath.rows;
+        gathered_maps(m, pos, B);
     }
     const int side_bits = m->flash && ad.on;
     if (side_bits) {
@@ -758,19 +575,18 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         linear_fwd<T>(qkv, x, W<T>(m, BT_T_Q_W, l), W<T>(m, BT_T_Q_B, l), M, ldp, C);
         prof("fwd QKV GEMM");
         if (pair)   /* qs_h = q_h S_h, all heads in one batched product */
-            gemm(b->qs, ty, C, W<T>(m, BT_T_PAIR, l), d, 0, qkv, ldp, 0, ty, d, M, d, 1.0f, 0.0f, NULL, NH,
-                 (long long)d * d, d, d);
+            pairwise_fwd<T>((T *)b->qs, C, qkv, ldp, W<T>(m, BT_T_PAIR, l), M, NH, d);
         prof("fwd pairwise Q.S");
         const T *qa = pair ? (const T *)b->qs : qkv;
         const T *ka = qkv + (orig ? C : 0), *va = qkv + (np - 1) * C;
         if (m->flash) {
             if (side_bits) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_bits[l], 0));
             if (gath && l == last) {   /* the masked queries, gathered (padding rows zero) */
-                gather_map<T>((T *)m->gq, C, qa, as.ldq, m->qmap, pos, B * m->tq, C);
-                flash_forward((bf16 *)m->go, b->lse, b->bits, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va,
+                gather_map<T>((T *)m->gath.q, C, qa, as.ldq, m->gath.map, pos, B * m->tq, C);
+                flash_forward(m->kernels, (bf16 *)m->gath.o, b->lse, b->bits, (const bf16 *)m->gath.q, (const bf16 *)ka, (const bf16 *)va,
                               asq, ad);
             } else
-                flash_forward((bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
+                flash_forward(m->kernels, (bf16 *)b->o, b->lse, b->bits, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, as, ad);
         } else
             attn_ref_forward<T>((T *)b->o, (T *)b->probs, (T *)m->scr1, qa, ka, va, as, ad, l);
         prof("fwd attention");
@@ -787,51 +603,48 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
     LnDrop none = {hd, -1, -1};
     gemm_set_autotune(0);   /* these shapes follow the masked count: take the heuristic's pick, no timing mid-run
                              * (timing them too was measured: no difference, 530k vs 531k tok/s) */
-    if (!sparse) gather_rows<T>((T *)m->hm, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hm + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    linear_fwd<T>((T *)m->hu, (const T *)m->hm, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
-    gelu_forward<T>((T *)m->hg, (const T *)m->hu, NULL, np_, C);
-    layernorm_forward<T>((T *)m->hn, (T *)m->dh2, m->hmean, m->hrstd, (const T *)m->hg, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
+    if (!sparse) gather_rows<T>((T *)m->head.in, (const T *)m->lay[last].h2, pos, n, C);   /* (sparse: already there) */
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.in + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    linear_fwd<T>((T *)m->head.pre_gelu, (const T *)m->head.in, W<T>(m, BT_T_HEAD_W, 0), W<T>(m, BT_T_HEAD_B, 0), np_, C, C);
+    gelu_forward<T>((T *)m->head.gelu, (const T *)m->head.pre_gelu, NULL, np_, C);
+    layernorm_forward<T>((T *)m->head.ln_out, (T *)m->head.scratch2, m->head.mean, m->head.rstd, (const T *)m->head.gelu, NULL, NULL, PF(m, BT_T_HEAD_LN_W, 0),
                          PF(m, BT_T_HEAD_LN_B, 0), n, C, 1, eps, none);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->hn + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    /* logits^T [Vp, np_] = word [Vp, C] . hn^T + bias (the padding rows give logits 0) */
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.ln_out + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    /* logits [np_, Vp] = hn [np_, C] . word^T + bias: the decoder is the word embedding (the padding rows give logits 0) */
     const T *wte = W<T>(m, BT_T_WORD_EMB, 0);
     prof("head fwd");
-    gemm(m->logits, ty, m->Vp, wte, C, 1, m->hn, C, 0, ty, m->Vp, np_, C, 1.0f, 0.0f, W<T>(m, BT_T_DEC_B, 0), 1, 0, 0, 0);
+    linear_fwd<T>((T *)m->head.logits, (const T *)m->head.ln_out, wte, W<T>(m, BT_T_DEC_B, 0), np_, m->Vp, C);
     prof("head decoder GEMM");
     m->last_n = n;
-    if (!backward) {   /* loss only: cross_entropy writes gradients, so keep the logits for btc_get_logits */
-        cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, 0.0f, 0);
-        loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
-        LAUNCH_CHECK("loss_accum_kernel");
+    if (!backward) {   /* loss only */
+        cross_entropy<T>((T *)m->head.logits, m->head.loss, lab, n, m->V, m->Vp, 0.0f, 0);
+        loss_accumulate(m->lossacc, m->head.loss, n);
         gemm_set_autotune(1);
         return;
     }
-    cross_entropy<T>((T *)m->logits, m->lossrow, lab, n, m->V, m->Vp, scale, 1);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->logits + (size_t)n * m->Vp, 0, (size_t)npad * m->Vp * m->esz, g_stream));
+    cross_entropy<T>((T *)m->head.logits, m->head.loss, lab, n, m->V, m->Vp, scale, 1);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.logits + (size_t)n * m->Vp, 0, (size_t)npad * m->Vp * m->esz, g_stream));
     prof("head CE");
-    loss_accum_kernel<<<1, 256, 0, g_stream>>>(m->lossacc, m->lossrow, n);
-    LAUNCH_CHECK("loss_accum_kernel");
+    loss_accumulate(m->lossacc, m->head.loss, n);
 
     /* ---------------- backward: head (padding rows are zero all the way) */
     if (zero_side) CUDA_CHECK(cudaStreamWaitEvent(g_stream, m->ev_zero, 0));
-    /* dword += dlogits^T hn: D [C, Vp] (ld C) = hn^T-view (C x np_) . dlogits-view^T (np_ x Vp) */
-    gemm(GR(m, BT_T_WORD_EMB, 0), CUDA_R_32F, C, m->hn, C, 0, m->logits, m->Vp, 1, ty, C, m->Vp, np_, 1.0f, 1.0f, NULL,
-         1, 0, 0, 0);
-    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->logits, np_, m->V, m->Vp, m->nsm);
-    /* dhn [np_, C] = dlogits [np_, V] . word [V, C] */
-    gemm(m->dh1, ty, C, wte, C, 0, m->logits, m->Vp, 0, ty, C, np_, m->Vp, 1.0f, 0.0f, NULL, 1, 0, 0, 0);
+    /* dword [Vp, C] += dlogits^T hn */
+    linear_bwd_w<T>(GR(m, BT_T_WORD_EMB, 0), (const T *)m->head.logits, (const T *)m->head.ln_out, np_, m->Vp, C);
+    colsum<T>(GR(m, BT_T_DEC_B, 0), (const T *)m->head.logits, np_, m->V, m->Vp, m->nsm);
+    /* dhn [np_, C] = dlogits [np_, Vp] . word [Vp, C] */
+    linear_bwd_x<T>((T *)m->head.scratch1, (const T *)m->head.logits, wte, np_, m->Vp, C, 0.0f);
     prof("head decoder dW dX");
-    layernorm_backward<T>((T *)m->dh2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->dh1,
-                          (const T *)m->hg, m->hmean, m->hrstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
-    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->dh2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
-    gelu_backward_bias<T>((T *)m->dh2, (const T *)m->hu, NULL, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
-    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->dh2, (const T *)m->hm, np_, C, C);
-    linear_bwd_x<T>((T *)m->dh1, (const T *)m->dh2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
+    layernorm_backward<T>((T *)m->head.scratch2, NULL, GR(m, BT_T_HEAD_LN_W, 0), GR(m, BT_T_HEAD_LN_B, 0), NULL, (const T *)m->head.scratch1,
+                          (const T *)m->head.gelu, m->head.mean, m->head.rstd, PF(m, BT_T_HEAD_LN_W, 0), n, C, 1, none, 0, m->nsm);
+    if (npad) CUDA_CHECK(cudaMemsetAsync((T *)m->head.scratch2 + (size_t)n * C, 0, (size_t)npad * C * m->esz, g_stream));
+    gelu_backward_bias<T>((T *)m->head.scratch2, (const T *)m->head.pre_gelu, NULL, GR(m, BT_T_HEAD_B, 0), np_, C, m->nsm);
+    linear_bwd_w<T>(GR(m, BT_T_HEAD_W, 0), (const T *)m->head.scratch2, (const T *)m->head.in, np_, C, C);
+    linear_bwd_x<T>((T *)m->head.scratch1, (const T *)m->head.scratch2, W<T>(m, BT_T_HEAD_W, 0), np_, C, C, 0.0f);
     gemm_set_autotune(1);
-    if (!sparse) {   /* (sparse: the last layer takes dh1 as it is) */
+    if (!sparse) {   /* (sparse: the last layer takes head.scratch1 as it is) */
         CUDA_CHECK(cudaMemsetAsync(m->cur, 0, (size_t)M * C * m->esz, g_stream));
-        scatter_rows<T>((T *)m->cur, (const T *)m->dh1, pos, n, C);
+        scatter_rows<T>((T *)m->cur, (const T *)m->head.scratch1, pos, n, C);
     }
     prof("head bwd");
 
@@ -854,17 +667,17 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
              * (zero elsewhere; symmetric and pairwise: dK is a gradient of Q too, so it is summed into Q's bias) */
             float *gb = GR(m, BT_T_Q_B, l);
             AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : gb, gb + (np - 1) * C};
-            flash_backward((bf16 *)m->gdq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gdo,
-                           (const bf16 *)m->go, (const bf16 *)m->gq, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
+            flash_backward(m->kernels, (bf16 *)m->gath.dq, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->gath.dout,
+                           (const bf16 *)m->gath.o, (const bf16 *)m->gath.q, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits,
                            asq, ad, 0, bg);
-            gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gdq, C, m->qinv, NULL, M, C, k_is_q);
+            gather_map<T>(dqa, pair ? C : ldp, (const T *)m->gath.dq, C, m->gath.inv, NULL, M, C, k_is_q);
         } else if (m->flash)
         {
             /* the q/k/v bias gradients come out of the attention backward (column sums of dq, dk, dv);
              * pairwise: dk is a gradient of Q, dq is one of Q S_h (turned into Q's below) */
             float *gb = GR(m, BT_T_Q_B, l);
             AttnBiasGrad bg = {pair ? m->pbias : gb, orig ? gb + C : pair ? gb : NULL, gb + (np - 1) * C};
-            flash_backward((bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
+            flash_backward(m->kernels, (bf16 *)dqa, (bf16 *)dka, (bf16 *)dva, m->dqacc, m->dsum, (const bf16 *)m->dO,
                            (const bf16 *)b->o, (const bf16 *)qa, (const bf16 *)ka, (const bf16 *)va, b->lse, b->bits, as,
                            ad, k_is_q, bg);
         }
@@ -874,13 +687,10 @@ static void run_pass(btc_model *m, int B, int n, int backward, DropCtx dc, float
         prof("bwd attention");
         if (pair) {
             /* dS_h += Q_h^T d(QS)_h (row-major [d, d]); dQ (= dk, already in place) += d(QS)_h S_h^T */
-            gemm(GR(m, BT_T_PAIR, l), CUDA_R_32F, d, m->dqs, C, 0, qkv, ldp, 1, ty, d, d, M, 1.0f, 1.0f, NULL, NH,
-                 d, d, (long long)d * d);
-            gemm(dqkv, ty, ldp, W<T>(m, BT_T_PAIR, l), d, 1, m->dqs, C, 0, ty, d, M, d, 1.0f, 1.0f, NULL, NH,
-                 (long long)d * d, d, d);
+            pairwise_bwd_s<T>(GR(m, BT_T_PAIR, l), (const T *)m->dqs, C, qkv, ldp, M, NH, d);
+            pairwise_bwd_q<T>(dqkv, ldp, (const T *)m->dqs, C, W<T>(m, BT_T_PAIR, l), M, NH, d);
             if (m->flash) {   /* Q's bias gradient += the column sums of d(Q S_h) S_h^T */
-                pair_bias_kernel<<<NH, d, 0, g_stream>>>(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), d);
-                LAUNCH_CHECK("pair_bias_kernel");
+                pair_bias_grad(GR(m, BT_T_Q_B, l), m->pbias, PF(m, BT_T_PAIR, l), NH, d);
             }
             prof("bwd pairwise");
         }
@@ -944,13 +754,7 @@ extern "C" void btc_forward_backward_async(btc_model *m, const bt_batch *b, int 
         CUDA_CHECK(cudaEventRecord(m->ev_slot[s], g_stream));
     }
     if (n_labels) *n_labels = n;
-    {   /* the last layer's gathered queries: the most masked positions of a sample, rounded up to 128 */
-        int mx = 0;
-        for (int i = 0; i < B; i++) if (m->h_off[i + 1] - m->h_off[i] > mx) mx = m->h_off[i + 1] - m->h_off[i];
-        m->tq = (mx + 127) / 128 * 128;
-        if (m->tq < 128) m->tq = 128;
-        if (m->tq > m->T) m->tq = m->T;
-    }
+    gathered_rows_per_sample(m, B);
     if (head_pad(n) > m->cap) {   /* rare: more masked positions than planned for */
         CUDA_CHECK(cudaStreamSynchronize(g_stream));
         alloc_head(m, n + n / 4);
@@ -995,37 +799,11 @@ extern "C" double btc_forward_backward(btc_model *m, const bt_batch *b, int back
     return btc_loss_wait(m);
 }
 
-/* logits of the last pass (only meaningful after a pass without backward,
- * whose cross-entropy leaves the logits in place) */
-template <typename T> __global__ void logits_out_kernel(float *out, const T *lg, int n, int V, int ld) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)n * V) return;
-    out[i] = to_f(lg[(i / V) * ld + i % V]);
-}
-extern "C" void btc_get_logits(btc_model *m, float *logits, int n) {
-    float *tmp = (float *)cu_alloc((size_t)n * m->V * 4, "logits copy");
-    if (m->prec == BTC_FP32)
-        logits_out_kernel<float><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const float *)m->logits, n, m->V, m->Vp);
-    else
-        logits_out_kernel<bf16><<<ceil_div((size_t)n * m->V, 256), 256, 0, g_stream>>>(tmp, (const bf16 *)m->logits, n, m->V, m->Vp);
-    LAUNCH_CHECK("logits_out_kernel");
-    CUDA_CHECK(cudaStreamSynchronize(g_stream));
-    CUDA_CHECK(cudaMemcpy(logits, tmp, (size_t)n * m->V * 4, cudaMemcpyDeviceToHost));
-    cu_free(tmp);
-}
-
 extern "C" int btc_allreduce_grads(btc_model *m, btc_sum_fn sum, void *ctx, char *err, size_t errlen) {
     /* before the norm; the loss normaliser (scale) already counts the masked positions of the global batch */
     if (!sum) return 0;
     zero_now(m);   /* a rank without samples in this update still adds its zeros */
     return sum(ctx, m->grad, m->np, (void *)g_stream, err, errlen);
-}
-
-__global__ static void clip_kernel(float *normclip, float clip) {
-    /* clip factor exactly as bt_clip_coef: min(1, clip / (norm + 1e-6)) in double, 1 when clip <= 0 */
-    double norm = normclip[0];
-    double cf = clip > 0.0f ? (double)clip / (norm + 1e-6) : 1.0;
-    normclip[1] = cf < 1.0 ? (float)cf : 1.0f;
 }
 
 extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {
@@ -1035,8 +813,7 @@ extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, do
     LAUNCH_CHECK("sumsq_kernel");
     norm_kernel<<<1, 1024, 0, g_stream>>>(m->normclip, m->partials, m->nchunks, 0.0f);
     LAUNCH_CHECK("norm_kernel");
-    clip_kernel<<<1, 1, 0, g_stream>>>(m->normclip, o->clip);
-    LAUNCH_CHECK("clip_kernel");
+    clip_factor(m->normclip, o->clip);
     const double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
     AdamHyper h;
     h.b1 = o->beta1; h.b2 = o->beta2; h.eps = o->eps;

@@ -27,7 +27,8 @@ static void *gpu_open(void *arg, const bt_layout *L, int micro, int T, float *pa
     const btc_options *co = a->co;
     gpu_engine *g = calloc(1, sizeof *g);
     if (!g) { snprintf(err, errlen, "out of host memory"); return NULL; }
-    g->gpu = btc_new(L, micro, T, co ? co->precision : BTC_BF16, co ? co->attn_impl : BTC_ATTN_AUTO, err, errlen);
+    btc_opts o = { co ? co->precision : BTC_BF16, co ? co->attn_impl : BTC_ATTN_AUTO, 0 };
+    g->gpu = btc_new(L, micro, T, &o, err, errlen);
     if (!g->gpu) { free(g); return NULL; }
     btc_set_params(g->gpu, params);
     btc_set_moments(g->gpu, m, v);

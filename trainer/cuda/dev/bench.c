@@ -1,10 +1,11 @@
-/* bench.c - bin/bert-train-cuda-bench: training throughput of the CUDA
+/* bench.c - bin/bert-train-cuda-bench (with bench_kernels.cu, the only
+ * program that links this folder): training throughput of the CUDA
  * trainer on synthetic batches (random ids, the MLM masking of model.h),
  * the numbers bench/train_bench.sh reports next to PyTorch's:
  * tokens/s, ms per update, model FLOP utilisation, device memory; and the
  * kernel micro-benchmarks (GEMM and copy ceilings, attention variants).
  * One JSON object per line on stdout. */
-#include "trainer/cuda/gpu.h"
+#include "trainer/cuda/dev/bench.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ static void usage(FILE *o) {
 "  --seq N              sequence length (512)\n"
 "  --steps N            timed updates after 3 warm-up updates (20)\n"
 "  --fp32               fp32 mode instead of bf16\n"
-"  --attn-impl auto|flash|ref   attention implementation (auto)\n"
+"  --attn-impl auto|flash|mma|wgmma|ref   attention implementation (auto; mma, wgmma: those flash kernels)\n"
+"  --dense-last         the last layer over every row, not only at the masked rows\n"
 "  --kernels            GEMM / copy ceilings and attention micro-benchmarks, then exit\n"
 "  --profile            after the timed updates, one more with an event per stage: a table of times\n"
 "Prints one JSON object per measurement.  Peak: 989 TFLOP/s (H100 SXM bf16 dense).\n");
@@ -43,7 +45,7 @@ static double fwd_flops_per_token(const bt_config *c, int T, double head_frac) {
     return c->layers * layer + head_frac * (2 * C * C + 2 * C * V);
 }
 
-static int run(const char *config, bt_attn attn, int mb, int accum, int T, int steps, int prec, int impl, int profile) {
+static int run(const char *config, bt_attn attn, int mb, int accum, int T, int steps, const btc_opts *mo, int profile) {
     bt_config cfg; char err[512];
     if (bt_config_preset(config, &cfg) && bt_config_load_json(config, &cfg, err, sizeof err)) {
         fprintf(stderr, "bert-train-cuda-bench: %s\n", err); return 1;
@@ -53,7 +55,7 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
     if (bt_layout_init(&L, &cfg, err, sizeof err)) { fprintf(stderr, "bert-train-cuda-bench: %s\n", err); return 1; }
     float *p = malloc(L.total * sizeof *p);
     bt_params_init(&L, p, 42);
-    btc_model *m = btc_new(&L, mb, T, prec, impl, err, sizeof err);
+    btc_model *m = btc_new(&L, mb, T, mo, err, sizeof err);
     if (!m) { fprintf(stderr, "bert-train-cuda-bench: %s\n", err); return 1; }
     btc_set_params(m, p);
     int B = mb * accum;
@@ -98,7 +100,7 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
            "\"precision\": \"%s\", \"attention\": \"%s\", \"tok_s\": %.0f, \"s_per_step\": %.4f, \"params\": %zu, "
            "\"tflops\": %.1f, \"mfu_989\": %.3f, \"tflops_hf_equiv\": %.1f, \"mem_trainer_GB\": %.2f, "
            "\"mem_device_GB\": %.2f, \"loss\": %.4f}\n",
-           config, an, mb, accum, T, prec == BTC_FP32 ? "fp32" : "bf16", btc_attn_name(m), tps, dt / steps, L.total,
+           config, an, mb, accum, T, mo->precision == BTC_FP32 ? "fp32" : "bf16", btc_attn_name(m), tps, dt / steps, L.total,
            fl * tps / 1e12, fl * tps / 989e12, fl_full * tps / 1e12, btc_memory_used() / 1e9, btc_memory_device() / 1e9,
            loss);
     fflush(stdout);
@@ -110,12 +112,14 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
 
 int main(int argc, char **argv) {
     const char *config = "base", *attn = "all";
-    int mb = 32, accum = 1, T = 512, steps = 20, prec = BTC_BF16, impl = BTC_ATTN_AUTO, kernels = 0, profile = 0;
+    int mb = 32, accum = 1, T = 512, steps = 20, kernels = 0, profile = 0;
+    btc_opts mo = { BTC_BF16, BTC_ATTN_AUTO, 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--kernels")) kernels = 1;
-        else if (!strcmp(a, "--fp32")) prec = BTC_FP32;
+        else if (!strcmp(a, "--fp32")) mo.precision = BTC_FP32;
+        else if (!strcmp(a, "--dense-last")) mo.dense_last = 1;
         else if (!strcmp(a, "--profile")) profile = 1;
         else if (!v) { fprintf(stderr, "bert-train-cuda-bench: %s needs a value (see --help)\n", a); return 2; }
         else if (!strcmp(a, "--config")) config = argv[++i];
@@ -126,7 +130,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) steps = atoi(argv[++i]);
         else if (!strcmp(a, "--attn-impl")) {
             const char *s = argv[++i];
-            impl = !strcmp(s, "flash") ? BTC_ATTN_FLASH : !strcmp(s, "ref") ? BTC_ATTN_REF : BTC_ATTN_AUTO;
+            mo.attn = !strcmp(s, "flash") ? BTC_ATTN_FLASH : !strcmp(s, "mma") ? BTC_ATTN_FLASH_MMA
+                    : !strcmp(s, "wgmma") ? BTC_ATTN_FLASH_WGMMA : !strcmp(s, "ref") ? BTC_ATTN_REF : BTC_ATTN_AUTO;
+            if (mo.attn == BTC_ATTN_AUTO && strcmp(s, "auto")) {
+                fprintf(stderr, "bert-train-cuda-bench: --attn-impl %s: not auto, flash, mma, wgmma or ref\n", s);
+                return 2;
+            }
         } else { fprintf(stderr, "bert-train-cuda-bench: unknown option %s (see --help)\n", a); return 2; }
     }
     if (mb < 1 || accum < 1 || T < 1 || steps < 1) { fprintf(stderr, "bert-train-cuda-bench: sizes must be positive\n"); return 2; }
@@ -163,14 +172,16 @@ int main(int argc, char **argv) {
                        pw[i], ms[i], by[i] / (ms[i] * 1e-3) / 1e9);
             fflush(stdout);
         }
-        for (int impl2 = BTC_ATTN_FLASH; impl2 <= BTC_ATTN_REF; impl2++)
+        /* the flash kernels asked for (mma, wgmma; else those that run here), then the reference path */
+        const int flash = mo.attn == BTC_ATTN_FLASH_MMA || mo.attn == BTC_ATTN_FLASH_WGMMA ? mo.attn : BTC_ATTN_FLASH;
+        for (int ref = 0; ref < 2; ref++)
             for (int dr = 1; dr >= 0; dr--) {
                 double f, b;
-                btc_bench_attention(32, 512, 12, impl2, dr ? 0.1f : 0.0f, 10, &f, &b);
+                btc_bench_attention(32, 512, 12, ref ? BTC_ATTN_REF : flash, dr ? 0.1f : 0.0f, 10, &f, &b);
                 double fl = 4.0 * 32 * 12 * 512.0 * 512 * 64;
                 printf("{\"bench\": \"attention\", \"impl\": \"%s\", \"shape\": \"B32 T512 H12 d64\", \"dropout\": %.1f, "
                        "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"fwd_tflops\": %.1f, \"bwd_tflops\": %.1f}\n",
-                       impl2 == BTC_ATTN_FLASH ? btc_flash_kernels() : "cuBLAS batched + softmax", dr ? 0.1 : 0.0, f, b,
+                       ref ? "cuBLAS batched + softmax" : btc_flash_kernels(flash), dr ? 0.1 : 0.0, f, b,
                        fl / (f * 1e-3) / 1e12, 2.5 * fl / (b * 1e-3) / 1e12);
                 fflush(stdout);
             }
@@ -180,7 +191,7 @@ int main(int argc, char **argv) {
     for (int a = 0; a < 3; a++) {
         const char *an = a == 0 ? "original" : a == 1 ? "symmetric" : "pairwise";
         if (strcmp(attn, "all") && strcmp(attn, an) && !(a == 0 && !strcmp(attn, "vanilla"))) continue;
-        rc |= run(config, (bt_attn)a, mb, accum, T, steps, prec, impl, profile);
+        rc |= run(config, (bt_attn)a, mb, accum, T, steps, &mo, profile);
     }
     return rc;
 }

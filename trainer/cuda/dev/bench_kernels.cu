@@ -1,9 +1,9 @@
-/* bench_kernels.cu - micro-benchmarks behind gpu.h's btc_bench_*: the
+/* bench_kernels.cu - micro-benchmarks behind bench.h's btc_bench_*: the
  * ceilings (a large bf16 product through the same cuBLASLt wrapper the
  * model uses, a device-to-device copy) and the attention implementations
  * side by side at training shapes.  Inputs are random (never zeros), times
  * are medians of CUDA-event-timed repetitions after a warm-up. */
-#include "trainer/cuda/gpu.h"
+#include "trainer/cuda/dev/bench.h"
 #include "trainer/cuda/attention.cuh"
 #include "trainer/cuda/elementwise.cuh"
 #include "trainer/cuda/layernorm.cuh"
@@ -28,6 +28,14 @@ static bf16 *rand_bf16(size_t n, uint32_t seed, float amp, const char *what) {
     LAUNCH_CHECK("fill_kernel");
     return p;
 }
+
+/* GELU by erff, the form the model's kernels replaced (elementwise.cuh), for comparison */
+struct GeluErf {
+    static __device__ __forceinline__ float f(float u) { return 0.5f * u * (1.0f + erff(u * 0.70710678118654752f)); }
+    static __device__ __forceinline__ float grad(float u) {
+        return 0.5f * (1.0f + erff(u * 0.70710678118654752f)) + u * 0.39894228040143268f * __expf(-0.5f * u * u);
+    }
+};
 
 static double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -79,9 +87,17 @@ extern "C" double btc_bench_copy(size_t bytes, int reps) {
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
 }
 
-extern "C" const char *btc_flash_kernels(void) {
+/* FLASH_MMA or FLASH_WGMMA for impl (BTC_ATTN_FLASH*); fatal where it does not run */
+static int kernels_of(int impl) {
+    char err[160];
+    int k = flash_kernels(impl == BTC_ATTN_FLASH_MMA ? FLASH_MMA : impl == BTC_ATTN_FLASH_WGMMA ? FLASH_WGMMA : FLASH_AUTO,
+                          err, sizeof err);
+    if (k < 0) cu_fail("bench", "flash_kernels", err, __FILE__, __LINE__);
+    return k;
+}
+extern "C" const char *btc_flash_kernels(int impl) {
     ensure_init();
-    return flash_select(FLASH_AUTO) == FLASH_WGMMA ? "flash (wgmma)" : "flash (mma.sync)";
+    return kernels_of(impl) == FLASH_WGMMA ? "flash (wgmma)" : "flash (mma.sync)";
 }
 
 extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop, int reps, double *fwd_ms, double *bwd_ms) {
@@ -94,13 +110,14 @@ extern "C" void btc_bench_attention(int B, int T, int NH, int impl, float p_drop
     const bf16 *q = qkv, *k = qkv + C, *v = qkv + 2 * C;
     bf16 *dq = dqkv, *dk = dqkv + C, *dv = dqkv + 2 * C;
     DropCtx dc = drop_ctx(1, 2, 0, p_drop);
-    if (impl == BTC_ATTN_FLASH) {
+    if (impl != BTC_ATTN_REF) {
+        const int kern = kernels_of(impl);
         float *lse = (float *)cu_alloc((size_t)B * NH * T * 4, "bench lse");
         float *dsum = (float *)cu_alloc((size_t)B * NH * T * 4, "bench dsum");
         float *acc = (float *)cu_alloc(n * 4, "bench dq acc");
         uint64_t *bits = (uint64_t *)cu_alloc(tt / 8, "bench dropout bits");
-        *fwd_ms = time_ms([&] { flash_dropout_bits(bits, s, dc, 0, g_stream); flash_forward(o, lse, bits, q, k, v, s, dc); }, reps);
-        *bwd_ms = time_ms([&] { flash_backward(dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, bits, s, dc, 0, AttnBiasGrad{NULL, NULL, NULL}); }, reps);
+        *fwd_ms = time_ms([&] { flash_dropout_bits(bits, s, dc, 0, g_stream); flash_forward(kern, o, lse, bits, q, k, v, s, dc); }, reps);
+        *bwd_ms = time_ms([&] { flash_backward(kern, dq, dk, dv, acc, dsum, dout, o, q, k, v, lse, bits, s, dc, 0, AttnBiasGrad{NULL, NULL, NULL}); }, reps);
         cu_free(lse); cu_free(dsum); cu_free(acc); cu_free(bits);
     } else {
         bf16 *probs = (bf16 *)cu_alloc(tt * 2, "bench probs"), *s1 = (bf16 *)cu_alloc(tt * 2, "bench scratch");
@@ -162,10 +179,10 @@ extern "C" void btc_bench_pointwise(int M, int C, int F, int reps, const char *n
     auto put = [&](const char *name, double t, double by) { if (k < 16) { names[k] = name; ms[k] = t; bytes[k] = by; k++; } };
     time_ms([&] { gelu_forward<bf16>(g, u, fb, M, F); }, reps);   /* (the first timing here runs ~10% slow: not kept) */
     put("gelu fwd", time_ms([&] { gelu_forward<bf16>(g, u, fb, M, F); }, reps), 4.0 * mf);
-    put("gelu fwd (erff)", time_ms([&] { gelu_forward<bf16, true>(g, u, fb, M, F); }, reps), 4.0 * mf);
+    put("gelu fwd (erff)", time_ms([&] { gelu_forward<bf16, GeluErf>(g, u, fb, M, F); }, reps), 4.0 * mf);
     /* (du is updated in place: the repetitions see growing values, as fine for timing) */
     put("gelu bwd+bias grad", time_ms([&] { gelu_backward_bias<bf16>(g, u, fb, dbias, M, F, nsm); }, reps), 6.0 * mf);
-    put("gelu bwd+bias grad (erff)", time_ms([&] { gelu_backward_bias<bf16, true>(g, u, fb, dbias, M, F, nsm); }, reps), 6.0 * mf);
+    put("gelu bwd+bias grad (erff)", time_ms([&] { gelu_backward_bias<bf16, GeluErf>(g, u, fb, dbias, M, F, nsm); }, reps), 6.0 * mf);
     put("layernorm fwd (residual, bias, dropout)", time_ms([&] { layernorm_forward<bf16>(h, r, mean, rstd, x, y, fb, gamma, beta, M, C, 512, 1e-12f, ld); }, reps), 8.0 * mc);
     put("layernorm bwd (dy, bias grad)", time_ms([&] { layernorm_backward<bf16>(dr, dy, dgam, dbet, dbias, x, r, mean, rstd, gamma, M, C, 512, ld, 0, nsm); }, reps), 8.0 * mc);
     *count = k;
