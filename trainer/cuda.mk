@@ -36,7 +36,9 @@ $(CUDA_OBJDIR)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
-$(CUDA_LIB): $(CUDA_OBJ) $(BUILD)/obj/trainer/cuda/train_cuda.o
+# the NCCL communicator (data parallelism): plain C against nccl.h, libnccl.so.2 opened at run time
+$(BUILD)/obj/trainer/cuda/dist_nccl.o: CFLAGS += -I$(CUDA_HOME)/include
+$(CUDA_LIB): $(CUDA_OBJ) $(BUILD)/obj/trainer/cuda/train_cuda.o $(BUILD)/obj/trainer/cuda/dist_nccl.o
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -2,6 +2,8 @@
  * prints progress; the work is in the trainer library.  See docs/bert-train.md. */
 #include "trainer/train.h"
 #include "trainer/cuda/train_cuda.h"
+#include "trainer/cuda/dist_nccl.h"
+#include "trainer/dist.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -57,6 +59,15 @@ static void usage(FILE *o) {
 "  --log-every N        a metrics.jsonl row every N steps (1)\n"
 "  --verify-data        check every shard's sha256 and token ids before training\n"
 "  --quiet              no progress lines\n"
+"data parallelism: one process per GPU (or CPU process under mpirun); --batch stays\n"
+"the global batch, each rank computes its share; rank 0 writes (docs/bert-train.md)\n"
+"  torchrun --no-python --nproc-per-node 8 bert-train ...    (RANK, WORLD_SIZE, LOCAL_RANK,\n"
+"                       MASTER_ADDR, MASTER_PORT)\n"
+"  srun bert-train ...  (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; rendezvous at\n"
+"                       MASTER_ADDR or the first host of SLURM_JOB_NODELIST)\n"
+"  mpirun -n 2 bert-train ...   (OMPI_COMM_WORLD_*; the CPU trainer's way, over MPI)\n"
+"  --dist-init tcp://HOST:PORT|file:///PATH   where the GPU ranks meet (NCCL's id)\n"
+"  --dist-timeout S     give up on a missing or dead peer after S seconds (600)\n"
 "SIGINT/SIGTERM: the last whole step is saved, then exit status 3.  Out of GPU memory:\n"
 "the message names the buffer; use a smaller --micro-batch (gradients accumulate).\n"
 "Exit status: 0 done, 1 error, 2 usage, 3 interrupted (checkpoint saved).\n");
@@ -66,6 +77,7 @@ static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
 static int quiet;
+static int my_rank;   /* data parallelism: this process's rank (0 alone) */
 static void progress(void *ctx, const bt_progress *p) {
     (void)ctx;
     if (quiet) return;
@@ -103,8 +115,55 @@ static int whole(const char *flag, const char *s, double lo, double hi, long *ou
     return 0;
 }
 
+/* Data parallelism: when a launcher started this process (or --dist-init
+ * names a rendezvous), the communicator of its device: MPI for the CPU,
+ * NCCL for the GPU (rank 0's id carried by MPI under mpirun or srun when
+ * no rendezvous is given, else by TCP or a file).  Nothing (*comm NULL)
+ * for one process of its own.  0, or -1 after printing why. */
+static int join_ranks(const char *device, const char *init, double timeout, bt_comm **comm, bt_comm **boot) {
+    bt_dist_env d;
+    char err[2048];
+    int launched = bt_dist_detect(&d, init, timeout, err, sizeof err);
+    if (launched < 0) { fprintf(stderr, "bert-train: %s\n", err); return -1; }
+    if (!launched && !init) return 0;
+    const int under_mpi = d.launcher && strcmp(d.launcher, "torchrun");   /* mpirun, or srun (PMIx) */
+    if (!strcmp(device, "cpu")) {
+        if (!under_mpi || !bt_mpi_built()) {
+            if (d.world == 1) return 0;   /* alone: the single-process trainer */
+            fprintf(stderr, "bert-train: rank %d of %d (%s): the CPU trainer's data parallelism runs over MPI: start it with mpirun (or srun with MPI)%s\n",
+                    d.rank, d.world, d.launcher ? d.launcher : "--dist-init", bt_mpi_built() ? "" : "; and this build has no MPI");
+            return -1;
+        }
+        if (!(*comm = bt_mpi_open(err, sizeof err))) { fprintf(stderr, "bert-train: rank %d: %s\n", d.rank, err); return -1; }
+    } else {
+        if (under_mpi && d.world > 1 && !init && !d.host[0] && bt_mpi_built() &&
+            !(*boot = bt_mpi_open(err, sizeof err))) { fprintf(stderr, "bert-train: rank %d: %s\n", d.rank, err); return -1; }
+        if (*boot && (*boot)->world != d.world) {
+            fprintf(stderr, "bert-train: %s says %d ranks, MPI %d (srun without --mpi=pmix?): pass --dist-init or MASTER_ADDR\n", d.launcher, d.world, (*boot)->world);
+            return -1;
+        }
+        if (!(*comm = btn_open(&d, *boot, err, sizeof err))) {
+            fprintf(stderr, "bert-train: %s\n", err);
+            if (*boot) (*boot)->abort(*boot);
+            return -1;
+        }
+    }
+    bt_comm *c = *comm;
+    if (c->world != d.world || c->rank != d.rank) {
+        fprintf(stderr, "bert-train: %s says rank %d of %d, %s says rank %d of %d\n", d.launcher ? d.launcher : "the environment",
+                d.rank, d.world, c->name, c->rank, c->world);
+        c->abort(c);
+        return -1;
+    }
+    my_rank = c->rank;
+    if (my_rank != 0) quiet = 1;   /* rank 0 speaks for the run */
+    if (!quiet) fprintf(stderr, "bert-train: rank 0 of %d (%s), summing over %s\n", c->world, d.launcher ? d.launcher : "--dist-init", c->name);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *config = NULL, *attn = NULL, *resume = NULL, *device = NULL;
+    const char *config = NULL, *attn = NULL, *resume = NULL, *device = NULL, *dist_init = NULL;
+    double dist_timeout = BT_DIST_TIMEOUT;
     btc_options co = { BTC_BF16, BTC_ATTN_AUTO, describe };
     const char *cuda_only = NULL;   /* a flag that only the CUDA trainer takes */
     int count = 0, verify = 0, threads = 0;
@@ -158,6 +217,8 @@ int main(int argc, char **argv) {
             else if (!strcmp(val, "reference")) co.attn_impl = BTC_ATTN_REF;
             else { fprintf(stderr, "bert-train: --attention-impl %s: not auto, flash or reference\n", val); return 2; }
         }
+        else if (!strcmp(a, "--dist-init")) { NEED(); dist_init = val; }
+        else if (!strcmp(a, "--dist-timeout")) { NEED(); if (num(a, val, 0.1, 1e7, &d)) return 2; dist_timeout = d; }
         else if (!strcmp(a, "--threads")) { NEED(); if (whole(a, val, 1, 1024, &w)) return 2; threads = (int)w; }
         else { fprintf(stderr, "bert-train: unknown option %s (see --help)\n", a); return 2; }
 #undef NEED
@@ -262,6 +323,9 @@ int main(int argc, char **argv) {
 #else
     (void)threads;
 #endif
+    bt_comm *comm = NULL, *boot = NULL;
+    if (join_ranks(device, dist_init, dist_timeout, &comm, &boot)) return 1;
+    r.comm = comm;
     r.opts = o;
     r.stop_at = stop_at;
     r.verify_data = verify;
@@ -274,7 +338,18 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     int rc = strcmp(device, "cuda") ? bt_train_cpu(&r, err, sizeof err) : bt_train_cuda(&r, &co, err, sizeof err);
-    if (rc < 0) { fprintf(stderr, "bert-train: %s\n", err); return 1; }
-    if (rc == 1) { fprintf(stderr, "bert-train: interrupted; continue with: bert-train --resume %s\n", o.out); return 3; }
+    if (rc < 0) {
+        if (comm) fprintf(stderr, "bert-train: rank %d of %d: %s\n", comm->rank, comm->world, err);
+        else fprintf(stderr, "bert-train: %s\n", err);
+        if (comm && comm->world > 1) comm->abort(comm);   /* no rank waits for this one */
+        if (boot && boot->world > 1) boot->abort(boot);
+    }
+    if (comm) comm->close(comm);
+    if (boot) boot->close(boot);
+    if (rc < 0) return 1;
+    if (rc == 1) {
+        if (my_rank == 0) fprintf(stderr, "bert-train: interrupted; continue with: bert-train --resume %s\n", o.out);
+        return 3;
+    }
     return 0;
 }

@@ -90,7 +90,23 @@ typedef struct {
     int T, micro;
     bt_metrics *metrics;
     bt_state st;
+    bt_comm *comm;             /* data parallelism, or NULL */
+    int rank, world;
+    int broken;                /* a sum over the ranks failed: no more of them */
 } trainer;
+
+/* This rank's share [*lo, *hi) of n samples. */
+static void share(const trainer *t, uint64_t n, uint64_t *lo, uint64_t *hi) {
+    *lo = n * (uint64_t)t->rank / (uint64_t)t->world;
+    *hi = n * (uint64_t)(t->rank + 1) / (uint64_t)t->world;
+}
+
+/* Sums n doubles over the ranks (nothing to do on one). */
+static int sum_ranks(trainer *t, double *x, int n, char *err, size_t errlen) {
+    char e[1024];
+    if (t->comm && t->comm->sum_f64(t->comm, x, n, e, sizeof e)) { t->broken = 1; return fail(err, errlen, "%s", e); }
+    return 0;
+}
 
 /* A batch of raw ids for an engine that masks on its device. */
 static void device_batch(bt_batch *bb, const trainer *t, uint64_t mseed, uint64_t mstep, uint64_t msample0) {
@@ -99,14 +115,16 @@ static void device_batch(bt_batch *bb, const trainer *t, uint64_t mseed, uint64_
     bb->mask_seed = mseed; bb->mask_step = mstep; bb->mask_sample0 = msample0;
 }
 
-/* Mean loss over the first eval_samples validation samples with fixed masks. */
+/* Mean loss over the first eval_samples validation samples with fixed masks
+ * (each rank its share, then summed). */
 static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
-    uint64_t n = bt_data_val_count(t->data);
+    uint64_t n = bt_data_val_count(t->data), lo, hi;
     if (t->o.eval_samples > 0 && (uint64_t)t->o.eval_samples < n) n = (uint64_t)t->o.eval_samples;
+    share(t, n, &lo, &hi);
     long count = 0;
     t->ops->loss_take(t->e);
-    for (uint64_t first = 0; first < n; first += (uint64_t)t->micro) {
-        int b = (int)((n - first) < (uint64_t)t->micro ? (n - first) : (uint64_t)t->micro);
+    for (uint64_t first = lo; first < hi; first += (uint64_t)t->micro) {
+        int b = (int)((hi - first) < (uint64_t)t->micro ? (hi - first) : (uint64_t)t->micro);
         bt_batch bb = { .B = b, .T = t->T, .inputs = t->inputs, .labels = t->labels, .step = 0, .sample0 = 0 };
         if (t->ops->device_masks) {
             if (bt_data_val_ids(t->data, t->o.eval_seed, first, b, t->ids, t->counts, err, errlen)) return -1;
@@ -118,14 +136,15 @@ static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
         if (t->ops->forward_backward(t->e, &bb, 0, 0, 0, 1.0f, &nl, e, sizeof e)) return fail(err, errlen, "evaluation: %s", e);
         count += nl;
     }
-    double sum = t->ops->loss_take(t->e);
-    *out = count ? sum / (double)count : NAN;
+    double sum[2] = { t->ops->loss_take(t->e), (double)count };
+    if (sum_ranks(t, sum, 2, err, errlen)) return -1;
+    *out = sum[1] > 0 ? sum[0] / sum[1] : NAN;
     return 0;
 }
 
 static int report(trainer *t, bt_progress *p, char *err, size_t errlen) {
     if (t->metrics && bt_metrics_log(t->metrics, p, err, errlen)) return -1;
-    if (t->r->progress) t->r->progress(t->r->ctx, p);
+    if (t->r->progress && t->rank == 0) t->r->progress(t->r->ctx, p);
     return 0;
 }
 
@@ -134,13 +153,33 @@ static int save(trainer *t, long total, char *err, size_t errlen) {
     t->ops->pull(t->e, t->params, t->m, t->v);
     if (bt_ckpt_save(&t->o, &t->st, &t->L, t->params, t->m, t->v, path, sizeof path, err, errlen)) return -1;
     bt_progress p = { t->st.step, total, NAN, NAN, NAN, NAN, NAN, t->st.elapsed, path };
-    if (t->r->progress) t->r->progress(t->r->ctx, &p);
+    if (t->r->progress && t->rank == 0) t->r->progress(t->r->ctx, &p);
+    return 0;
+}
+
+/* Every rank must run the same run from the same step: the ranks sum a
+ * fingerprint of the state (options and step), then its squared deviation. */
+static int ranks_agree(trainer *t, char *err, size_t errlen) {
+    char js[8192];
+    int n = bt_state_to_json(&t->o, &t->st, js, sizeof js);
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < n && i < (int)sizeof js; i++) h = (h ^ (unsigned char)js[i]) * 16777619u;
+    double mean = (double)h;
+    if (sum_ranks(t, &mean, 1, err, errlen)) return -1;
+    double dev = ((double)h - mean / t->world) * ((double)h - mean / t->world);
+    if (sum_ranks(t, &dev, 1, err, errlen)) return -1;
+    if (dev != 0)
+        return fail(err, errlen, "the %d ranks disagree on the run (options or checkpoint; this rank is at step %ld): give every rank the same flags and files",
+                    t->world, t->st.step);
     return 0;
 }
 
 static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errlen) {
     t->r = r;
     t->o = r->opts;
+    t->comm = r->comm;
+    t->rank = t->comm ? t->comm->rank : 0;
+    t->world = t->comm ? t->comm->world : 1;
     if (t->o.batch < 1) return fail(err, errlen, "--batch must be at least 1");
     t->micro = t->o.micro_batch > 0 && t->o.micro_batch < t->o.batch ? t->o.micro_batch : t->o.batch;
     if (r->cfg.vocab_size <= BT_MASK_ID) return fail(err, errlen, "vocab_size %d: the [MASK] id %d must be inside the vocab", r->cfg.vocab_size, BT_MASK_ID);
@@ -170,8 +209,11 @@ static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errle
     } else {
         bt_params_init(&t->L, t->params, t->o.seed);
     }
+    if (t->comm && ranks_agree(t, err, errlen)) return -1;
     t->e = t->ops->open(arg, &t->L, t->micro, t->T, t->params, t->m, t->v, e, sizeof e);
     if (!t->e) return fail(err, errlen, "%s", e);
+    if (t->comm && !t->ops->allreduce_grads) return fail(err, errlen, "this engine cannot sum gradients over ranks");
+    if (t->rank != 0) return 0;   /* rank 0 alone writes */
     if (mkdir_p(t->o.out, err, errlen)) return -1;
     bt_run_clean(t->o.out);     /* temporaries of killed runs */
     /* a fresh run starts a fresh log; a resumed one keeps the rows up to its step */
@@ -203,16 +245,21 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
         if (!rc) rc = report(&t, &p, err, errlen);
     }
     double t_log = now(), tokens_since = 0;
+    uint64_t lo, hi;   /* this rank's samples of every update */
+    share(&t, (uint64_t)B, &lo, &hi);
+    /* one process stops at once; ranks stop together, after the step's sum */
+    const volatile sig_atomic_t *stop_now = t.comm ? NULL : r->stop;
+    int agreed = 0;    /* an error every rank knows of (no rank waits for another) */
     while (!rc && t.st.step < total) {
-        if (r->stop && *r->stop) { interrupted = 1; break; }
+        if (stop_now && *stop_now) { interrupted = 1; break; }
         const uint64_t step = (uint64_t)t.st.step;
         double t0 = now();
         long masked = bt_data_train_masked(t.data, t.o.seed, step, B);
         if (masked < 0) { rc = fail(err, errlen, "step %ld: cannot read the batch", t.st.step + 1); break; }
         ops->zero_grads(t.e);
         const float scale = masked ? 1.0f / (float)masked : 0.0f;
-        for (int first = 0; first < B && !rc; first += t.micro) {
-            int b = B - first < t.micro ? B - first : t.micro;
+        for (int first = (int)lo; first < (int)hi && !rc; first += t.micro) {
+            int b = (int)hi - first < t.micro ? (int)hi - first : t.micro;
             bt_batch bb = { .B = b, .T = t.T, .inputs = t.inputs, .labels = t.labels, .step = step, .sample0 = (uint64_t)first };
             if (ops->device_masks) {
                 if (bt_data_train_ids(t.data, t.o.seed, step, B, first, b, t.ids, t.counts, err, errlen)) { rc = -1; break; }
@@ -225,12 +272,25 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
             if (ops->forward_backward(t.e, &bb, 1, t.o.dropout, t.o.seed, scale, &nl, e, sizeof e)) {
                 rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break;
             }
-            if (r->stop && *r->stop) { interrupted = 1; break; }
+            if (stop_now && *stop_now) { interrupted = 1; break; }
         }
         double loss_sum = ops->loss_take(t.e);
+        if (t.comm) {   /* (loss, stop, error) of every rank */
+            double red[3] = { loss_sum, r->stop && *r->stop, rc != 0 };
+            char e[1024];
+            if (sum_ranks(&t, red, 3, e, sizeof e)) { rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break; }
+            agreed = red[2] > 0;
+            if (agreed && !rc) rc = fail(err, errlen, "step %ld: stopping: another rank failed (its message says why)", t.st.step + 1);
+            interrupted = red[1] > 0;
+            loss_sum = red[0];
+        }
         if (rc || interrupted) break;
         double loss = masked ? loss_sum / (double)masked : 0.0;
         if (!isfinite(loss)) { rc = fail(err, errlen, "step %ld: loss is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(loss) ? "nan" : "infinite"); break; }
+        if (t.comm) {
+            char e[1024];
+            if (ops->allreduce_grads(t.e, t.comm, e, sizeof e)) { rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break; }
+        }
         double lr = bt_lr_at(&t.o.optim, t.st.step);
         double norm = ops->update(t.e, &t.o.optim, t.st.step + 1, lr);
         if (!isfinite(norm)) { rc = fail(err, errlen, "step %ld: gradient norm is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(norm) ? "nan" : "infinite"); break; }
@@ -248,9 +308,16 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
             if (!rc) rc = report(&t, &p, err, errlen);
             t_log = now(); tokens_since = 0;
         }
-        if (!rc && t.st.step < total && t.o.save_every > 0 && t.st.step % t.o.save_every == 0) rc = save(&t, total, err, errlen);
+        if (!rc && t.rank == 0 && t.st.step < total && t.o.save_every > 0 && t.st.step % t.o.save_every == 0) rc = save(&t, total, err, errlen);
     }
-    if (!rc) rc = save(&t, total, err, errlen);   /* at the end, or the last whole step when interrupted */
+    if (!rc && t.rank == 0) rc = save(&t, total, err, errlen);   /* at the end, or the last whole step when interrupted */
+    if (t.comm && !agreed && !t.broken && (rc == 0 || t.rank == 0)) {
+        /* the ranks leave together: rank 0's saving failed, or not */
+        double red[3] = { 0, 0, rc != 0 };
+        char e[1024];
+        if (sum_ranks(&t, red, 3, e, sizeof e)) { if (!rc) rc = fail(err, errlen, "%s", e); }
+        else if (red[2] > 0 && !rc) rc = fail(err, errlen, "rank 0 could not write the checkpoint (its message says why)");
+    }
     if (!rc && r->params_out) {
         ops->pull(t.e, t.params, t.m, t.v);
         *r->params_out = t.params;
@@ -300,9 +367,15 @@ static double cpu_update(void *e, const bt_optim_cfg *o, long step, double lr) {
     return norm;
 }
 static void cpu_pull(void *e, float *params, float *m, float *v) { (void)e; (void)params; (void)m; (void)v; }
+static int cpu_allreduce_grads(void *e, bt_comm *comm, char *err, size_t errlen) {
+    cpu_engine *c = e;
+    if (!comm->sum_f32) return fail(err, errlen, "the CPU trainer cannot sum its gradients over %s", comm->name);
+    return comm->sum_f32(comm, c->grads, c->L->total, err, errlen);
+}
 
 static const bt_engine_ops cpu_ops = {
-    NULL, cpu_open, cpu_close, cpu_zero_grads, cpu_forward_backward, cpu_loss_take, cpu_update, cpu_pull, 0
+    NULL, cpu_open, cpu_close, cpu_zero_grads, cpu_forward_backward, cpu_loss_take, cpu_update, cpu_pull, 0,
+    cpu_allreduce_grads
 };
 
 int bt_train_cpu(const bt_run *r, char *err, size_t errlen) {

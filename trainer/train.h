@@ -13,6 +13,7 @@
 #include <signal.h>
 #include "trainer/ckpt.h"
 #include "trainer/batch.h"
+#include "trainer/dist.h"  /* bt_comm */
 
 /* One row of metrics.jsonl / one progress report.  NAN fields are absent
  * from the JSON line. */
@@ -51,6 +52,9 @@ typedef struct bt_run {
     void *ctx;
     /* test hook: when not NULL, receives the final parameters (L.total floats, malloc'd) */
     float **params_out;
+    /* data parallelism: NULL, one process; else this process is rank comm->rank of
+     * comm->world, each computing its share of every update (see bt_train_with) */
+    bt_comm *comm;
 } bt_run;
 
 /* Trains on the CPU.  Returns 0 when stop_at is reached (a checkpoint is
@@ -82,6 +86,17 @@ typedef struct bt_engine_ops {
     /* 1: forward_backward gets raw ids and mask keys (bt_batch.ids) and
      * masks on the device; 0: the host masks (bt_batch.inputs, labels) */
     int device_masks;
+    /* sums the accumulated gradients over the ranks of c, in place (data parallelism) */
+    int (*allreduce_grads)(void *e, bt_comm *c, char *err, size_t errlen);
 } bt_engine_ops;
+/* With r->comm, every rank runs this with the same options: --batch stays the
+ * global batch, and rank k of W takes samples [k*B/W, (k+1)*B/W) of each
+ * update (and of the validation samples) with the masks and dropout streams
+ * that a 1-rank run gives them, so W ranks compute the update of 1 rank up
+ * to the order of fp32 sums.  Per update one sum of the gradients and one of
+ * (loss, stop, error): a signal to any rank stops every rank after the same
+ * whole step, and an error on one rank stops the others with an error.
+ * Rank 0 alone writes metrics.jsonl, progress and checkpoints; the files are
+ * those of a 1-rank run, so --resume may use another number of ranks. */
 int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *err, size_t errlen);
 #endif

@@ -80,9 +80,12 @@ double btc_loss_wait(btc_model *m);        /* sum of the losses queued since the
  * the last pass, however they were masked: for tests. */
 void btc_get_batch(btc_model *m, int32_t *inputs, int32_t *labels, int B);
 
-/* Data parallelism goes here: sums the gradient buffer over the ranks.
- * With one GPU it does nothing. */
-void btc_allreduce_grads(btc_model *m);
+/* Data parallelism: sums the gradient buffer over the ranks by
+ * sum(ctx, buffer, floats, stream (a cudaStream_t), err, errlen), queued on
+ * the model's stream after the backward passes (e.g. an ncclAllReduce,
+ * trainer/cuda/dist_nccl.c).  sum NULL (one GPU): nothing.  0, or sum's -1. */
+typedef int (*btc_sum_fn)(void *ctx, float *dev, size_t n, void *stream, char *err, size_t errlen);
+int btc_allreduce_grads(btc_model *m, btc_sum_fn sum, void *ctx, char *err, size_t errlen);
 /* Global gradient norm, clipping and one AdamW update (t: 1-based update
  * count, lr: this update's rate); refreshes the bf16 weights.  Returns the
  * gradient norm before clipping (waits for the GPU). */

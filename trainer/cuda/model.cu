@@ -799,11 +799,11 @@ extern "C" double btc_forward_backward(btc_model *m, const bt_batch *b, int back
     return btc_loss_wait(m);
 }
 
-extern "C" void btc_allreduce_grads(btc_model *m) {
-    /* Data parallelism: an ncclAllReduce(m->grad, m->grad, m->np, ncclFloat, ncclSum, comm, g_stream) goes
-     * here, before the norm.  The loss normaliser (scale) must then count the masked positions of the
-     * global batch, as it already counts those of the whole update across micro-batches. */
-    (void)m;
+extern "C" int btc_allreduce_grads(btc_model *m, btc_sum_fn sum, void *ctx, char *err, size_t errlen) {
+    /* before the norm; the loss normaliser (scale) already counts the masked positions of the global batch */
+    if (!sum) return 0;
+    zero_now(m);   /* a rank without samples in this update still adds its zeros */
+    return sum(ctx, m->grad, m->np, (void *)g_stream, err, errlen);
 }
 
 extern "C" double btc_adamw_step(btc_model *m, const bt_optim_cfg *o, long t, double lr) {

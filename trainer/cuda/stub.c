@@ -2,7 +2,14 @@
  * it was built): one clear error instead of a link failure, so that a front
  * end can call bt_train_cuda unconditionally. */
 #include "trainer/cuda/train_cuda.h"
+#include "trainer/cuda/dist_nccl.h"
 #include <stdio.h>
+
+bt_comm *btn_open(const bt_dist_env *d, bt_comm *boot, char *err, size_t errlen) {
+    (void)boot;
+    snprintf(err, errlen, "rank %d: this build has no CUDA trainer, hence no NCCL", d->rank);
+    return NULL;
+}
 
 int btc_available(char *err, size_t errlen) {
     snprintf(err, errlen, "this build has no CUDA trainer");

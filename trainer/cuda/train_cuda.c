@@ -50,9 +50,16 @@ static int gpu_forward_backward(void *e, const bt_batch *b, int train, int dropo
 }
 static double gpu_loss_take(void *e) { return btc_loss_wait(((gpu_engine *)e)->gpu); }
 static double gpu_update(void *e, const bt_optim_cfg *o, long step, double lr) {
-    gpu_engine *g = e;
-    btc_allreduce_grads(g->gpu);   /* data parallelism goes here */
-    return btc_adamw_step(g->gpu, o, step, lr);
+    return btc_adamw_step(((gpu_engine *)e)->gpu, o, step, lr);
+}
+static int comm_sum(void *ctx, float *dev, size_t n, void *stream, char *err, size_t errlen) {
+    bt_comm *c = ctx;
+    return c->sum_f32_device(c, dev, n, stream, err, errlen);
+}
+/* data parallelism: the gradients summed where they are, on the GPU (NCCL) */
+static int gpu_allreduce_grads(void *e, bt_comm *c, char *err, size_t errlen) {
+    if (!c->sum_f32_device) { snprintf(err, errlen, "the GPU trainer cannot sum its gradients over %s (it needs NCCL)", c->name); return -1; }
+    return btc_allreduce_grads(((gpu_engine *)e)->gpu, comm_sum, c, err, errlen);
 }
 static void gpu_pull(void *e, float *params, float *m, float *v) {
     gpu_engine *g = e;
@@ -62,7 +69,8 @@ static void gpu_pull(void *e, float *params, float *m, float *v) {
 
 static const bt_engine_ops gpu_ops = {
     gpu_available, gpu_open, gpu_close, gpu_zero_grads, gpu_forward_backward, gpu_loss_take, gpu_update, gpu_pull,
-    1   /* masks on the device (trainer/cuda/mask.cuh) */
+    1,  /* masks on the device (trainer/cuda/mask.cuh) */
+    gpu_allreduce_grads
 };
 
 int bt_train_cuda(const bt_run *r, const btc_options *co, char *err, size_t errlen) {

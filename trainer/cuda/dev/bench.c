@@ -80,7 +80,7 @@ static int run(const char *config, bt_attn attn, int mb, int accum, int T, int s
             btc_forward_backward_async(m, &bb, 1, 1, 1, 1.0f / n, NULL);
         }
         loss = btc_loss_wait(m) / n;
-        btc_allreduce_grads(m);
+        btc_allreduce_grads(m, NULL, NULL, NULL, 0);
         btc_adamw_step(m, &o, s + 1, 1e-4);
         if (s < steps + 3) { masked += n; tokens += (long)B * T; }
     }
