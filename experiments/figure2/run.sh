@@ -23,7 +23,7 @@
 #   --steps N --batch N --lr X --warmup N --eval-every N --eval-samples N
 #                         the recipe (1200, 128, 5e-4, 120, 100, 0 = all validation samples)
 #   --seeds "S..."        seeds (1 2 3)
-#   --variants "V..."     bert-train's variants (original symmetric pairwise)
+#   --variants "V..."     bert-train's variants (original symmetric pairwise; none: skip)
 #   --torch-variants "V..."  torch_mlm.py's variants (original pairwise; "" or none: skip)
 #   --device cuda|cpu     bert-train's device (cuda where nvidia-smi sees a GPU, else cpu);
 #                         torch_mlm.py runs on cuda only (it is skipped on cpu unless --torch-cpu)
@@ -58,13 +58,14 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --torch-cpu) TORCH_CPU=1; shift; continue ;;
     --torch-variants) [ $# -ge 2 ] || { usage >&2; exit 2; }; TVARIANTS=$2; [ "$2" = none ] && TVARIANTS=""; shift 2; continue ;;
+    --variants) [ $# -ge 2 ] || { usage >&2; exit 2; }; VARIANTS=$2; [ "$2" = none ] && VARIANTS=""; shift 2; continue ;;
   esac
   need "$@"
   case "$1" in
     --work) WORK=$2 ;; --source) SOURCE=$2 ;; --oscar-docs) OSCAR_DOCS=$2 ;; --val-samples) VAL=$2 ;;
     --config) CONFIG=$2 ;; --steps) STEPS=$2 ;; --batch) BATCH=$2 ;; --lr) LR=$2 ;; --warmup) WARMUP=$2 ;;
     --eval-every) EVAL_EVERY=$2 ;; --eval-samples) EVAL_SAMPLES=$2 ;; --seeds) SEEDS=$2 ;;
-    --variants) VARIANTS=$2 ;; --device) DEVICE=$2 ;; --jobs) JOBS=$2 ;; --python) TPY=$2 ;;
+    --device) DEVICE=$2 ;; --jobs) JOBS=$2 ;; --python) TPY=$2 ;;
     *) echo "figure2: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
   shift 2
