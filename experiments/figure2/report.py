@@ -6,7 +6,8 @@
 
 RUNS holds one folder per run, named KIND-VARIANT-sSEED (KIND bt for bert-train, torch for
 torch_mlm.py), each with a metrics.jsonl whose rows carry "step" and, at evaluations,
-"eval_loss".  A run whose last row is not --steps is reported as unfinished and left out.
+"eval_loss".  A run whose last row is not --steps is reported as unfinished; its evaluations
+up to there are used (table cells say how many seeds they hold when fewer than all).
 
 Left panel: eval loss against updates, per trainer and variant the mean over seeds as a line
 and the min-max over seeds as a band.  Right panel: the paper's logged eval loss of BERT-small
@@ -59,8 +60,8 @@ def read_metrics(path):
 
 
 def load_runs(runs_dir, steps):
-    """{(kind, variant): {seed: [(step, eval_loss)]}}, plus a list of unfinished runs."""
-    out, unfinished = {}, []
+    """{(kind, variant): {seed: [(step, eval_loss)]}} and the set of (kind, variant, seed) not finished."""
+    out, unfinished = {}, set()
     if not os.path.isdir(runs_dir):
         raise ReportError("%s: no such folder" % runs_dir)
     for name in sorted(os.listdir(runs_dir)):
@@ -69,14 +70,15 @@ def load_runs(runs_dir, steps):
         if not m or not os.path.isfile(path):
             continue
         rows = read_metrics(path)
-        if not rows or (steps and rows[-1]["step"] != steps):
-            unfinished.append("%s (last step %s)" % (name, rows[-1]["step"] if rows else "none"))
-            continue
         ev = [(r["step"], float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
-        if ev:
-            out.setdefault((m.group(1), m.group(2)), {})[int(m.group(3))] = ev
+        if not ev:
+            continue
+        key, seed = (m.group(1), m.group(2)), int(m.group(3))
+        out.setdefault(key, {})[seed] = ev
+        if steps and rows[-1]["step"] != steps:
+            unfinished.add((key[0], key[1], seed, rows[-1]["step"]))
     if not out:
-        raise ReportError("%s: no finished runs (folders KIND-VARIANT-sSEED with metrics.jsonl)" % runs_dir)
+        raise ReportError("%s: no runs with evaluations (folders KIND-VARIANT-sSEED with metrics.jsonl)" % runs_dir)
     return out, unfinished
 
 
@@ -103,16 +105,23 @@ def stats(values):
     return sum(v) / len(v), min(v), max(v), len(v)
 
 
-def fmt(st, digits=3, none="-"):
+def fmt(st, digits=3, none="-", of=0):
+    """mean [min, max]; "(n=K)" when fewer than `of` seeds are in it."""
     if st is None:
         return none
     mean, lo, hi, n = st
-    return "%.*f [%.*f, %.*f]" % (digits, mean, digits, lo, digits, hi) if n > 1 else "%.*f" % (digits, mean)
+    t = "%.*f [%.*f, %.*f]" % (digits, mean, digits, lo, digits, hi) if n > 1 else "%.*f" % (digits, mean)
+    return t + (" (n=%d)" % n if n < of else "")
 
 
 def by_step(seeds):
-    steps = sorted(set.intersection(*[set(s for s, _ in c) for c in seeds.values()]))
-    return steps, {s: [dict(c)[s] for c in seeds.values()] for s in steps}
+    """Eval steps of any seed, and per step the losses of the seeds that evaluated there."""
+    steps = sorted(set(s for c in seeds.values() for s, _ in c))
+    vals = {s: [] for s in steps}
+    for c in seeds.values():
+        for s, l in c:
+            vals[s].append(l)
+    return steps, vals
 
 
 def read_paper(path):
@@ -148,7 +157,7 @@ def write_atomic(path, text):
     os.rename(tmp, path)
 
 
-def plot(runs, paper, png):
+def plot(runs, paper, png, unfinished):
     tmp = tempfile.mkdtemp(prefix="figure2.")
     left, right = [], []
     for (kind, v) in sorted(runs, key=lambda k: (k[0] != "bt", VARIANTS.index(k[1]))):
@@ -159,7 +168,9 @@ def plot(runs, paper, png):
                 x = vals[s]
                 o.write("%d %.6f %.6f %.6f\n" % (s, sum(x) / len(x), min(x), max(x)))
         c = COLOURS[v]
-        lab = "%s %s (%d seeds)" % (KINDS[kind], v, len(runs[(kind, v)]))
+        n = len(runs[(kind, v)])
+        cut = sum(1 for k, vv, _, _ in unfinished if (k, vv) == (kind, v))
+        lab = "%s %s (%d seeds%s)" % (KINDS[kind], v, n, ", %d to the end" % (n - cut) if cut else "")
         if kind == "bt":
             left.append("'%s' using 1:3:4 with filledcurves lc rgb '%s' fs transparent solid 0.25 noborder notitle" % (f, c))
             left.append("'%s' using 1:2 with lines lc rgb '%s' lw 2.5 title '%s'" % (f, c, lab))
@@ -195,30 +206,35 @@ def table(runs, paper, unfinished, warmup, drop, timings):
     L = []
     kinds = [k for k in KINDS if any(key[0] == k for key in runs)]
     cols = [(k, v) for k in kinds for v in VARIANTS if (k, v) in runs]
-    steps = sorted(set.intersection(*[set(by_step(runs[c])[0]) for c in cols]))
-    L.append("### Eval loss (mean [min, max] over seeds)\n")
+    steps = sorted(set(s for c in cols for s in by_step(runs[c])[0]))
+    cell = lambda c, s: fmt(stats(by_step(runs[c])[1].get(s, [])), of=len(runs[c]))
+    L.append("### Eval loss (mean [min, max] over seeds; (n=K): only K seeds reached that update)\n")
     L.append("| update | " + " | ".join("%s %s" % (KINDS[k], v) for k, v in cols) + " |")
     L.append("|---:|" + "---|" * len(cols))
     for s in steps:
-        L.append("| %d | " % s + " | ".join(fmt(stats(by_step(runs[c])[1][s])) for c in cols) + " |")
+        L.append("| %d | " % s + " | ".join(cell(c, s) for c in cols) + " |")
     L.append("")
+    last_step = steps[-1]
     L.append("### Plateau and its exit (mean [min, max] over seeds)\n")
     L.append("Plateau value P: the eval loss at the first evaluation at or after the end of the warm-up "
              "(update %d). Exit: the first update where the eval loss is %.1f below P (linear "
              "interpolation between evaluations); `n/m` = runs that got there.\n" % (warmup, drop))
-    L.append("| trainer | variant | seeds | P | exit update | eval loss at the last update |")
-    L.append("|---|---|---:|---|---|---|")
+    L.append("| trainer | variant | seeds | P | exit update | eval loss at update %d |" % last_step)
+    L.append("|---|---|---|---|---|---|")
+    cut = {(k, v, s): st for k, v, s, st in unfinished}
     for k, v in cols:
-        ps, ex = [], []
+        ps, ex, notes = [], [], []
         for seed, c in sorted(runs[(k, v)].items()):
             p, e = plateau_exit(c, warmup, drop)
             ps.append(p)
             ex.append(e)
-        n = len(ex)
+            if (k, v, seed) in cut:
+                notes.append("%d stopped at %d" % (seed, cut[(k, v, seed)]))
         got = sum(e is not None for e in ex)
-        last = stats([c[-1][1] for c in runs[(k, v)].values()])
-        L.append("| %s | %s | %s | %s | %s (%d/%d) | %s |" % (KINDS[k], v, ", ".join(str(s) for s in sorted(runs[(k, v)])),
-                                                            fmt(stats(ps)), fmt(stats(ex), 0), got, n, fmt(last)))
+        last = stats([dict(c).get(last_step) for c in runs[(k, v)].values()])
+        seeds = ", ".join(str(s) for s in sorted(runs[(k, v)])) + (" (%s)" % "; ".join(notes) if notes else "")
+        L.append("| %s | %s | %s | %s | %s (%d/%d) | %s |" % (KINDS[k], v, seeds, fmt(stats(ps)), fmt(stats(ex), 0),
+                                                            got, len(ex), fmt(last, of=len(runs[(k, v)]))))
     for size, curves in sorted(paper.items(), reverse=True):
         for v in VARIANTS:
             p, e = plateau_exit(curves[v], 10000, drop)
@@ -235,18 +251,23 @@ def table(runs, paper, unfinished, warmup, drop, timings):
         for s in steps:
             cells = []
             for v in pairs:
-                a = stats(by_step(runs[("bt", v)])[1][s])
-                b = stats(by_step(runs[("torch", v)])[1][s])
+                a = stats(by_step(runs[("bt", v)])[1].get(s, []))
+                b = stats(by_step(runs[("torch", v)])[1].get(s, []))
+                if a is None or b is None:
+                    cells.append("%s | %s | " % (fmt(a), fmt(b)))
+                    continue
                 ov = a[1] <= b[2] and b[1] <= a[2]
                 summary.setdefault(v, []).append(ov)
-                cells.append("%s | %s | %s" % (fmt(a), fmt(b), "yes" if ov else "**no**"))
+                cells.append("%s | %s | %s" % (fmt(a, of=len(runs[("bt", v)])), fmt(b, of=len(runs[("torch", v)])),
+                                              "yes" if ov else "**no**"))
             L.append("| %d | " % s + " | ".join(cells) + " |")
         L.append("")
         for v in pairs:
             L.append("- %s: the ranges overlap at %d of %d eval steps." % (v, sum(summary[v]), len(summary[v])))
         L.append("")
     if unfinished:
-        L.append("Unfinished runs, left out: " + ", ".join(unfinished) + ".\n")
+        L.append("Unfinished runs (their evaluations up to where they stopped are used): " +
+                 ", ".join("%s %s seed %d (last update %d)" % (KINDS[k], v, s, st) for k, v, s, st in sorted(unfinished)) + ".\n")
     if timings and os.path.exists(timings):
         L.append("### Timings (timings.txt)\n\n```\n" + open(timings).read().rstrip() + "\n```\n")
     return "\n".join(L) + "\n"
@@ -268,7 +289,7 @@ def main():
         paper = {size: read_paper(os.path.join(a.paper, "validation_loss_bert_%s.csv" % size))
                  for size in ("small", "base")}
         write_atomic(a.md, table(runs, paper, unfinished, a.warmup, a.drop, a.timings))
-        plot(runs, paper, a.png)
+        plot(runs, paper, a.png, unfinished)
     except (ReportError, OSError) as e:
         print("report: %s" % e, file=sys.stderr)
         return 1
