@@ -18,6 +18,8 @@
 #   --work DIR            work folder (build/figure2)
 #   --source auto|oscar|debian   corpus source (auto: oscar when HF_TOKEN is set)
 #   --oscar-docs N        documents taken from OSCAR part 1 (120000)
+#   --debs "PKG..."       Debian packages of the stand-in (linux-doc-6.1 perl-doc dict-gcide: Debian 12's
+#                         names; on another release name what it has, e.g. linux-doc perl-doc dict-gcide)
 #   --val-samples N       validation samples drawn by shard-pack (512)
 #   --config C            bert-train preset (small)
 #   --steps N --batch N --lr X --warmup N --eval-every N --eval-samples N
@@ -43,14 +45,14 @@ HERE=$ROOT/experiments/figure2
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'figure2: %s\n' "$*" >&2; exit 1; }
 say() { printf 'figure2: %s\n' "$*" >&2; }
 
 WORK=$ROOT/build/figure2 SOURCE=auto OSCAR_DOCS=120000 VAL=512 CONFIG=small
 STEPS=1200 BATCH=128 LR=5e-4 WARMUP=120 EVAL_EVERY=100 EVAL_SAMPLES=0
 SEEDS="1 2 3" VARIANTS="original symmetric pairwise" TVARIANTS="original pairwise"
-DEVICE="" TORCH_CPU=0 JOBS="" TPY=python3 STAGES=""
+DEBS="linux-doc-6.1 perl-doc dict-gcide" DEVICE="" TORCH_CPU=0 JOBS="" TPY=python3 STAGES=""
 need() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "figure2: $1 needs a value" >&2; usage >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -62,7 +64,7 @@ while [ $# -gt 0 ]; do
   esac
   need "$@"
   case "$1" in
-    --work) WORK=$2 ;; --source) SOURCE=$2 ;; --oscar-docs) OSCAR_DOCS=$2 ;; --val-samples) VAL=$2 ;;
+    --work) WORK=$2 ;; --debs) DEBS=$2 ;; --source) SOURCE=$2 ;; --oscar-docs) OSCAR_DOCS=$2 ;; --val-samples) VAL=$2 ;;
     --config) CONFIG=$2 ;; --steps) STEPS=$2 ;; --batch) BATCH=$2 ;; --lr) LR=$2 ;; --warmup) WARMUP=$2 ;;
     --eval-every) EVAL_EVERY=$2 ;; --eval-samples) EVAL_SAMPLES=$2 ;; --seeds) SEEDS=$2 ;;
     --device) DEVICE=$2 ;; --jobs) JOBS=$2 ;; --python) TPY=$2 ;;
@@ -91,7 +93,6 @@ tool() { [ -x "$BIN/$1" ] || die "$BIN/$1 is missing: build the tools with \`mak
 
 # ---------------------------------------------------------------- corpus
 CORPUS=$WORK/corpus/en_meta_part_1.jsonl.zst
-DEBS="linux-doc-6.1 perl-doc dict-gcide"
 stage_corpus() {
   if [ -s "$CORPUS" ]; then say "corpus: $CORPUS is there (delete it to make it again)"; return 0; fi
   mkdir -p "$WORK/corpus" || die "cannot create $WORK/corpus"
@@ -216,5 +217,13 @@ stage_report() {
   say "report: $WORK/figure2.png and $WORK/figure2.md"
 }
 
-trap 'say "interrupted"; kill $(jobs -p) 2>/dev/null; wait; exit 130' INT TERM
+# SIGINT/SIGTERM: the trainings first (bert-train saves its last whole update), then their shells
+stop_all() {
+  local p
+  for p in $(jobs -p); do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
+  wait
+  say "interrupted (a new call resumes: finished runs are kept, bert-train runs continue from their checkpoint)"
+  exit 130
+}
+trap stop_all INT TERM
 for st in $STAGES; do "stage_$st"; done
