@@ -188,8 +188,10 @@ nok runsh_bad_option "$E/run.sh" --frobnicate
 nok runsh_bad_number "$E/run.sh" report --steps ten
 grep_ok runsh_bad_number_msg "'ten' is not a whole number" "$TDIR/.out"
 mkdir -p work/corpus && cp c1.jsonl.zst work/corpus/en_meta_part_1.jsonl.zst
-SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" --work work --device cpu --config tiny --steps 2 --batch 2 \
-  --warmup 1 --eval-every 1 --eval-samples 2 --val-samples 2 --seeds "1 2" --variants "original pairwise" \
+# a model smaller than tiny, 64-token samples: seconds under ASan
+printf '{"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}' > micro.json
+SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" --work work --device cpu --config micro.json --seq-len 64 --steps 2 \
+  --batch 2 --warmup 1 --eval-every 1 --eval-samples 2 --val-samples 2 --seeds "1 2" --variants "original pairwise" \
   --torch-variants none > runsh.log 2>&1
 eq runsh_exit "$?" 0
 grep_ok runsh_corpus_reused 'corpus: .* is there' runsh.log
@@ -199,7 +201,7 @@ grep_ok runsh_last_step '"step":2,' work/runs/bt-pairwise-s2/metrics.jsonl
 grep_ok runsh_table '^\| 2 \| [0-9.]+ \[[0-9.]+, [0-9.]+\] \| [0-9.]+ \[' work/figure2.md
 eq runsh_png "$(head -c 4 work/figure2.png | tail -c 3)" PNG
 # a second call finds every run done and redoes nothing
-SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --config tiny --steps 2 --seeds "1 2" \
+SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --config micro.json --steps 2 --seeds "1 2" \
   --variants "original pairwise" --torch-variants none > runsh2.log 2>&1
 eq runsh_again_exit "$?" 0
 eq runsh_again_skips "$(grep -c 'is done' runsh2.log)" 4

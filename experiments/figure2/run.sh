@@ -21,7 +21,9 @@
 #   --debs "PKG..."       Debian packages of the stand-in (linux-doc-6.1 perl-doc dict-gcide: Debian 12's
 #                         names; on another release name what it has, e.g. linux-doc perl-doc dict-gcide)
 #   --val-samples N       validation samples drawn by shard-pack (512)
-#   --config C            bert-train preset (small)
+#   --seq-len N           tokens per sample (512, as the paper; smaller for quick CPU checks)
+#   --config C            bert-train's --config: a preset or a BertConfig JSON (small; torch_mlm.py
+#                         takes the presets only)
 #   --steps N --batch N --lr X --warmup N --eval-every N --eval-samples N
 #                         the recipe (1200, 128, 5e-4, 120, 100, 0 = all validation samples)
 #   --seeds "S..."        seeds (1 2 3)
@@ -45,11 +47,11 @@ HERE=$ROOT/experiments/figure2
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'figure2: %s\n' "$*" >&2; exit 1; }
 say() { printf 'figure2: %s\n' "$*" >&2; }
 
-WORK=$ROOT/build/figure2 SOURCE=auto OSCAR_DOCS=120000 VAL=512 CONFIG=small
+WORK=$ROOT/build/figure2 SOURCE=auto OSCAR_DOCS=120000 VAL=512 SEQ=512 CONFIG=small
 STEPS=1200 BATCH=128 LR=5e-4 WARMUP=120 EVAL_EVERY=100 EVAL_SAMPLES=0
 SEEDS="1 2 3" VARIANTS="original symmetric pairwise" TVARIANTS="original pairwise"
 DEBS="linux-doc-6.1 perl-doc dict-gcide" DEVICE="" TORCH_CPU=0 JOBS="" TPY=python3 STAGES=""
@@ -64,7 +66,7 @@ while [ $# -gt 0 ]; do
   esac
   need "$@"
   case "$1" in
-    --work) WORK=$2 ;; --debs) DEBS=$2 ;; --source) SOURCE=$2 ;; --oscar-docs) OSCAR_DOCS=$2 ;; --val-samples) VAL=$2 ;;
+    --work) WORK=$2 ;; --debs) DEBS=$2 ;; --source) SOURCE=$2 ;; --oscar-docs) OSCAR_DOCS=$2 ;; --val-samples) VAL=$2 ;; --seq-len) SEQ=$2 ;;
     --config) CONFIG=$2 ;; --steps) STEPS=$2 ;; --batch) BATCH=$2 ;; --lr) LR=$2 ;; --warmup) WARMUP=$2 ;;
     --eval-every) EVAL_EVERY=$2 ;; --eval-samples) EVAL_SAMPLES=$2 ;; --seeds) SEEDS=$2 ;;
     --device) DEVICE=$2 ;; --jobs) JOBS=$2 ;; --python) TPY=$2 ;;
@@ -72,7 +74,7 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-for n in "$OSCAR_DOCS" "$VAL" "$STEPS" "$BATCH" "$WARMUP" "$EVAL_EVERY" "$EVAL_SAMPLES" ${JOBS:-1} $SEEDS; do
+for n in "$OSCAR_DOCS" "$VAL" "$SEQ" "$STEPS" "$BATCH" "$WARMUP" "$EVAL_EVERY" "$EVAL_SAMPLES" ${JOBS:-1} $SEEDS; do
   case "$n" in ''|*[!0-9]*) echo "figure2: '$n' is not a whole number" >&2; exit 2 ;; esac
 done
 case "$SOURCE" in auto|oscar|debian) ;; *) echo "figure2: --source auto|oscar|debian, not $SOURCE" >&2; exit 2 ;; esac
@@ -142,7 +144,7 @@ stage_shards() {
   say "shards: oscar-filter | wordpiece | shard-pack (validation: $VAL samples)"
   "$BIN/oscar-filter" "$CORPUS" --stats "$WORK/filter-stats.json" 2> "$WORK/filter.log" \
     | "$BIN/wordpiece" 2> "$WORK/wordpiece.log" \
-    | "$BIN/shard-pack" -o "$SHARDS" --val-samples "$VAL" --seed 0 2> "$WORK/shard-pack.log"
+    | "$BIN/shard-pack" -o "$SHARDS" --seq-len "$SEQ" --val-samples "$VAL" --seed 0 2> "$WORK/shard-pack.log"
   local rc=("${PIPESTATUS[@]}") i logs=(filter.log wordpiece.log shard-pack.log)
   for i in 0 1 2; do
     [ "${rc[$i]}" = 0 ] || { cat "$WORK/${logs[$i]}" >&2; die "shards: stage $((i + 1)) of the pipe failed (exit ${rc[$i]}); see $WORK/${logs[$i]}"; }
