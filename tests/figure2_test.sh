@@ -206,7 +206,27 @@ SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --
 eq runsh_again_exit "$?" 0
 eq runsh_again_skips "$(grep -c 'is done' runsh2.log)" 4
 
-# ---- 5. torch_mlm.py, where torch is installed (the GPU machine; not in CI)
+# ---- 5. the OSCAR route: HF_TOKEN set, oscar-fetch against a local server, the first N documents
+mkdir -p oroot/en_meta && cp c1.jsonl.zst oroot/en_meta/en_meta_part_1.jsonl.zst
+(cd oroot/en_meta && sha256sum en_meta_part_1.jsonl.zst > checksum.sha256)
+"$PY" "$ROOT/tests/fetch_server.py" --root oroot --port-file o.port --log o.log --token sekret 2> o.err &
+SRV_PID=$!
+for _ in $(seq 100); do [ -s o.port ] && break; sleep 0.05; done
+HOME=$TDIR HF_TOKEN=sekret FIG2_OSCAR_URL="http://127.0.0.1:$(cat o.port)" FIG2_BIN=$BIN \
+  "$E/run.sh" corpus --work owork --oscar-docs 4 > orun.log 2>&1
+eq oscar_exit "$?" 0
+grep_ok oscar_said_so 'OSCAR-2301 en part 1' orun.log
+eq oscar_first_docs "$(zstd -dc owork/corpus/en_meta_part_1.jsonl.zst | cmp - <(head -n 4 c1.jsonl) && echo same)" same
+eq oscar_token_sent "$("$PY" -c 'import json,sys; print(sorted(set(json.loads(l)["auth"] for l in open("o.log"))))')" "['Bearer sekret']"
+# a token the hub refuses: one clear line, no corpus
+HOME=$TDIR HF_TOKEN=wrong FIG2_OSCAR_URL="http://127.0.0.1:$(cat o.port)" FIG2_BIN=$BIN \
+  "$E/run.sh" corpus --work owork2 > orun2.log 2>&1
+eq oscar_refused_exit "$?" 1
+kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null
+grep_ok oscar_refused_msg 'oscar-fetch failed \(see .*oscar-fetch.log; --source debian' orun2.log
+eq oscar_refused_no_corpus "$(ls owork2/corpus/*.zst* 2>/dev/null | wc -l)" 0
+
+# ---- 6. torch_mlm.py, where torch is installed (the GPU machine; not in CI)
 if "$PY" -c 'import torch' 2>/dev/null; then
   ok torch_mlm_cpu "$PY" "$E/torch_mlm.py" --data work/shards --out tr --config tiny --attention pairwise --steps 2 \
     --batch 2 --warmup 1 --eval-every 1 --eval-samples 2 --device cpu

@@ -36,6 +36,7 @@
 #   --python PATH         python3 with torch for torch_mlm.py (python3)
 #   -h, --help
 #
+# FIG2_OSCAR_URL=URL replaces the hub's address for oscar-fetch (a mirror; the tests' local server).
 # Tools: bin/ of the checkout (`make`), else build/opt/bin; FIG2_BIN=DIR overrides.  The vocab
 # is found by wordpiece itself ($SYMBERT_VOCAB, or `oscar-fetch vocab`'s place).
 # Everything goes under WORK: corpus/, shards/, runs/{bt,torch}-VARIANT-sSEED/ (each with
@@ -47,7 +48,7 @@ HERE=$ROOT/experiments/figure2
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'figure2: %s\n' "$*" >&2; exit 1; }
 say() { printf 'figure2: %s\n' "$*" >&2; }
 
@@ -104,10 +105,11 @@ stage_corpus() {
   if [ "$src" = oscar ]; then
     tool oscar-fetch
     say "corpus: OSCAR-2301 en part 1 (oscar-fetch), its first $OSCAR_DOCS documents"
-    "$BIN/oscar-fetch" en 1 -o "$WORK/corpus/oscar" --no-progress 2> "$WORK/corpus/oscar-fetch.log" \
+    "$BIN/oscar-fetch" en 1 -o "$WORK/corpus/oscar" --no-progress ${FIG2_OSCAR_URL:+--base-url "$FIG2_OSCAR_URL"} \
+        2> "$WORK/corpus/oscar-fetch.log" \
       || die "corpus: oscar-fetch failed (see $WORK/corpus/oscar-fetch.log; --source debian uses Debian's documentation instead)"
     # head stops reading after N lines: zstd's SIGPIPE (141) is expected then, nothing else is
-    zstd -dc "$WORK/corpus/oscar/en_meta_part_1.jsonl.zst" | head -n "$OSCAR_DOCS" | zstd -q -3 -o "$CORPUS.tmp"
+    zstd -dc "$WORK/corpus/oscar/en_meta_part_1.jsonl.zst" | head -n "$OSCAR_DOCS" | zstd -q -f -3 -o "$CORPUS.tmp"
     local rc=("${PIPESTATUS[@]}")
     { [ "${rc[0]}" = 0 ] || [ "${rc[0]}" = 141 ]; } && [ "${rc[1]}" = 0 ] && [ "${rc[2]}" = 0 ] \
       || { rm -f "$CORPUS.tmp"; die "corpus: cutting OSCAR part 1 failed (exit ${rc[*]})"; }
