@@ -29,6 +29,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,13 +194,15 @@ def plot(runs, paper, png, unfinished):
         o.write("set yrange [*:*]\nplot %s\n" % ", ".join(left))
         o.write("set title \"the paper's logged eval loss (Courtois et al. 2024, Figure 2), first 60,000 of 200,000 updates\"\n")
         o.write("set xrange [0:60000]\nset yrange [1.5:10.5]\nplot %s\nunset multiplot\n" % ", ".join(right))
-    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
-    if r.returncode != 0 or not os.path.exists(png + ".tmp"):
-        raise ReportError("gnuplot failed: %s" % r.stderr.strip()[-500:])
-    os.rename(png + ".tmp", png)
-    for f in os.listdir(tmp):
-        os.unlink(os.path.join(tmp, f))
-    os.rmdir(tmp)
+    try:
+        r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+        if r.returncode != 0 or not os.path.exists(png + ".tmp"):
+            raise ReportError("gnuplot failed: %s" % r.stderr.strip()[-500:])
+        os.rename(png + ".tmp", png)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(png + ".tmp"):
+            os.unlink(png + ".tmp")
 
 
 def table(runs, paper, unfinished, warmup, drop, timings):

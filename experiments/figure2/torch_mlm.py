@@ -57,7 +57,10 @@ VOCAB, POSITIONS, EPS, DROP = 30522, 512, 1e-12, 0.1
 
 
 def load_split(data, split):
-    man = json.load(open(os.path.join(data, "manifest.json")))
+    try:
+        man = json.load(open(os.path.join(data, "manifest.json")))
+    except (OSError, ValueError) as e:
+        sys.exit("torch_mlm: %s/manifest.json: %s" % (data, e))
     if man.get("vocab_size") != VOCAB:
         sys.exit("torch_mlm: %s/manifest.json: vocab_size %s, expected %d" % (data, man.get("vocab_size"), VOCAB))
     arrs = [np.load(os.path.join(data, s["name"]), mmap_mode="r") for s in man["shards"] if s["split"] == split]
@@ -210,7 +213,6 @@ def main():
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_mlm: no CUDA device (use --device cpu)")
-    os.makedirs(a.out, exist_ok=True)
     mpath = os.path.join(a.out, "metrics.jsonl")
     if os.path.exists(mpath):
         sys.exit("torch_mlm: %s exists: this run folder already holds a run" % mpath)
@@ -249,6 +251,7 @@ def main():
         return tot / cnt
 
     order, epoch = None, -1
+    os.makedirs(a.out, exist_ok=True)
     out = open(mpath, "w")
     def row(r):
         out.write(json.dumps(r) + "\n")
