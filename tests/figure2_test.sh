@@ -86,7 +86,7 @@ grep_ok corpus_pod_codes 'perlfoo - bold and italic and code and perlvar/\$_ and
 grep_ok corpus_order_and_dict_once "^uris: \['test.dict.dz#entry-0', 'test.dict.dz#entry-1', 'test.dict.dz#entry-3', 'doc0.rst.txt', .*'doc5.rst.txt', 'perlbar.pod.gz', 'perlfoo.pod'\]" c1.check
 
 # the corpus through the pipe: the filter keeps every document, the tokens land in shards
-"$BIN/oscar-filter" c1.jsonl.zst --stats f.json 2>/dev/null | SYMBERT_VOCAB=$VOCAB "$BIN/wordpiece" 2>/dev/null \
+"$BIN/oscar-filter" c1.jsonl.zst --frame --stats f.json 2>/dev/null | "$BIN/wordpiece" --vocab "$VOCAB" 2>/dev/null \
   | "$BIN/shard-pack" -o shards --val-samples 2 --seed 0 -q
 eq corpus_pipe_exit "$?" 0
 eq corpus_filter_keeps_all "$("$PY" -c 'import json; s=json.load(open("f.json")); print(s["documents"], s["kept"])')" "11 11"
@@ -190,7 +190,8 @@ grep_ok runsh_bad_number_msg "'ten' is not a whole number" "$TDIR/.out"
 mkdir -p work/corpus && cp c1.jsonl.zst work/corpus/en_meta_part_1.jsonl.zst
 # a model smaller than tiny, 64-token samples: seconds under ASan
 printf '{"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}' > micro.json
-SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" --work work --device cpu --config micro.json --seq-len 64 --steps 2 \
+# (no vocab given: wordpiece finds the copy that ships with the tools)
+FIG2_BIN=$BIN "$E/run.sh" --work work --device cpu --config micro.json --seq-len 64 --steps 2 \
   --batch 2 --warmup 1 --eval-every 1 --eval-samples 2 --val-samples 2 --seeds "1 2" --variants "original pairwise" \
   --torch-variants none > runsh.log 2>&1
 eq runsh_exit "$?" 0
@@ -201,7 +202,7 @@ grep_ok runsh_last_step '"step":2,' work/runs/bt-pairwise-s2/metrics.jsonl
 grep_ok runsh_table '^\| 2 \| [0-9.]+ \[[0-9.]+, [0-9.]+\] \| [0-9.]+ \[' work/figure2.md
 eq runsh_png "$(head -c 4 work/figure2.png | tail -c 3)" PNG
 # a second call finds every run done and redoes nothing
-SYMBERT_VOCAB=$VOCAB FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --config micro.json --steps 2 --seeds "1 2" \
+FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --config micro.json --steps 2 --seeds "1 2" \
   --variants "original pairwise" --torch-variants none > runsh2.log 2>&1
 eq runsh_again_exit "$?" 0
 eq runsh_again_skips "$(grep -c 'is done' runsh2.log)" 4

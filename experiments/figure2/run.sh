@@ -10,7 +10,7 @@
 #            oscar-fetch reaches the hub; otherwise English documentation that Debian ships
 #            (linux-doc-6.1's reStructuredText, perl-doc's pods, dict-gcide's entries), fetched
 #            with `apt-get download` and written as OSCAR-shaped JSONL by make_corpus.py
-#   shards   oscar-filter CORPUS | wordpiece | shard-pack -o WORK/shards --val-samples N
+#   shards   oscar-filter CORPUS --frame | wordpiece | shard-pack -o WORK/shards --val-samples N
 #   train    bert-train (three variants) and torch_mlm.py (original, pairwise), SEEDS each
 #   report   WORK/figure2.png and WORK/figure2.md (report.py; gnuplot)
 #
@@ -38,7 +38,7 @@
 #
 # FIG2_OSCAR_URL=URL replaces the hub's address for oscar-fetch (a mirror; the tests' local server).
 # Tools: bin/ of the checkout (`make`), else build/opt/bin; FIG2_BIN=DIR overrides.  The vocab
-# is found by wordpiece itself ($SYMBERT_VOCAB, or `oscar-fetch vocab`'s place).
+# is found by wordpiece itself (its own lookup: $SYMBERT_VOCAB, or the copy shipped with the tools).
 # Everything goes under WORK: corpus/, shards/, runs/{bt,torch}-VARIANT-sSEED/ (each with
 # metrics.jsonl, and a .log beside it), figure2.png, figure2.md, timings.txt.
 # Exit status: 0 done, 1 a stage failed (the message names it and its log), 2 usage.
@@ -144,7 +144,7 @@ stage_shards() {
   rm -rf "$SHARDS"
   stamp shards start
   say "shards: oscar-filter | wordpiece | shard-pack (validation: $VAL samples)"
-  "$BIN/oscar-filter" "$CORPUS" --stats "$WORK/filter-stats.json" 2> "$WORK/filter.log" \
+  "$BIN/oscar-filter" "$CORPUS" --frame --stats "$WORK/filter-stats.json" 2> "$WORK/filter.log" \
     | "$BIN/wordpiece" 2> "$WORK/wordpiece.log" \
     | "$BIN/shard-pack" -o "$SHARDS" --seq-len "$SEQ" --val-samples "$VAL" --seed 0 2> "$WORK/shard-pack.log"
   local rc=("${PIPESTATUS[@]}") i logs=(filter.log wordpiece.log shard-pack.log)
