@@ -1,7 +1,8 @@
 # figure2_test.sh - experiments/figure2 without a GPU and without the network: the corpus
 # maker on a tiny Debian-like tree (rst, pod, dictd), its output through the real pipe,
 # bert-train's validation masks in NumPy against trainer/model.h, report.py on synthetic
-# metrics (table values, PNG, bad input), and run.sh end to end on the CPU (tiny model).
+# metrics (table values, PNG, bad input), run.sh end to end on the CPU (a micro model), and its
+# OSCAR route against the local fetch server.
 # Sourced helpers: tests/lib.sh.
 . "$ROOT/tests/lib.sh"
 E=$ROOT/experiments/figure2
