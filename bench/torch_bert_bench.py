@@ -29,6 +29,7 @@ MICRO_BATCH (no_sync on all but the last); rank 0 prints
   {"model": "compact+sdpa+compile ddp", "world": N, "size": .., "kind": .., "batch": .., "B": micro, "tok_s": ..}
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -134,7 +135,7 @@ def time_updates(model, params, micro, accum, steps, device, hf=False, ddp=None)
     def update():
         for i, (ids, labels) in enumerate(batches):
             last = i == accum - 1
-            ctx = model.no_sync() if (ddp is not None and not last) else _nullcontext()
+            ctx = model.no_sync() if (ddp is not None and not last) else contextlib.nullcontext()
             with ctx, torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = model(input_ids=ids, labels=labels).loss if hf else model(ids, labels)
             (loss / accum).backward()
@@ -151,14 +152,6 @@ def time_updates(model, params, micro, accum, steps, device, hf=False, ddp=None)
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     return micro * accum * SEQ * steps / dt, dt / steps
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def emit(rank, row):
