@@ -42,9 +42,8 @@ GPUS=${GPUS:-1 2 4 8}
 mkdir -p "$OUTD"
 nvidia-smi -L; date -u
 SH=$OUTD/shards
-# 256 x (STEPS + 1) samples: every update sees new ones
+# 256 x (STEPS + 1) samples, made once: an update sees new ones while STEPS is not raised
 [ -f "$SH/manifest.json" ] || python3 "$ROOT/tests/tiny_shards.py" "$SH" 1 512 30522 $((256 * (STEPS + 1))) 64 || exit 1
-PY_TORCH=$(dirname "$TR")/python3; [ -x "$PY_TORCH" ] || PY_TORCH=python3
 : > "$OUTD/ours.jsonl"; : > "$OUTD/torch.jsonl"
 for n in $GPUS; do
   [ "$n" -gt "$NG" ] && continue
@@ -66,7 +65,9 @@ PY
   if [ "${TORCH:-1}" != 0 ]; then
     echo "== PyTorch DDP, $n GPU(s)"
     PYTHONUNBUFFERED=1 "$TR" --standalone --nproc-per-node "$n" "$ROOT/bench/torch_bert_bench.py" --ddp --batch 256 \
-        32 "$STEPS" "$SIZE" --kinds "$ATTN" --no-hf 2>&1 | grep 'sdpa+compile ddp' | tee -a "$OUTD/torch.jsonl"
+        32 "$STEPS" "$SIZE" --kinds "$ATTN" --no-hf > "$OUTD/torch$n.log" 2>&1 \
+      || { echo "PyTorch DDP on $n GPUs failed:"; tail -n 5 "$OUTD/torch$n.log"; }
+    grep 'sdpa+compile ddp' "$OUTD/torch$n.log" | tee -a "$OUTD/torch.jsonl"
   fi
 done
 echo "== summary: BERT-$SIZE $ATTN, seq 512, global batch 256, bf16"

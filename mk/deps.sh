@@ -17,11 +17,12 @@
 #
 # `make DEPS=0 ...` skips this check (a machine that is not Debian).
 BUILD="gcc make libzstd-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libarchive-dev openmpi-bin libopenmpi-dev"
+TEST="$BUILD libcjson-dev zstd python3 python3-zstandard python3-numpy gnuplot-nox"
 case "${1:-}" in
   build) PKGS=$BUILD ;;
-  test)  PKGS="$BUILD libcjson-dev zstd python3 python3-zstandard python3-numpy gnuplot-nox" ;;
+  test)  PKGS="$TEST" ;;
   demo)  PKGS="$BUILD python3 python3-numpy" ;;
-  bench) PKGS="$BUILD libcjson-dev libjson-c-dev libjansson-dev zstd curl time python3 python3-zstandard python3-numpy gnuplot-nox" ;;
+  bench) PKGS="$TEST libjson-c-dev libjansson-dev curl time" ;;
   *) echo "usage: sh mk/deps.sh build|test|demo|bench" >&2; exit 2 ;;
 esac
 missing=""

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     uint8_t buf[4096];
     for (long i = 0; i < iters; i++) {
         size_t n;
-        if (nc && (next() & 3)) {           /* mutate a corpus entry */
+        if (next() & 3) {                 /* mutate a corpus entry (nc > 0: checked above) */
             int k = next() % nc; n = clen[k] < sizeof buf ? clen[k] : sizeof buf;
             memcpy(buf, corp[k], n);
             int muts = 1 + next() % 8;

@@ -13,9 +13,14 @@ def load(p):
 a, b = load(sys.argv[1]), load(sys.argv[2])
 tol = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-5
 if a.keys() != b.keys(): sys.exit("the tensor names differ")
+for k in a:
+    if len(a[k]) != len(b[k]): sys.exit("%s: %d values against %d" % (k, len(a[k]), len(b[k])))
 def rel(x, y):
     d = math.sqrt(sum((p - q) * (p - q) for p, q in zip(x, y)))
     return d / max(math.sqrt(sum(q * q for q in y)), 1e-30)
-worst = max((rel(a[k], b[k]), k) for k in a)
+diffs = [(rel(a[k], b[k]), k) for k in a]
+bad = [k for d, k in diffs if not d <= tol]   # a NaN difference is bad too
+worst = max(diffs, key=lambda x: math.inf if math.isnan(x[0]) else x[0])
 print("worst relative difference %.3g (%s) over %d tensors" % (worst[0], worst[1], len(a)))
-sys.exit(0 if worst[0] <= tol else 1)
+if bad: print("beyond %g: %s" % (tol, ", ".join(bad[:8])))
+sys.exit(1 if bad else 0)
