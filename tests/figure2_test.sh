@@ -207,6 +207,12 @@ FIG2_BIN=$BIN "$E/run.sh" train --work work --device cpu --config micro.json --s
   --variants "original pairwise" --torch-variants none > runsh2.log 2>&1
 eq runsh_again_exit "$?" 0
 eq runsh_again_skips "$(grep -c 'is done' runsh2.log)" 4
+# shards of another sequence length are not reused for this run: one line naming both, exit != 0
+FIG2_BIN=$BIN "$E/run.sh" shards --work work --seq-len 128 --val-samples 2 > runsh3.log 2>&1
+eq runsh_other_seq_exit "$?" 1
+grep_ok runsh_other_seq_msg 'holds seq_len and validation samples 64 2, not 128 2' runsh3.log
+FIG2_BIN=$BIN "$E/run.sh" shards --work work --seq-len 64 --val-samples 2 > runsh4.log 2>&1
+eq runsh_same_seq_reused "$?" 0
 
 # ---- 5. the OSCAR route: HF_TOKEN set, oscar-fetch against a local server, the first N documents
 mkdir -p oroot/en_meta && cp c1.jsonl.zst oroot/en_meta/en_meta_part_1.jsonl.zst

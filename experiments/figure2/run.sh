@@ -139,6 +139,11 @@ stage_shards() {
   tool oscar-filter; tool wordpiece; tool shard-pack
   [ -s "$CORPUS" ] || die "shards: no corpus at $CORPUS (run the corpus stage)"
   if [ -f "$SHARDS/manifest.json" ] && "$BIN/shard-pack" --verify "$SHARDS" > /dev/null 2>&1; then
+    # shards of another --seq-len or --val-samples (a quick check left in WORK) are not this run's
+    local made
+    made=$("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); print(m["seq_len"], m["val_samples_requested"])' \
+           "$SHARDS/manifest.json") || die "shards: cannot read $SHARDS/manifest.json"
+    [ "$made" = "$SEQ $VAL" ] || die "shards: $SHARDS holds seq_len and validation samples $made, not $SEQ $VAL: delete it or use another --work"
     say "shards: $SHARDS is there and verifies (delete it to pack again)"; return 0
   fi
   rm -rf "$SHARDS"
