@@ -811,7 +811,7 @@ static void rep(reporter *r, const char *fmt, ...) {
     if (r->fn) r->fn(r->ctx, line);
 }
 
-long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_report_fn report, void *ctx) {
+long shard_verify(const char *dir, const unsigned char *vocab_sha256, uint32_t cls_id, shard_report_fn report, void *ctx) {
     reporter r = { report, ctx, 0 };
     shard_manifest m;
     char e[1024];
@@ -840,19 +840,18 @@ long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_repo
         sha256_init(&h); sha256_update(&h, a.map, a.size); sha256_final(&h, d); sha256_hex(d, hx);
         if (strcmp(hx, se->sha256)) rep(&r, "%s: sha256 %s, manifest.json says %s (file changed or corrupt)", path, hx, se->sha256);
         if (se->samples > most) most = se->samples;
-        for (size_t q = 0, total = (size_t)a.rows * a.cols; q < total; q++) cls += a.data[q] == SHARD_CLS_ID;
-        if (m.vocab_size < 65536) {
-            size_t total = (size_t)a.rows * a.cols;
-            const uint16_t *x = a.data;
-            for (size_t j = 0; j < total; j += 65536) {
-                size_t end = j + 65536 < total ? j + 65536 : total;
-                uint16_t mx = 0;
-                for (size_t q = j; q < end; q++) mx = x[q] > mx ? x[q] : mx;
-                if (mx < m.vocab_size) continue;
-                size_t q = j; while (x[q] < m.vocab_size) q++;
-                rep(&r, "%s: id %u at row %zu, column %zu is not < vocab size %u", path, x[q], q / a.cols, q % a.cols, m.vocab_size);
-                break;
-            }
+        /* one pass: the [CLS] ids, and the first id >= vocab_size (none can be when it is >= 65536) */
+        size_t total = (size_t)a.rows * a.cols;
+        const uint16_t *x = a.data;
+        int id_reported = m.vocab_size >= 65536;
+        for (size_t j = 0; j < total; j += 65536) {
+            size_t end = j + 65536 < total ? j + 65536 : total;
+            uint16_t mx = 0;
+            for (size_t q = j; q < end; q++) { mx = x[q] > mx ? x[q] : mx; cls += x[q] == cls_id; }
+            if (id_reported || mx < m.vocab_size) continue;
+            size_t q = j; while (x[q] < m.vocab_size) q++;
+            rep(&r, "%s: id %u at row %zu, column %zu is not < vocab size %u", path, x[q], q / a.cols, q % a.cols, m.vocab_size);
+            id_reported = 1;
         }
         shard_npy_close(&a);
     }

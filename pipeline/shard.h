@@ -171,7 +171,7 @@ void shard_set_close(shard_set *s);
  * not list; and, if vocab_sha256 is given, the vocab the same.  Each problem is passed to
  * report (one line) and counted; returns the number of problems (0: ok). */
 typedef void (*shard_report_fn)(void *ctx, const char *line);
-long shard_verify(const char *dir, const unsigned char *vocab_sha256, shard_report_fn report, void *ctx);
+long shard_verify(const char *dir, const unsigned char *vocab_sha256, uint32_t cls_id, shard_report_fn report, void *ctx);
 
 /* ---- merge ---- */
 

@@ -99,7 +99,9 @@ static int do_verify(const char *dir, const char *vocab) {
     wp_vocab *v = NULL;
     char vpath[4096];
     if (load_vocab(vocab, &v, vpath, sizeof vpath)) return 1;
-    long bad = shard_verify(dir, wp_vocab_sha256(v), print_line, NULL);
+    int cls = wp_vocab_id(v, "[CLS]", 5);   /* every document starts with it (wordpiece takes it from the vocab) */
+    if (cls < 0) { wp_vocab_free(v); return die("%s: the vocab has no [CLS] token", vpath); }
+    long bad = shard_verify(dir, wp_vocab_sha256(v), (uint32_t)cls, print_line, NULL);
     wp_vocab_free(v);
     if (bad) { fprintf(stderr, "shard-pack: %s: %ld problem%s (vocab: %s)\n", dir, bad, bad == 1 ? "" : "s", vpath); return 1; }
     shard_manifest m; char err[1024];
@@ -196,7 +198,11 @@ static int do_pack(shard_opts *o, char **files, int nfiles, int quiet, int parti
     rc = 0;
 out:
     shard_packer_close(p);
-    if (interrupted) { die("interrupted: no shard written to %s", o->dir); rc = 128 + interrupted; }
+    if (interrupted) {   /* a signal during the final renames comes after the folder is whole */
+        if (rc == 0) die("interrupted: %s was already published whole", o->dir);
+        else die("interrupted: no shard written to %s", o->dir);
+        rc = 128 + interrupted;
+    }
     return rc;
 }
 

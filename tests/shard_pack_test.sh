@@ -279,3 +279,11 @@ edit vval "m['val_samples_requested'] = 8"
 nok verify_val_requested "$SP" --verify vval
 grep_ok verify_val_requested_msg "validation_samples 7 but val_samples_requested 8" "$TDIR/.out"
 ok verify_merged_still_ok "$SP" --verify merged
+
+# ---- --verify counts documents by the vocab's own [CLS] id (id 2 here, not bert's 101)
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\nquick\nbrown\nfox\n' > cls2_vocab.txt
+for i in $(seq 1 40); do echo '{"content":"the quick brown fox the fox"}'; done > cls2.jsonl
+"$BIN/wordpiece" --vocab cls2_vocab.txt --any-vocab cls2.jsonl 2>/dev/null | "$SP" -o cls2 --seq-len 8 --val-samples 0 -q
+ok verify_other_cls_id "$SP" --verify cls2 --vocab cls2_vocab.txt
+printf '[PAD]\n[UNK]\n[SEP]\n[MASK]\nthe\n' > nocls_vocab.txt
+nok verify_vocab_without_cls "$SP" --verify cls2 --vocab nocls_vocab.txt

@@ -200,7 +200,7 @@ static void test_pack_equals_concatenation(void) {
     CHECK(!memcmp(got, c.ids, S * 16 * 2), "packed ids differ from the concatenated documents");
     CHECK(exists("p1", "manifest.json") && count_files("p1") == (int)m.nshards + 1, "files: %d", count_files("p1"));
     int bad = 0;
-    CHECK(shard_verify("p1", NULL, no_report, &bad) == 0 && bad == 0, "verify of a fresh folder: %d problems", bad);
+    CHECK(shard_verify("p1", NULL, SHARD_CLS_ID, no_report, &bad) == 0 && bad == 0, "verify of a fresh folder: %d problems", bad);
     free(got); shard_manifest_free(&m); free_corpus(&c);
 }
 
@@ -252,7 +252,7 @@ static void test_validation_draw(void) {
     /* not simply the first samples */
     CHECK(idx1[8] > 9, "validation is the first samples");
     int bad = 0;
-    CHECK(shard_verify("v1", NULL, no_report, &bad) == 0, "verify");
+    CHECK(shard_verify("v1", NULL, SHARD_CLS_ID, no_report, &bad) == 0, "verify");
     shard_manifest_free(&m1); shard_manifest_free(&m2); shard_manifest_free(&m3); free_corpus(&c);
 }
 
@@ -416,35 +416,35 @@ static void test_verify_catches_damage(void) {
     REQUIRE(pack(&c, &o, &m, err) == 0, "%s", err);
     shard_manifest_free(&m);
     REQUIRE(system("cp -r vd vd_a && cp -r vd vd_b && cp -r vd vd_c && cp -r vd vd_d && cp -r vd vd_e && cp -r vd vd_f") == 0, "cp");
-    CHECK(shard_verify("vd", NULL, keep_report, NULL) == 0, "clean: %s", last_line);
+    CHECK(shard_verify("vd", NULL, SHARD_CLS_ID, keep_report, NULL) == 0, "clean: %s", last_line);
     corrupt_byte("vd_a/train-00001.npy", 500);
-    CHECK(shard_verify("vd_a", NULL, keep_report, NULL) == 1 && strstr(last_line, "train-00001.npy: sha256"), "data byte: %s", last_line);
+    CHECK(shard_verify("vd_a", NULL, SHARD_CLS_ID, keep_report, NULL) == 1 && strstr(last_line, "train-00001.npy: sha256"), "data byte: %s", last_line);
     CHECK(truncate("vd_b/validation-00000.npy", 200) == 0, "truncate");
-    CHECK(shard_verify("vd_b", NULL, keep_report, NULL) >= 1 && strstr(last_line, "validation-00000.npy"), "truncated: %s", last_line);
+    CHECK(shard_verify("vd_b", NULL, SHARD_CLS_ID, keep_report, NULL) >= 1 && strstr(last_line, "validation-00000.npy"), "truncated: %s", last_line);
     unlink("vd_c/train-00000.npy");
-    CHECK(shard_verify("vd_c", NULL, keep_report, NULL) == 1 && strstr(last_line, "train-00000.npy: cannot open"), "missing: %s", last_line);
+    CHECK(shard_verify("vd_c", NULL, SHARD_CLS_ID, keep_report, NULL) == 1 && strstr(last_line, "train-00000.npy: cannot open"), "missing: %s", last_line);
     touch("vd_d/train-00099.npy", "x");
-    CHECK(shard_verify("vd_d", NULL, keep_report, NULL) == 1 && strstr(last_line, "does not list"), "stray: %s", last_line);
+    CHECK(shard_verify("vd_d", NULL, SHARD_CLS_ID, keep_report, NULL) == 1 && strstr(last_line, "does not list"), "stray: %s", last_line);
     /* ids >= vocab size: a manifest claiming a vocab of 1000 (the shards hold ids up to 30000) */
     REQUIRE(shard_manifest_read("vd_e", &m, err, sizeof err) == 0, "%s", err);
     m.vocab_size = 1000;
     REQUIRE(shard_manifest_write("vd_e", &m, err, sizeof err) == 0, "%s", err);
     int n = 0;
-    CHECK(shard_verify("vd_e", NULL, no_report, &n) == (long)m.nshards && n == (int)m.nshards, "ids: %d problems for %zu shards", n, m.nshards);
-    shard_verify("vd_e", NULL, keep_report, NULL);
+    CHECK(shard_verify("vd_e", NULL, SHARD_CLS_ID, no_report, &n) == (long)m.nshards && n == (int)m.nshards, "ids: %d problems for %zu shards", n, m.nshards);
+    shard_verify("vd_e", NULL, SHARD_CLS_ID, keep_report, NULL);
     CHECK(strstr(last_line, "not < vocab size 1000") != NULL, "%s", last_line);
     shard_manifest_free(&m);
     /* totals that do not add up; a header rewritten with another shape */
     REQUIRE(shard_manifest_read("vd_f", &m, err, sizeof err) == 0, "%s", err);
     m.t.train_samples++;
     REQUIRE(shard_manifest_write("vd_f", &m, err, sizeof err) == 0, "%s", err);
-    CHECK(shard_verify("vd_f", NULL, keep_report, NULL) >= 1 && strstr(last_line, "totals"), "%s", last_line);
+    CHECK(shard_verify("vd_f", NULL, SHARD_CLS_ID, keep_report, NULL) >= 1 && strstr(last_line, "totals"), "%s", last_line);
     shard_manifest_free(&m);
     unsigned char vs[32]; memset(vs, 0xcd, 32);
-    CHECK(shard_verify("vd", vs, keep_report, NULL) == 1 && strstr(last_line, "vocab"), "vocab: %s", last_line);
+    CHECK(shard_verify("vd", vs, SHARD_CLS_ID, keep_report, NULL) == 1 && strstr(last_line, "vocab"), "vocab: %s", last_line);
     memset(vs, 0xab, 32);
-    CHECK(shard_verify("vd", vs, keep_report, NULL) == 0, "same vocab: %s", last_line);
-    CHECK(shard_verify("nowhere", NULL, keep_report, NULL) == 1, "no folder");
+    CHECK(shard_verify("vd", vs, SHARD_CLS_ID, keep_report, NULL) == 0, "same vocab: %s", last_line);
+    CHECK(shard_verify("nowhere", NULL, SHARD_CLS_ID, keep_report, NULL) == 1, "no folder");
     free_corpus(&c);
 }
 
@@ -467,7 +467,7 @@ static void test_merge(void) {
     CHECK(!memcmp(t, t1, n1 * 32) && !memcmp(t + n1 * 16, t2, n2 * 32), "merged train is not m1 then m2");
     uint64_t nv, nv2; uint16_t *v = read_split("mo", SHARD_VALIDATION, &nv, NULL), *v2 = read_split("m2", SHARD_VALIDATION, &nv2, NULL);
     CHECK(nv == 2 && nv2 == 2 && !memcmp(v, v2, 64), "validation carried over");
-    CHECK(shard_verify("mo", NULL, keep_report, NULL) == 0, "verify merged: %s", last_line);
+    CHECK(shard_verify("mo", NULL, SHARD_CLS_ID, keep_report, NULL) == 0, "verify merged: %s", last_line);
     free(t); free(t1); free(t2); free(v); free(v2);
     shard_manifest_free(&mm);
     /* with a draw: 5 more validation samples from the merged train */
@@ -488,13 +488,13 @@ static void test_merge(void) {
     free(t); free(t1b);
     struct stat st1, st2;
     CHECK(stat("ml/train-00000.npy", &st1) == 0 && stat("m1/train-00000.npy", &st2) == 0 && st1.st_ino == st2.st_ino, "not a hard link");
-    CHECK(shard_verify("ml", NULL, keep_report, NULL) == 0 && shard_verify("m1", NULL, keep_report, NULL) == 0, "link verify: %s", last_line);
+    CHECK(shard_verify("ml", NULL, SHARD_CLS_ID, keep_report, NULL) == 0 && shard_verify("m1", NULL, SHARD_CLS_ID, keep_report, NULL) == 0, "link verify: %s", last_line);
     mo.dir = "ml2"; mo.val_samples = 3;
     CHECK(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) < 0 && strstr(err, "--link cannot draw"), "%s", err);
     /* refusals */
     mo = opts("m1", 0, 50, 0, 0); mo.force = 1;
     CHECK(shard_merge(&mo, dirs, 2, &mm, err, sizeof err) < 0 && strstr(err, "also an input"), "%s", err);
-    CHECK(shard_verify("m1", NULL, keep_report, NULL) == 0, "input damaged by a refused merge");
+    CHECK(shard_verify("m1", NULL, SHARD_CLS_ID, keep_report, NULL) == 0, "input damaged by a refused merge");
     shard_manifest_free(&m1);
     o = opts("m3", 8, 30, 0, 0);
     REQUIRE(pack(&c1, &o, &m1, err) == 0, "%s", err);

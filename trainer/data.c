@@ -23,7 +23,7 @@ static void report(void *ctx, const char *line) {
 bt_data *bt_data_open(const char *dir, int vocab_size, int verify, char *err, size_t errlen) {
     if (verify) {
         struct vctx v = { err, errlen, 0 };
-        long bad = shard_verify(dir, NULL, report, &v);
+        long bad = shard_verify(dir, NULL, SHARD_CLS_ID, report, &v);
         if (bad) {
             if (bad > 1) {
                 size_t k = strlen(err);
