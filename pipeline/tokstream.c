@@ -133,6 +133,25 @@ static int trailer_rest(ts_reader *r, uint64_t at) {
     return 0;
 }
 
+/* The input ended (header 0) or a new header began (1) at byte `at`: the stream
+ * before it must have ended with its trailer, unless TS_ALLOW_NO_TRAILER (then it
+ * is only marked untrailed).  A version 1 stream has none: it cannot be told from
+ * a cut one, at the end of the input or before another stream. */
+static int stream_unended(ts_reader *r, uint64_t at, int header) {
+    if (!r->open) return 0;
+    if (r->flags & TS_ALLOW_NO_TRAILER) { r->untrailed = 1; return 0; }
+    if (r->v1)
+        snprintf(r->err, sizeof r->err, "%s: a version 1 token stream (no trailer, from an older wordpiece) cannot be "
+                 "told from a cut one: write it again, or pass --accept-partial", sio_name(r->in));
+    else if (header)
+        snprintf(r->err, sizeof r->err, "%s: a header at byte %llu follows a stream without its trailer: %s",
+                 sio_name(r->in), (unsigned long long)at, NO_TRAILER);
+    else
+        snprintf(r->err, sizeof r->err, "%s: token stream ends at byte %llu without its trailer: %s",
+                 sio_name(r->in), (unsigned long long)at, NO_TRAILER);
+    return -1;
+}
+
 int ts_next(ts_reader *r, const uint16_t **ids, uint32_t *n) {
     for (;;) {
         unsigned char b[4];
@@ -140,27 +159,10 @@ int ts_next(ts_reader *r, const uint16_t **ids, uint32_t *n) {
         char what[80]; snprintf(what, sizeof what, "the length of document %llu", (unsigned long long)r->docs + 1);
         int k = rd(r, b, 4, what);
         if (k < 0) return -1;
-        if (k == 0) {
-            if (r->open && !r->v1 && !(r->flags & TS_ALLOW_NO_TRAILER)) {
-                snprintf(r->err, sizeof r->err, "%s: token stream ends at byte %llu without its trailer: %s",
-                         sio_name(r->in), (unsigned long long)at, NO_TRAILER);
-                return -1;
-            }
-            if (r->open && r->v1 && !(r->flags & TS_ALLOW_NO_TRAILER)) {
-                snprintf(r->err, sizeof r->err, "%s: a version 1 token stream (no trailer, from an older wordpiece) cannot be "
-                         "told from a cut one: write it again, or pass --accept-partial", sio_name(r->in));
-                return -1;
-            }
-            r->untrailed = r->open;
-            return 0;
-        }
+        if (k == 0) return stream_unended(r, at, 0) < 0 ? -1 : 0;
         uint32_t len = rd32(b);
         if (len == TS_MAGIC_U32) {          /* a concatenated stream */
-            if (r->open && !r->v1 && !(r->flags & TS_ALLOW_NO_TRAILER)) {
-                snprintf(r->err, sizeof r->err, "%s: a header at byte %llu follows a stream without its trailer: %s",
-                         sio_name(r->in), (unsigned long long)at, NO_TRAILER);
-                return -1;
-            }
+            if (stream_unended(r, at, 1) < 0) return -1;
             ts_header h;
             if (header_rest(r, &h, at) < 0) return -1;
             if (h.vocab_size != r->h.vocab_size || memcmp(h.vocab_sha256, r->h.vocab_sha256, 32)) {
@@ -201,7 +203,7 @@ int ts_next(ts_reader *r, const uint16_t **ids, uint32_t *n) {
 #endif
         uint64_t h = (r->cur.checksum ^ len) * TS_CHECKSUM_PRIME;
         for (uint32_t i = 0; i < len; i++) {
-            if (r->h.vocab_size && r->ids[i] >= r->h.vocab_size) {
+            if (r->ids[i] >= r->h.vocab_size) {   /* header_rest refuses a vocab size of 0 */
                 snprintf(r->err, sizeof r->err, "%s: document %llu has id %u >= vocab size %u (byte %llu)", sio_name(r->in),
                          (unsigned long long)r->docs + 1, r->ids[i], r->h.vocab_size, (unsigned long long)(r->off - 2 * (len - i)));
                 return -1;

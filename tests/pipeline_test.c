@@ -217,6 +217,15 @@ static void test_tokstream(void) {
     write_stream(2, 0, 1);
     CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "version 1"), "v1: %s", e);
     CHECK(read_stream(TS_ALLOW_NO_TRAILER, e, sizeof e, NULL) == 2, "v1 allowed: %s", e);
+    /* ... also when a version 2 stream follows it */
+    {
+        unsigned char a[256], b[256];
+        long na = write_stream(1, 0, 1); FILE *g = fopen("s.bin", "rb"); CHECK(g && fread(a, 1, (size_t)na, g) == (size_t)na, "read v1"); fclose(g);
+        long nb = write_stream(1, 1, TS_VERSION); g = fopen("s.bin", "rb"); CHECK(g && fread(b, 1, (size_t)nb, g) == (size_t)nb, "read v2"); fclose(g);
+        g = fopen("s.bin", "wb"); fwrite(a, 1, (size_t)na, g); fwrite(b, 1, (size_t)nb, g); fclose(g);
+        CHECK(read_stream(0, e, sizeof e, NULL) < 0 && strstr(e, "version 1"), "v1 then v2: %s", e);
+        CHECK(read_stream(TS_ALLOW_NO_TRAILER, e, sizeof e, &untrailed) == 2 && untrailed, "v1 then v2, allowed: %s", e);
+    }
 
     /* a trailer that does not match the records */
     long n = write_stream(1, 1, TS_VERSION);
