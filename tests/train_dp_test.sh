@@ -56,6 +56,18 @@ $MPI -n 1 "$T" $C --out D --steps 4 --quiet : -n 1 "$T" $C --out D --steps 4 --s
 rc=$?
 if [ $rc -ne 0 ]; then pass disagree_fails; else fail disagree_fails "exit 0"; fi
 grep_ok disagree_msg 'ranks disagree' dis.log
+# ... nor another model, or another place to stop (one rank would leave the others waiting)
+sed 's/pairwise/original/' small.json > small_orig.json
+$MPI -n 1 "$T" $C --out D2 --steps 4 --quiet : -n 1 "$T" $C --config small_orig.json --out D2 --steps 4 --quiet > dis2.log 2>&1
+eq disagree_model_exit "$?" 1
+grep_ok disagree_model_msg 'ranks disagree' dis2.log
+$MPI -n 1 "$T" $C --out D3 --steps 4 --stop-at 2 --quiet : -n 1 "$T" $C --out D3 --steps 4 --quiet > dis3.log 2>&1
+eq disagree_stop_at_exit "$?" 1
+grep_ok disagree_stop_at_msg 'ranks disagree' dis3.log
+# a copy of the shards at another path on one rank (a copy per node) is the same data
+cp -r sh sh_copy
+ok copy_per_rank $MPI -n 1 "$T" $C --out CP --steps 4 --quiet : -n 1 "$T" $C --data sh_copy --out CP --steps 4 --quiet
+ok copy_per_rank_equals close CP/checkpoint-4/model.safetensors A/checkpoint-4/model.safetensors
 
 # the CPU trainer under torchrun's variables (no MPI): one clear line
 RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 "$T" $C --out X --steps 1 > tr.log 2>&1

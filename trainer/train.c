@@ -93,6 +93,7 @@ typedef struct {
     bt_comm *comm;             /* data parallelism, or NULL */
     int rank, world;
     int broken;                /* a sum over the ranks failed: no more of them */
+    int agreed;                /* an error every rank knows of: no rank waits for another at the end */
 } trainer;
 
 /* This rank's share [*lo, *hi) of n samples. */
@@ -122,22 +123,31 @@ static int evaluate(trainer *t, double *out, char *err, size_t errlen) {
     if (t->o.eval_samples > 0 && (uint64_t)t->o.eval_samples < n) n = (uint64_t)t->o.eval_samples;
     share(t, n, &lo, &hi);
     long count = 0;
+    int rc = 0;
     t->ops->loss_take(t->e);
-    for (uint64_t first = lo; first < hi; first += (uint64_t)t->micro) {
+    for (uint64_t first = lo; first < hi && !rc; first += (uint64_t)t->micro) {
         int b = (int)((hi - first) < (uint64_t)t->micro ? (hi - first) : (uint64_t)t->micro);
         bt_batch bb = { .B = b, .T = t->T, .inputs = t->inputs, .labels = t->labels, .step = 0, .sample0 = 0 };
         if (t->ops->device_masks) {
-            if (bt_data_val_ids(t->data, t->o.eval_seed, first, b, t->ids, t->counts, err, errlen)) return -1;
+            if (bt_data_val_ids(t->data, t->o.eval_seed, first, b, t->ids, t->counts, err, errlen)) { rc = -1; break; }
             device_batch(&bb, t, t->o.eval_seed, BT_EVAL_STEP, first);
-        } else if (bt_data_val_batch(t->data, t->o.eval_seed, first, b, t->inputs, t->labels, NULL, err, errlen))
-            return -1;
+        } else if (bt_data_val_batch(t->data, t->o.eval_seed, first, b, t->inputs, t->labels, NULL, err, errlen)) {
+            rc = -1; break;
+        }
         int nl;
         char e[1024];
-        if (t->ops->forward_backward(t->e, &bb, 0, 0, 0, 1.0f, &nl, e, sizeof e)) return fail(err, errlen, "evaluation: %s", e);
+        if (t->ops->forward_backward(t->e, &bb, 0, 0, 0, 1.0f, &nl, e, sizeof e)) { rc = fail(err, errlen, "evaluation: %s", e); break; }
         count += nl;
     }
-    double sum[2] = { t->ops->loss_take(t->e), (double)count };
-    if (sum_ranks(t, sum, 2, err, errlen)) return -1;
+    /* (loss, count, error) of every rank, the shape of the step's sum: a rank that failed here
+     * still meets the others, and they all stop */
+    double sum[3] = { t->ops->loss_take(t->e), (double)count, rc != 0 };
+    char e[1024];
+    if (sum_ranks(t, sum, 3, e, sizeof e)) return rc ? -1 : fail(err, errlen, "evaluation: %s", e);
+    if (sum[2] > 0) {
+        t->agreed = 1;
+        return rc ? -1 : fail(err, errlen, "evaluation: stopping: another rank failed (its message says why)");
+    }
     *out = sum[1] > 0 ? sum[0] / sum[1] : NAN;
     return 0;
 }
@@ -158,10 +168,19 @@ static int save(trainer *t, long total, char *err, size_t errlen) {
 }
 
 /* Every rank must run the same run from the same step: the ranks sum a
- * fingerprint of the state (options and step), then its squared deviation. */
-static int ranks_agree(trainer *t, char *err, size_t errlen) {
-    char js[8192];
-    int n = bt_state_to_json(&t->o, &t->st, js, sizeof js);
+ * fingerprint of the state (options, step, the data's identity but not its
+ * path: a copy per node is fine), the model and where this call stops, then
+ * its squared deviation. */
+static int ranks_agree(trainer *t, long stop_at, char *err, size_t errlen) {
+    char js[8400];
+    bt_opts o = t->o;
+    o.data[0] = 0;
+    int n = bt_state_to_json(&o, &t->st, js, 8192);
+    if (n < 0 || n >= 8192) return fail(err, errlen, "the run's state does not fit its fingerprint");
+    const bt_config *c = &t->r->cfg;
+    n += snprintf(js + n, sizeof js - (size_t)n, "%d %d %d %d %d %d %d %d %a %a %a %a %d %zu %ld", c->vocab_size, c->max_pos,
+                  c->type_vocab, c->hidden, c->layers, c->heads, c->ffn, (int)c->attn, (double)c->ln_eps, (double)c->hidden_dropout,
+                  (double)c->attn_dropout, (double)c->init_std, c->pad_id, t->L.total, stop_at);
     uint32_t h = 2166136261u;
     for (int i = 0; i < n && i < (int)sizeof js; i++) h = (h ^ (unsigned char)js[i]) * 16777619u;
     double mean = (double)h;
@@ -209,7 +228,7 @@ static int setup(trainer *t, const bt_run *r, void *arg, char *err, size_t errle
     } else {
         bt_params_init(&t->L, t->params, t->o.seed);
     }
-    if (t->comm && ranks_agree(t, err, errlen)) return -1;
+    if (t->comm && ranks_agree(t, r->stop_at, err, errlen)) return -1;
     t->e = t->ops->open(arg, &t->L, t->micro, t->T, t->params, t->m, t->v, e, sizeof e);
     if (!t->e) return fail(err, errlen, "%s", e);
     if (t->comm && !t->ops->allreduce_grads) return fail(err, errlen, "this engine cannot sum gradients over ranks");
@@ -249,15 +268,15 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
     share(&t, (uint64_t)B, &lo, &hi);
     /* one process stops at once; ranks stop together, after the step's sum */
     const volatile sig_atomic_t *stop_now = t.comm ? NULL : r->stop;
-    int agreed = 0;    /* an error every rank knows of (no rank waits for another) */
     while (!rc && t.st.step < total) {
         if (stop_now && *stop_now) { interrupted = 1; break; }
         const uint64_t step = (uint64_t)t.st.step;
         double t0 = now();
         long masked = bt_data_train_masked(t.data, t.o.seed, step, B);
-        if (masked < 0) { rc = fail(err, errlen, "step %ld: cannot read the batch", t.st.step + 1); break; }
+        /* no break: the ranks meet at the step's sum below, and stop together */
+        if (masked < 0) rc = fail(err, errlen, "step %ld: cannot read the batch", t.st.step + 1);
         ops->zero_grads(t.e);
-        const float scale = masked ? 1.0f / (float)masked : 0.0f;
+        const float scale = masked > 0 ? 1.0f / (float)masked : 0.0f;
         for (int first = (int)lo; first < (int)hi && !rc; first += t.micro) {
             int b = (int)hi - first < t.micro ? (int)hi - first : t.micro;
             bt_batch bb = { .B = b, .T = t.T, .inputs = t.inputs, .labels = t.labels, .step = step, .sample0 = (uint64_t)first };
@@ -279,21 +298,21 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
             double red[3] = { loss_sum, r->stop && *r->stop, rc != 0 };
             char e[1024];
             if (sum_ranks(&t, red, 3, e, sizeof e)) { rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break; }
-            agreed = red[2] > 0;
-            if (agreed && !rc) rc = fail(err, errlen, "step %ld: stopping: another rank failed (its message says why)", t.st.step + 1);
+            t.agreed = red[2] > 0;
+            if (t.agreed && !rc) rc = fail(err, errlen, "step %ld: stopping: another rank failed (its message says why)", t.st.step + 1);
             interrupted = red[1] > 0;
             loss_sum = red[0];
         }
         if (rc || interrupted) break;
         double loss = masked ? loss_sum / (double)masked : 0.0;
-        if (!isfinite(loss)) { rc = fail(err, errlen, "step %ld: loss is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(loss) ? "nan" : "infinite"); break; }
+        if (!isfinite(loss)) { t.agreed = 1; rc = fail(err, errlen, "step %ld: loss is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(loss) ? "nan" : "infinite"); break; }
         if (t.comm) {
             char e[1024];
-            if (ops->allreduce_grads(t.e, t.comm, e, sizeof e)) { rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break; }
+            if (ops->allreduce_grads(t.e, t.comm, e, sizeof e)) { t.broken = 1; rc = fail(err, errlen, "step %ld: %s", t.st.step + 1, e); break; }
         }
         double lr = bt_lr_at(&t.o.optim, t.st.step);
         double norm = ops->update(t.e, &t.o.optim, t.st.step + 1, lr);
-        if (!isfinite(norm)) { rc = fail(err, errlen, "step %ld: gradient norm is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(norm) ? "nan" : "infinite"); break; }
+        if (!isfinite(norm)) { t.agreed = 1; rc = fail(err, errlen, "step %ld: gradient norm is %s; stopping (the last checkpoint is intact)", t.st.step + 1, isnan(norm) ? "nan" : "infinite"); break; }
         t.st.step++;
         t.st.tokens += (double)B * t.T;
         tokens_since += (double)B * t.T;
@@ -311,7 +330,7 @@ int bt_train_with(const bt_run *r, const bt_engine_ops *ops, void *arg, char *er
         if (!rc && t.rank == 0 && t.st.step < total && t.o.save_every > 0 && t.st.step % t.o.save_every == 0) rc = save(&t, total, err, errlen);
     }
     if (!rc && t.rank == 0) rc = save(&t, total, err, errlen);   /* at the end, or the last whole step when interrupted */
-    if (t.comm && !agreed && !t.broken && (rc == 0 || t.rank == 0)) {
+    if (t.comm && !t.agreed && !t.broken && (rc == 0 || t.rank == 0)) {
         /* the ranks leave together: rank 0's saving failed, or not */
         double red[3] = { 0, 0, rc != 0 };
         char e[1024];
