@@ -193,6 +193,10 @@ static void test_file_rendezvous(void) {
     bt_dist_env m0 = file_env(0, 2, "rdv2", 0.3);
     CHECK(bt_rendezvous(&m0, id, sizeof id, err, sizeof err) == -1 && strstr(err, "rank 1 of 2") && strstr(err, "rdv2"), "%s", err);
     CHECK(stat("rdv2", &sb) != 0);
+    /* an answer left by an earlier run is not taken for this run's */
+    f = fopen("rdv4.1", "w"); fputs("ok\n", f); fclose(f);
+    bt_dist_env st = file_env(0, 2, "rdv4", 0.3);
+    CHECK(bt_rendezvous(&st, id, sizeof id, err, sizeof err) == -1 && strstr(err, "rank 1 of 2"), "stale answer: %s", err);
     bt_dist_env m1 = file_env(1, 2, "rdv3", 0.3);
     CHECK(bt_rendezvous(&m1, id, sizeof id, err, sizeof err) == -1 && strstr(err, "rank 1") && strstr(err, "rdv3"), "%s", err);
     /* no rendezvous at all */

@@ -244,23 +244,42 @@ static int tcp_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, siz
 
 /* ------------------------------------------------------------ rendezvous through a file */
 
+/* A rank's answer names what it read (FNV-1a 64 of the payload), so that
+ * answers left by an earlier run are never taken for this one's. */
+static void file_ack_text(const void *buf, size_t len, char out[24]) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ ((const unsigned char *)buf)[i]) * 1099511628211ull;
+    snprintf(out, 24, "%016llx\n", (unsigned long long)h);
+}
+
+static int file_acked(const char *ack, const char *want) {
+    char got[24] = { 0 };
+    FILE *f = fopen(ack, "rb");
+    if (!f) return 0;
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    fclose(f);
+    return n == strlen(want) && !memcmp(got, want, n);
+}
+
 static int file_publish(const bt_dist_env *d, const void *buf, size_t len, char *err, size_t errlen) {
     struct stat sb;
     if (stat(d->file, &sb) == 0)
         return fail(err, errlen, "rank 0: %s exists (left by an earlier run?); remove it, or name another file", d->file);
     char head[64];
     int hn = snprintf(head, sizeof head, "symbert-rendezvous %d %zu\n", d->world, len);
+    char ack[2200], want[24];
+    for (int r = 1; r < d->world; r++) { snprintf(ack, sizeof ack, "%s.%d", d->file, r); unlink(ack); }   /* an earlier run's */
+    file_ack_text(buf, len, want);
     char *all = malloc((size_t)hn + len);
     if (!all) return fail(err, errlen, "out of memory");
     memcpy(all, head, (size_t)hn); memcpy(all + hn, buf, len);
     int rc = afile_put(d->file, all, (size_t)hn + len, err, errlen);
     free(all);
     if (rc) return -1;
-    char ack[2200];
     const double deadline = bt_dist_clock() + d->timeout;
     for (int r = 1; r < d->world && !rc; r++) {
         snprintf(ack, sizeof ack, "%s.%d", d->file, r);
-        while (stat(ack, &sb) != 0) {
+        while (!file_acked(ack, want)) {
             if (bt_dist_clock() > deadline) {
                 rc = fail(err, errlen, "rank 0: rank %d of %d did not answer through %s within %g s", r, d->world, d->file, d->timeout);
                 break;
@@ -290,9 +309,10 @@ static int file_fetch(const bt_dist_env *d, void *buf, size_t len, char *err, si
             if (w != d->world) return fail(err, errlen, "rank %d: %s is for a world of %d ranks, this rank %d", d->rank, d->file, w, d->world);
             if (l != len || n != hn + len) return fail(err, errlen, "rank %d: %s: %zu bytes, expected %zu", d->rank, d->file, n - hn, len);
             memcpy(buf, data + hn, len);
-            char ack[2200];
+            char ack[2200], text[24];
             snprintf(ack, sizeof ack, "%s.%d", d->file, d->rank);
-            return afile_put(ack, "ok\n", 3, err, errlen);
+            file_ack_text(buf, len, text);
+            return afile_put(ack, text, strlen(text), err, errlen);
         }
         if (bt_dist_clock() > deadline) return fail(err, errlen, "rank %d: rank 0 wrote no %s within %g s", d->rank, d->file, d->timeout);
         nap(0.05);
