@@ -31,7 +31,6 @@ static struct {
     ncclResult_t (*abort)(ncclComm_t);
     const char *(*error_string)(ncclResult_t);
     const char *(*last_error)(ncclComm_t);
-    ncclResult_t (*version)(int *);
 } N;
 
 static int load(char *err, size_t errlen) {
@@ -48,7 +47,6 @@ static int load(char *err, size_t errlen) {
     SYM(abort, "ncclCommAbort");
     SYM(error_string, "ncclGetErrorString");
     SYM(last_error, "ncclGetLastError");
-    SYM(version, "ncclGetVersion");
 #undef SYM
     N.loaded = 1;
     return 0;
