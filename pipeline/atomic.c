@@ -55,14 +55,19 @@ int afile_open(afile *f, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen) {
+int fd_write_all(int fd, const void *buf, size_t n) {
     const char *p = buf;
     while (n) {
-        ssize_t k = write(f->fd, p, n);
+        ssize_t k = write(fd, p, n);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) { snprintf(err, errlen, "%s: write error: %s", f->path, strerror(errno)); return -1; }
+        if (k < 0) return -1;
         p += k; n -= (size_t)k;
     }
+    return 0;
+}
+
+int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen) {
+    if (fd_write_all(f->fd, buf, n) < 0) { snprintf(err, errlen, "%s: write error: %s", f->path, strerror(errno)); return -1; }
     return 0;
 }
 

@@ -13,6 +13,10 @@ typedef struct afile { int fd, direct; char path[4096]; char tmp[4200]; } afile;
 /* Returns 0, or -1 with a message in err. */
 int afile_open(afile *f, const char *path, char *err, size_t errlen);
 int afile_write(afile *f, const void *buf, size_t n, char *err, size_t errlen);
+
+/* Writes all n bytes to fd (again after EINTR and short writes): 0, or -1
+ * with errno set.  Every writer of the pipeline goes through it. */
+int fd_write_all(int fd, const void *buf, size_t n);
 int afile_commit(afile *f, char *err, size_t errlen);
 void afile_abort(afile *f);
 /* From now until f is committed or aborted, SIGINT, SIGTERM and SIGHUP

@@ -16,6 +16,7 @@
  * buffers), a hasher (reads the file back from the page cache behind the
  * writer, so a resumed .part is hashed while the rest arrives) and a flusher
  * (fdatasync every 32 MiB, so the one before the rename is short). */
+#include "pipeline/atomic.h"
 #include "pipeline/fetch.h"
 #include "pipeline/sha256.h"
 #include <curl/curl.h>
@@ -389,15 +390,6 @@ static const char *http_str(long code, char *buf, size_t len) {
 
 /* ---- sinks ---------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        p += k; n -= (size_t)k;
-    }
-    return 0;
-}
 
 /* libcurl hands the body over in pieces of at most 16 KiB: gather them into
  * WBUF bytes per write (65536 pwrite calls per GiB were 35 s of strace time
@@ -537,7 +529,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
         }
         break;
     case SINK_FD:
-        if (write_all(x->outfd, q, m) < 0) {
+        if (fd_write_all(x->outfd, q, m) < 0) {
             x->sink_err = 1;
             snprintf(x->sink_msg, sizeof x->sink_msg, "%s", errno == EPIPE ? "standard output was closed"
                      : "write error on standard output");

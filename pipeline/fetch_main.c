@@ -298,14 +298,8 @@ typedef struct cli {
 static int put_record(const char *rec, size_t n) {
     char z[256];
     size_t k = ZSTD_compress(z, sizeof z, rec, n, 1);
-    if (ZSTD_isError(k)) return -1;
-    for (size_t off = 0; off < k; ) {
-        ssize_t w = write(1, z + off, k - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -1;
-        off += (size_t)w;
-    }
-    return 0;
+    if (ZSTD_isError(k)) { errno = EINVAL; return -1; }
+    return fd_write_all(1, z, k);
 }
 
 static int valid_word(const char *s, size_t maxlen) {

@@ -4,6 +4,7 @@
  * place (its '\n' overwritten by NUL); only a line that straddles buffers is
  * copied into a growable line buffer, as large as the longest such line. */
 #include "pipeline/sio.h"
+#include "pipeline/atomic.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -258,14 +259,7 @@ static int wfail(sout *w, const char *fmt, ...) {
 }
 
 static int write_all(sout *w, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(w->fd, c, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return wfail(w, "write error: %s", strerror(errno));
-        c += k; n -= (size_t)k;
-    }
-    return 0;
+    return fd_write_all(w->fd, p, n) < 0 ? wfail(w, "write error: %s", strerror(errno)) : 0;
 }
 
 sout *sout_fd(int fd, const char *name, int level, int threads, char *err, size_t errlen) {

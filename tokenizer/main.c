@@ -57,13 +57,7 @@ typedef struct {
 static int sink_write(void *ud, const void *buf, size_t n, char *err, size_t errlen) {
     sink *s = ud;
     if (s->to_file) return afile_write(&s->af, buf, n, err, errlen);
-    const char *p = buf;
-    while (n) {
-        ssize_t k = write(1, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) { snprintf(err, errlen, "standard output: write error: %s", strerror(errno)); return -1; }
-        p += k; n -= (size_t)k;
-    }
+    if (fd_write_all(1, buf, n) < 0) { snprintf(err, errlen, "standard output: write error: %s", strerror(errno)); return -1; }
     return 0;
 }
 
